@@ -1,0 +1,111 @@
+"""Run-directory file schemas (DESIGN section 3). Frozen: a change bumps ``SCHEMA_VERSION``.
+
+Each Parquet file is long format. Units: returns are daily simple returns as fractions; weights are
+fractions of portfolio value; units are asset units (negative = short); costs in portfolio currency
+with initial capital 1.0; net exposure is a fraction of portfolio value (negative = net short).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from contracts.errors import DataError
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    dtype: str  # "string", "int64", "float64", "bool", "datetime64[ns, UTC]"
+    description: str
+
+
+_DIMS = [
+    ColumnSpec("engine", "string", "selection engine (v4, v4:<scorer>, v3.4, raw, random, ...)"),
+    ColumnSpec("profile", "string", "risk profile"),
+    ColumnSpec("backend", "string", "optimiser backend (riskfolio or native)"),
+    ColumnSpec("simulator", "string", "simulator (vectorbt or reference)"),
+    ColumnSpec("step_size", "int64", "bars between cut-offs"),
+    ColumnSpec("train_window", "int64", "bars in the train slice"),
+    ColumnSpec("feature_lookback", "int64", "bars used for features"),
+]
+
+RUN_SCHEMAS: dict[str, list[ColumnSpec]] = {
+    "cells.parquet": [
+        ColumnSpec("cell_id", "string", "short stable id of the cell (CellKey.id)"),
+        *_DIMS,
+        ColumnSpec("sim_total_return", "float64", "simulator's own total return, fraction"),
+        ColumnSpec("sim_sharpe", "float64", "simulator's own annualised Sharpe (rf 0, ddof 1)"),
+        ColumnSpec("sim_max_drawdown", "float64", "simulator's own max drawdown, fraction, <= 0"),
+        ColumnSpec("liquidated", "bool", "the cell hit the liquidation floor"),
+        ColumnSpec("n_windows", "int64", "number of test windows"),
+    ],
+    "windows.parquet": [
+        ColumnSpec("setting_id", "string", "sweep setting id (SettingKey.id)"),
+        ColumnSpec("window", "int64", "window number k"),
+        ColumnSpec("cutoff", "datetime64[ns, UTC]", "date of the cut-off bar"),
+        ColumnSpec("fill", "datetime64[ns, UTC]", "date of the fill bar"),
+        ColumnSpec("test_start", "datetime64[ns, UTC]", "first test bar"),
+        ColumnSpec("test_end", "datetime64[ns, UTC]", "last test bar"),
+        ColumnSpec("train_start", "datetime64[ns, UTC]", "first train bar"),
+    ],
+    "weights.parquet": [
+        ColumnSpec("cell_id", "string", "cell id"),
+        ColumnSpec("window", "int64", "window number"),
+        ColumnSpec("atom_id", "string", "atom id {identity}_{logic}_{direction}"),
+        ColumnSpec("symbol", "string", "physical symbol of the atom"),
+        ColumnSpec("direction", "string", "LONG or SHORT"),
+        ColumnSpec("weight", "float64", "target weight, fraction, >= 0, sums to 1 per cell-window"),
+    ],
+    "returns.parquet": [
+        ColumnSpec("cell_id", "string", "cell id"),
+        ColumnSpec("date", "datetime64[ns, UTC]", "bar date"),
+        ColumnSpec("window", "int64", "window whose test slice holds the bar"),
+        ColumnSpec("return", "float64", "daily simple return of the portfolio, fraction, >= -1"),
+        ColumnSpec("liquidated", "bool", "the cell is liquidated at or before this bar"),
+    ],
+    "positions.parquet": [
+        ColumnSpec("cell_id", "string", "cell id"),
+        ColumnSpec("date", "datetime64[ns, UTC]", "bar date (rows only where units != 0 or a trade)"),
+        ColumnSpec("atom_id", "string", "atom id"),
+        ColumnSpec("symbol", "string", "physical symbol"),
+        ColumnSpec("units", "float64", "units held after the bar's trade; SHORT atoms never > 0"),
+        ColumnSpec("trade", "float64", "units traded at the bar's close (signed)"),
+        ColumnSpec("cost", "float64", "fees + slippage paid at the bar, currency, initial capital 1"),
+    ],
+    "exposure.parquet": [
+        ColumnSpec("cell_id", "string", "cell id"),
+        ColumnSpec("date", "datetime64[ns, UTC]", "bar date"),
+        ColumnSpec("symbol", "string", "physical symbol"),
+        ColumnSpec("net_exposure", "float64", "net position value / portfolio value, signed"),
+    ],
+}
+
+
+def check_frame(df: pd.DataFrame, file: str) -> pd.DataFrame:
+    """Check ``df`` against the schema of ``file``: same columns in order, compatible dtypes.
+
+    Returns ``df`` with the documented dtypes (cast where lossless). Raises ``DataError`` naming the
+    file and column.
+    """
+    spec = RUN_SCHEMAS[file]
+    names = [c.name for c in spec]
+    if list(df.columns) != names:
+        raise DataError(f"{file}: columns {list(df.columns)} != schema {names}")
+    out = {}
+    for c in spec:
+        s = df[c.name]
+        try:
+            if c.dtype == "string":
+                out[c.name] = s.astype("string")
+            elif c.dtype.startswith("datetime64"):
+                if not isinstance(s.dtype, pd.DatetimeTZDtype):
+                    raise TypeError("not tz-aware")
+                out[c.name] = s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+            else:
+                out[c.name] = s.astype(c.dtype)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{file}: column {c.name!r} is not {c.dtype}: {exc}") from exc
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
