@@ -41,7 +41,7 @@ def validate_panel(closes: pd.DataFrame, source: str = "panel") -> pd.DataFrame:
         raise DataError(f"{source}: non-numeric prices ({exc})") from exc
     for j, sym in enumerate(cols):
         _check_column(values[:, j], idx, f"{source}: symbol {sym!r}")
-    out = pd.DataFrame(values, index=idx.tz_convert("UTC"), columns=[str(c) for c in cols])
+    out = pd.DataFrame(values, index=idx.tz_convert("UTC").as_unit("ns"), columns=[str(c) for c in cols])
     out.index.name = "date"
     return out
 

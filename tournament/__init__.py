@@ -1,0 +1,1 @@
+"""The tournament: configuration, the sweep, executors, resumable runs and the CLI."""

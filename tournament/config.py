@@ -1,0 +1,207 @@
+"""Tournament configuration: a YAML file validated by pydantic (unknown keys are errors).
+
+Every default is documented here; presets (``quick``, ``full``) are partial configs merged under the
+user's file and CLI overrides (precedence: CLI > file > preset > defaults).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contracts.cell import CellKey, SettingKey
+from contracts.enums import Backend, ExecutorKind, Profile, SimulatorKind
+from contracts.errors import ConfigError
+
+BASE_ENGINES = ("v4", "v3.4", "raw", "random")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Setting(_Strict):
+    """The base temporal setting, in bars."""
+
+    step_size: int = Field(default=20, ge=2, description="bars between cut-offs")
+    train_window: int = Field(default=252, ge=30, description="bars in the train slice")
+    feature_lookback: int = Field(default=120, ge=20, description="bars used for features")
+
+
+class Sweeps(_Strict):
+    """One-at-a-time sweeps around the base setting (native backend, vectorbt simulator only)."""
+
+    step_size: list[int] = Field(default_factory=list)
+    train_window: list[int] = Field(default_factory=list)
+    feature_lookback: list[int] = Field(default_factory=list)
+
+
+class Costs(_Strict):
+    fees: float = Field(default=0.0005, ge=0, lt=0.1, description="fraction of traded notional")
+    slippage: float = Field(default=0.0005, ge=0, lt=0.1, description="fraction of traded notional")
+
+
+class Statistics(_Strict):
+    n_boot: int = Field(default=1000, ge=50, description="bootstrap replications")
+    pbo_blocks: int = Field(default=16, ge=4, description="CSCV blocks S (even)")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="two-sided test level, CI 1-alpha")
+
+
+class DataSpec(_Strict):
+    """Where the market comes from: ``None`` folders mean the embedded synthetic market."""
+
+    data: Optional[str] = Field(default=None, description="lakehouse folder or wide close file")
+    candidates: Optional[str] = Field(default=None, description="snapshot folder or one undated export")
+    calendar: str = Field(default="crypto", description="crypto (365) or exchange (252)")
+    benchmark: Optional[str] = Field(default="BTCUSDT", description="benchmark symbol for beta")
+    synthetic_seed: int = Field(default=7, description="seed of the synthetic market")
+
+    @model_validator(mode="after")
+    def _both(self) -> "DataSpec":
+        if (self.data is None) != (self.candidates is None):
+            raise ValueError("give both data and candidates, or neither (synthetic market)")
+        return self
+
+
+class TournamentConfig(_Strict):
+    """The resolved configuration of a run (written to ``config.yaml``)."""
+
+    preset: str = Field(default="quick")
+    seed: int = Field(default=42, description="base seed; every draw derives from it and a unit key")
+    market: DataSpec = Field(default_factory=DataSpec)
+    engines: list[str] = Field(default_factory=lambda: ["v4", "v3.4", "raw", "random"])
+    profiles: list[Profile] = Field(default_factory=lambda: list(Profile))
+    backends: list[Backend] = Field(default_factory=lambda: [Backend.NATIVE, Backend.RISKFOLIO])
+    simulators: list[SimulatorKind] = Field(default_factory=lambda: [SimulatorKind.VECTORBT,
+                                                                     SimulatorKind.REFERENCE])
+    base: Setting = Field(default_factory=Setting)
+    sweeps: Sweeps = Field(default_factory=Sweeps)
+    gap: int = Field(default=1, ge=0, description="bars from cut-off to fill")
+    train_mode: str = Field(default="rolling", description="rolling or expanding train slice")
+    max_windows: Optional[int] = Field(default=None, ge=1, description="keep only the last N windows")
+    costs: Costs = Field(default_factory=Costs)
+    liquidation_floor: float = Field(default=-1.0, ge=-1.0, lt=0.0, description="drawdown, negative")
+    statistics: Statistics = Field(default_factory=Statistics)
+    executor: ExecutorKind = Field(default=ExecutorKind.SERIAL)
+    workers: int = Field(default=1, ge=1)
+    scheduler: Optional[str] = Field(default=None, description="dask scheduler address")
+    report: bool = Field(default=True, description="render the report at the end")
+
+    @field_validator("engines")
+    @classmethod
+    def _engines(cls, v: list[str]) -> list[str]:
+        for e in v:
+            if e not in BASE_ENGINES and not e.startswith("v4:"):
+                raise ValueError(f"unknown engine {e!r}: use v4, v4:<scorer>, v3.4, raw, random")
+        if len(set(v)) != len(v):
+            raise ValueError("engines repeat")
+        return v
+
+    @field_validator("train_mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in ("rolling", "expanding"):
+            raise ValueError("train_mode must be rolling or expanding")
+        return v
+
+    @property
+    def trial_backend(self) -> Backend:
+        return Backend.NATIVE if Backend.NATIVE in self.backends else self.backends[0]
+
+    @property
+    def trial_simulator(self) -> SimulatorKind:
+        return SimulatorKind.VECTORBT if SimulatorKind.VECTORBT in self.simulators else self.simulators[0]
+
+    def settings(self) -> list[SettingKey]:
+        """Base setting then the one-at-a-time sweep settings (unique, in that order)."""
+        b = self.base
+        out = [SettingKey(step_size=b.step_size, train_window=b.train_window, feature_lookback=b.feature_lookback)]
+        for name, values in (("step_size", self.sweeps.step_size), ("train_window", self.sweeps.train_window),
+                             ("feature_lookback", self.sweeps.feature_lookback)):
+            for v in values:
+                s = out[0].model_copy(update={name: v})
+                if s not in out:
+                    out.append(s)
+        return out
+
+    def cells(self) -> list[CellKey]:
+        """Every cell: at the base setting all engine x profile x backend x simulator; at the sweep
+        settings engine x profile on the trial backend and simulator (verification axes run only at
+        the base setting)."""
+        out = []
+        settings = self.settings()
+        for i, s in enumerate(settings):
+            backends = self.backends if i == 0 else [self.trial_backend]
+            sims = self.simulators if i == 0 else [self.trial_simulator]
+            for e in self.engines:
+                for p in self.profiles:
+                    for bk in backends:
+                        for sm in sims:
+                            out.append(CellKey(engine=e, profile=p, backend=bk, simulator=sm,
+                                               **s.model_dump()))
+        return out
+
+    def is_trial(self, cell: CellKey) -> bool:
+        """A trial is a strategy configuration on the native backend and the vectorbt simulator."""
+        return cell.backend == self.trial_backend and cell.simulator == self.trial_simulator
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # about a minute on 2 cores: base setting only, last windows of the synthetic market
+    "quick": {
+        "engines": ["v4", "v3.4", "raw", "random"],
+        "profiles": ["equal_weight", "hrp", "min_variance", "max_sharpe", "market_neutral", "barbell"],
+        "backends": ["native", "riskfolio"],
+        "simulators": ["vectorbt", "reference"],
+        "base": {"step_size": 20, "train_window": 252, "feature_lookback": 120},
+        "statistics": {"n_boot": 300},
+    },
+    "full": {
+        "base": {"step_size": 20, "train_window": 252, "feature_lookback": 120},
+        "sweeps": {"step_size": [5, 20, 60], "train_window": [60, 252, 504], "feature_lookback": [60, 120, 250]},
+    },
+}
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None,
+                overrides: dict[str, Any] | None = None) -> TournamentConfig:
+    """Resolve preset < file < overrides into a validated ``TournamentConfig``.
+
+    Raises ``ConfigError`` naming the key at fault (unknown keys included).
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    name = preset or raw.get("preset") or "quick"
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: use {sorted(PRESETS)}")
+    merged = _merge(_merge(PRESETS[name], raw), overrides or {})
+    merged["preset"] = name
+    try:
+        return TournamentConfig.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"config key {loc!r}: {err['msg']}") from None
+
+
+def dump_config(cfg: TournamentConfig) -> str:
+    """The resolved config as YAML (enums as strings)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

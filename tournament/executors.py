@@ -1,0 +1,92 @@
+"""Executors: where units run (serial, a local process pool, or Dask). Never confuse with backends.
+
+Results are yielded as units finish (order may differ across executors: the ledger order may, the
+decisions may not). Solver and BLAS threads are pinned to 1 in every executor, serial included.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Iterator
+
+from contracts.enums import ExecutorKind
+from contracts.errors import ConfigError
+from tournament.unit import UnitContext, UnitKey, UnitResult, run_unit
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                "RAYON_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def pin_threads() -> None:
+    """Pin BLAS/OpenMP/Rayon (Clarabel) threads to 1 in this process."""
+    for v in _THREAD_VARS:
+        os.environ[v] = "1"
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+
+
+def _run_pinned(ctx: UnitContext, key: UnitKey) -> dict:
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        return run_unit(ctx, key).to_json()
+
+
+# Process-pool workers keep their context here: set once by the initializer in each worker process
+# (process-local, never shared or mutated after start).
+_WORKER_CTX: dict[str, UnitContext] = {}
+
+
+def _init_worker(market, config) -> None:
+    pin_threads()
+    _WORKER_CTX["ctx"] = UnitContext(market=market, config=config)
+
+
+def _run_in_worker(key: UnitKey) -> dict:
+    return _run_pinned(_WORKER_CTX["ctx"], key)
+
+
+def _run_dask_task(market, config, key: UnitKey) -> dict:
+    pin_threads()
+    return _run_pinned(UnitContext(market=market, config=config), key)
+
+
+def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,
+            scheduler: str | None = None) -> Iterator[UnitResult]:
+    """Run ``keys`` and yield each ``UnitResult`` as it finishes."""
+    kind = ExecutorKind(kind)
+    if not keys:
+        return
+    if kind is ExecutorKind.SERIAL:
+        for k in keys:
+            yield UnitResult.from_json(_run_pinned(ctx, k))
+    elif kind is ExecutorKind.PROCESS:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                 initargs=(ctx.market, ctx.config)) as pool:
+            futs = [pool.submit(_run_in_worker, k) for k in keys]
+            for f in as_completed(futs):
+                yield UnitResult.from_json(f.result())
+    elif kind is ExecutorKind.DASK:
+        yield from _execute_dask(ctx, keys, workers, scheduler)
+    else:  # pragma: no cover - enum is exhaustive
+        raise ConfigError(f"unknown executor {kind}")
+
+
+def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler: str | None) -> Iterator[UnitResult]:
+    from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, env={v: "1" for v in _THREAD_VARS})
+        client = Client(cluster)
+    try:
+        market_f = client.scatter(ctx.market, broadcast=True)
+        futs = [client.submit(_run_dask_task, market_f, ctx.config, k, pure=False) for k in keys]
+        for f in dask_completed(futs):
+            yield UnitResult.from_json(f.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,81 @@
+"""Load the market a run works on: the embedded synthetic market or a user's data, with provenance."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contracts.errors import DataError
+from market.calendar import Calendar, get_calendar
+from market.loaders import MarketData, load_lakehouse, load_snapshots, load_wide, panel_digest
+from market.ratings import derive_panel, fill_missing_fields
+from market.snapshots import SnapshotStore
+from market.synthetic import SyntheticConfig, generate
+from tournament.config import DataSpec
+
+
+@dataclass(frozen=True)
+class Market:
+    """Everything a run reads: panel, snapshots, calendar, benchmark and provenance."""
+
+    data: MarketData
+    snapshots: SnapshotStore
+    calendar: Calendar
+    benchmark: str | None
+    provenance: dict = field(default_factory=dict)
+    derived: dict | None = None  # derived scanner fields (dates x symbols) when snapshots lack some
+
+    @property
+    def closes(self):
+        return self.data.closes
+
+
+def load_market(spec: DataSpec) -> Market:
+    """The synthetic market (``spec.data is None``) or the user's folder/file plus candidates.
+
+    A user's snapshots that lack scanner fields get them derived from the bars up to each snapshot's
+    date (``market.ratings``). Every candidate symbol must have a price column.
+    """
+    cal = get_calendar(spec.calendar)
+    if spec.data is None:
+        syn = generate(SyntheticConfig(seed=spec.synthetic_seed))
+        data, snaps, bench = syn.data, syn.snapshots, syn.benchmark
+        prov = {"source": "synthetic", "seed": spec.synthetic_seed, "events": syn.events}
+        derived = None
+    else:
+        path = Path(spec.data)
+        data = load_lakehouse(path) if path.is_dir() else load_wide(path)
+        snaps = load_snapshots(spec.candidates)
+        missing = sorted(snaps.symbols() - set(data.closes.columns))
+        if missing:
+            raise DataError(f"{spec.candidates}: candidate {missing[0]!r} has no price file in {spec.data}"
+                            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        derived = _derived_if_needed(data, snaps)
+        bench = spec.benchmark
+        prov = {"source": str(path), "candidates": str(spec.candidates)}
+    if bench is not None and bench not in data.closes.columns:
+        raise DataError(f"benchmark symbol {bench!r} has no price column")
+    prov.update({"panel_sha256": panel_digest(data.closes), "snapshot_sha256": dict(snaps.digests),
+                 "point_in_time": snaps.point_in_time, "n_symbols": int(data.closes.shape[1]),
+                 "n_bars": int(data.closes.shape[0]), "first_date": str(data.closes.index[0].date()),
+                 "last_date": str(data.closes.index[-1].date()), "calendar": cal.name,
+                 "periods_per_year": cal.periods_per_year})
+    prov["derived_fields"] = derived is not None
+    return Market(data=data, snapshots=snaps, calendar=cal, benchmark=bench, provenance=prov, derived=derived)
+
+
+def _derived_if_needed(data: MarketData, snaps: SnapshotStore) -> dict | None:
+    """Derived fields for the whole panel when any snapshot misses a scanner field, else None.
+
+    They are filled per window as of the cut-off (``pool_as_of``), never as of a later date.
+    """
+    fields = ["Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX", "Value.Traded"]
+    if not any(f[fields].isna().any().any() for f in snaps.frames.values()):
+        return None
+    return derive_panel(data.closes, data.fields)
+
+
+def pool_as_of(market: Market, view_pool, cutoff_date):
+    """The window's pool with missing scanner fields derived from bars up to the cut-off."""
+    if market.derived is None:
+        return view_pool
+    return fill_missing_fields(view_pool, market.derived, cutoff_date)

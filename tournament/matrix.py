@@ -1,0 +1,153 @@
+"""The performance matrix (one row per cell) and the run-level statistics over the trials.
+
+- Sharpe: annualised (P of the calendar), rf 0, with a stationary-bootstrap CI (arch, automatic block
+  length, seed derived from the base seed and the cell id);
+- PSR against 0; DSR with the trials' Sharpe variance and the effective number of trials estimated
+  from the trials' return correlation (participation ratio of its eigenvalues: ``(sum l)^2 / sum l^2``,
+  which is N for uncorrelated trials and 1 for identical ones);
+- PBO by CSCV over the trials on their common dates; paired block-bootstrap Sharpe tests (v4 vs v3.4,
+  champion vs each challenger, every engine vs ``random``) matched on profile, step, train window and
+  lookback, Holm-corrected across all pairs; Hansen's SPA per profile at the base setting (benchmark:
+  the ``random`` engine of that profile) and the Model Confidence Set over the base-setting trials
+  (method ``max``).
+- Zero-variance trials (e.g. liquidated at once): Sharpe 0 and a ``degenerate`` flag (audit.statistics
+  rule), kept in the trial count.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audit.checks import VOL_BANDS, band_distance
+from audit.metrics import compute_metrics
+from audit.statistics import (deflated_sharpe, effective_trials, holm_correction, model_confidence_set,
+                              paired_sharpe_test, pbo_cscv, probabilistic_sharpe, sharpe_ci, spa_test)
+from tournament.config import TournamentConfig
+from tournament.unit import derive_seed
+
+
+def _band_text(profile) -> str:
+    lo, hi = VOL_BANDS[profile]
+    return f"{lo:.2f}" if lo == hi else f"{lo:.2f}-{hi:.2f}"
+
+
+def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame, checks: list,
+                       P: int) -> tuple[pd.DataFrame, dict]:
+    series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
+    liquidated = {cid: bool(g["liquidated"].any()) for cid, g in returns.groupby("cell_id")}
+    drift = {c.cell_id: c.details.get("flag") == "DRIFT" for c in checks if c.name == "volatility_band"}
+    trials = [cid for cid, (c, _) in plans.items() if cfg.is_trial(c)]
+    common = _common_frame(series, trials)
+    rows = []
+    for cid, (cell, plan) in plans.items():
+        r = series[cid]
+        m = compute_metrics(r.to_numpy(), P)
+        ci = sharpe_ci(r.to_numpy(), P, seed=derive_seed(cfg.seed, "sharpe_ci", cid),
+                       n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha)
+        psr = probabilistic_sharpe(r.to_numpy())
+        dsr = deflated_sharpe(r.to_numpy(), common.to_numpy()) if cid in trials and common.shape[1] > 1 else None
+        band = VOL_BANDS[cell.profile]
+        rows.append({"cell_id": cid, **cell.dims(), "trial": cid in trials,
+                     "sharpe": ci.sharpe, "sharpe_ci_low": ci.ci_low, "sharpe_ci_high": ci.ci_high,
+                     "cagr": m["cagr"], "max_drawdown": m["max_drawdown"], "annual_volatility": m["annual_volatility"],
+                     "vol_band": _band_text(cell.profile),
+                     "band_distance": band_distance(m["annual_volatility"], band),
+                     "psr": psr.psr, "dsr": dsr.dsr if dsr else np.nan,
+                     "n_trials": dsr.n_trials_raw if dsr else np.nan,
+                     "n_trials_effective": dsr.n_trials if dsr else np.nan,
+                     "liquidated": liquidated[cid], "drift": drift.get(cid, False),
+                     "n_windows": len(plan.windows), "degenerate": ci.degenerate})
+    matrix = pd.DataFrame(rows)
+    stats = {"n_trials": len(trials), "common_dates": int(common.shape[0])}
+    if common.shape[1] >= 2:
+        eff = effective_trials(common.to_numpy())
+        stats["effective_trials"] = eff.to_dict()
+        if common.shape[0] >= cfg.statistics.pbo_blocks * 2:
+            pbo = pbo_cscv(common, n_splits=cfg.statistics.pbo_blocks)
+            stats["pbo"] = {k: v for k, v in pbo.to_dict().items()}
+            stats["pbo"]["lambdas"] = [float(x) for x in pbo.lambdas]
+    stats["paired_tests"] = _paired(cfg, plans, series, P)
+    stats["spa"], stats["mcs"] = _spa_mcs(cfg, plans, series)
+    return matrix, stats
+
+
+def _common_frame(series: dict, cids: list[str]) -> pd.DataFrame:
+    if not cids:
+        return pd.DataFrame()
+    df = pd.DataFrame({c: series[c] for c in cids}).dropna(how="any")
+    return df
+
+
+def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
+    """Paired Sharpe-difference tests between engines on trials matched on everything else."""
+    idx = {}
+    for cid, (c, _) in plans.items():
+        if cfg.is_trial(c):
+            idx[(c.engine, c.profile.value, c.step_size, c.train_window, c.feature_lookback)] = cid
+    engines = list(cfg.engines)
+    pairs = []
+    if "v4" in engines and "v3.4" in engines:
+        pairs.append(("v4", "v3.4", "v4 vs v3.4"))
+    for e in engines:
+        if e.startswith("v4:") and "v4" in engines:
+            pairs.append(("v4", e, f"champion vs {e}"))
+    if "random" in engines:
+        for e in engines:
+            if e != "random":
+                pairs.append((e, "random", f"{e} vs random"))
+    tests = []
+    for a, b, label in pairs:
+        for key, cid_a in idx.items():
+            if key[0] != a:
+                continue
+            cid_b = idx.get((b,) + key[1:])
+            if cid_b is None:
+                continue
+            ab = pd.concat([series[cid_a], series[cid_b]], axis=1, join="inner").dropna()
+            t = paired_sharpe_test(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(), P,
+                                   seed=derive_seed(cfg.seed, "paired", cid_a, cid_b),
+                                   n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha)
+            tests.append({"comparison": label, "a": a, "b": b, "profile": key[1], "step_size": key[2],
+                          "train_window": key[3], "feature_lookback": key[4], "cell_a": cid_a,
+                          "cell_b": cid_b, **t.to_dict()})
+    if tests:
+        pv = pd.Series([t["pvalue"] for t in tests], index=range(len(tests)))
+        holm = holm_correction(pv, alpha=cfg.statistics.alpha)
+        for i, t in enumerate(tests):
+            t["pvalue_holm"] = float(holm.adjusted.iloc[i])
+            t["reject_holm"] = bool(holm.reject.iloc[i])
+    verdicts = {}
+    for t in tests:
+        v = verdicts.setdefault(t["comparison"], {"n": 0, "a_better_significant": 0, "b_better_significant": 0,
+                                                  "mean_difference": 0.0})
+        v["n"] += 1
+        v["mean_difference"] += t["difference"]
+        if t["reject_holm"]:
+            v["a_better_significant" if t["difference"] > 0 else "b_better_significant"] += 1
+    for v in verdicts.values():
+        v["mean_difference"] /= max(v["n"], 1)
+    return {"tests": tests, "verdicts": verdicts, "correction": "holm"}
+
+
+def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict) -> tuple[dict, dict]:
+    base = cfg.settings()[0]
+    base_trials = {cid: c for cid, (c, _) in plans.items() if cfg.is_trial(c) and c.setting == base}
+    spa = {}
+    if "random" in cfg.engines:
+        for profile in cfg.profiles:
+            bench = [cid for cid, c in base_trials.items() if c.engine == "random" and c.profile == profile]
+            models = {c.engine: cid for cid, c in base_trials.items() if c.engine != "random" and c.profile == profile}
+            if not bench or not models:
+                continue
+            df = pd.DataFrame({e: series[cid] for e, cid in models.items()})
+            df["__bench"] = series[bench[0]]
+            df = df.dropna()
+            res = spa_test(df.pop("__bench").to_numpy(), df, seed=derive_seed(cfg.seed, "spa", profile.value),
+                           n_boot=cfg.statistics.n_boot)
+            spa[profile.value] = res.to_dict()
+    mcs = {}
+    if len(base_trials) >= 2:
+        labels = {cid: f"{c.engine}|{c.profile.value}" for cid, c in base_trials.items()}
+        df = pd.DataFrame({labels[cid]: series[cid] for cid in base_trials}).dropna()
+        mcs = model_confidence_set(df, seed=derive_seed(cfg.seed, "mcs"), n_boot=cfg.statistics.n_boot).to_dict()
+    return spa, mcs

@@ -1,0 +1,125 @@
+"""The durable unit of work: one window of one sweep setting (DESIGN section 1).
+
+A unit runs every engine's selection (features and scores shared) and every profile x backend
+allocation for that window. It is a pure function of the market, the config and the unit key, so any
+executor may run it anywhere; its result is JSON-serialisable and written atomically to
+``units/<setting id>/<k>.json`` before its ledger records are appended.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from allocation import AllocationConfig, ProblemCache, allocate
+from contracts.allocation import Allocation, AllocationRequest
+from contracts.cell import SettingKey
+from contracts.enums import Backend, Profile
+from contracts.selection import SelectionResult
+from contracts.window import Window
+from market.gates import atom_returns
+from market.panel import simple_returns
+from market.view import PastView
+from selection.config import SelectionConfig
+from selection.registry import run_window
+from tournament.config import TournamentConfig
+from tournament.market_io import Market, pool_as_of
+
+
+def derive_seed(base: int, *keys: str | int) -> int:
+    """A seed from the base seed and a unit's key, never from execution order (CRC32 of each key)."""
+    words = [int(base) & 0xFFFFFFFF] + [zlib.crc32(str(k).encode()) for k in keys]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class UnitKey:
+    setting: SettingKey
+    window: Window
+
+    @property
+    def id(self) -> str:
+        return f"{self.setting.id}/{self.window.index}"
+
+
+@dataclass
+class UnitResult:
+    """Everything decided in one unit. ``allocations`` keys are ``engine|profile|backend``."""
+
+    key: UnitKey
+    selections: dict[str, SelectionResult]
+    allocations: dict[str, Allocation]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"setting": self.key.setting.model_dump(), "window": self.key.window.model_dump(),
+                "selections": {e: s.model_dump(mode="json") for e, s in self.selections.items()},
+                "allocations": {k: a.model_dump(mode="json") for k, a in self.allocations.items()},
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "UnitResult":
+        key = UnitKey(SettingKey(**d["setting"]), Window(**d["window"]))
+        return cls(key=key,
+                   selections={e: SelectionResult.model_validate(s) for e, s in d["selections"].items()},
+                   allocations={k: Allocation.model_validate(a) for k, a in d["allocations"].items()},
+                   seconds=d.get("seconds", {}))
+
+
+def alloc_key(engine: str, profile: Profile | str, backend: Backend | str) -> str:
+    return f"{engine}|{Profile(profile).value}|{Backend(backend).value}"
+
+
+@dataclass
+class UnitContext:
+    """What every unit of a run shares: market, config and per-process caches (explicit objects)."""
+
+    market: Market
+    config: TournamentConfig
+    problem_cache: ProblemCache = field(default_factory=ProblemCache)
+
+    def backends_for(self, setting: SettingKey) -> list[Backend]:
+        base = self.config.settings()[0]
+        return list(self.config.backends) if setting == base else [self.config.trial_backend]
+
+
+def allocation_request(view: PastView, sel: SelectionResult, periods_per_year: int) -> AllocationRequest:
+    """Train-slice inputs of one engine's atoms (past-only: built from ``view``)."""
+    atoms = sel.atoms
+    train = slice(view.window.train_start, view.window.cutoff + 1)
+    a = atom_returns(view.closes, atoms, gap=view.window.gap).iloc[train]
+    symbols = sorted({x.symbol for x in atoms})
+    assets = simple_returns(view.closes[symbols]).iloc[train] if symbols else None
+    bench = None
+    if view.benchmark is not None:
+        bench = simple_returns(view.closes[[view.benchmark]]).iloc[train][view.benchmark]
+    return AllocationRequest(atoms=atoms, atom_returns=a, asset_returns=assets, benchmark_returns=bench,
+                             shrinkage=sel.shrinkage, periods_per_year=periods_per_year)
+
+
+def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
+    """Select with every engine, then allocate with every profile and backend, for one unit."""
+    m, cfg = ctx.market, ctx.config
+    t0 = time.perf_counter()
+    view = PastView.at(m.closes, m.snapshots, key.window, m.calendar, m.benchmark)
+    view = dataclasses.replace(view, pool=pool_as_of(m, view.pool, view.cutoff_date))
+    sel_cfg = SelectionConfig(feature_lookback=key.setting.feature_lookback)
+    seed = derive_seed(cfg.seed, key.setting.id, key.window.index)
+    selections = run_window(view, list(cfg.engines), sel_cfg, seed)
+    t1 = time.perf_counter()
+    allocations: dict[str, Allocation] = {}
+    acfg = AllocationConfig()
+    for engine in cfg.engines:
+        sel = selections[engine]
+        req = allocation_request(view, sel, m.calendar.periods_per_year)
+        for profile in cfg.profiles:
+            for backend in ctx.backends_for(key.setting):
+                allocations[alloc_key(engine, profile, backend)] = allocate(
+                    req, Profile(profile), Backend(backend), acfg, ctx.problem_cache)
+    t2 = time.perf_counter()
+    return UnitResult(key=key, selections=selections, allocations=allocations,
+                      seconds={"selection": t1 - t0, "allocation": t2 - t1})
