@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: run test test-slow bench venv clean
+.PHONY: run test test-slow bench venv clean browser
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python >= 3.11)"; exit 1; }
@@ -31,7 +31,16 @@ run: $(VENV)/.installed
 	@mkdir -p $(NUMBA_CACHE_DIR) $(MPLCONFIGDIR)
 	$(BIN)/tournament run --preset quick
 
-test: $(VENV)/.installed-test
+# Headless Chromium for the report's browser test (Debian package; installed when missing).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser test will fail"; \
+	  else echo "no apt-get: install chromium for the browser test"; fi; }
+
+test: $(VENV)/.installed-test browser
 	@mkdir -p $(NUMBA_CACHE_DIR) $(MPLCONFIGDIR)
 	$(BIN)/python -m pytest -m "not slow"
 

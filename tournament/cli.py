@@ -10,7 +10,7 @@ import typer
 
 from contracts.errors import ToolkitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Walk-forward backtesting and forensic audit toolkit.")
 data_app = typer.Typer(no_args_is_help=True, help="Data tools: write the synthetic market.")
 audit_app = typer.Typer(no_args_is_help=True, help="Audit tools: verify a run's ledger, recompute its metrics.")

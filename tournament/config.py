@@ -57,6 +57,8 @@ class DataSpec(_Strict):
     calendar: str = Field(default="crypto", description="crypto (365) or exchange (252)")
     benchmark: Optional[str] = Field(default="BTCUSDT", description="benchmark symbol for beta")
     synthetic_seed: int = Field(default=7, description="seed of the synthetic market")
+    synthetic_bars: int = Field(default=1461, ge=400, description="bars of the synthetic market")
+    synthetic_candidates: int = Field(default=110, ge=20, description="candidate records (synthetic)")
 
     @model_validator(mode="after")
     def _both(self) -> "DataSpec":

@@ -37,12 +37,15 @@ def load_market(spec: DataSpec) -> Market:
     """
     cal = get_calendar(spec.calendar)
     if spec.data is None:
-        syn = generate(SyntheticConfig(seed=spec.synthetic_seed))
+        syn = generate(SyntheticConfig(seed=spec.synthetic_seed, n_bars=spec.synthetic_bars,
+                                       n_candidates=spec.synthetic_candidates))
         data, snaps, bench = syn.data, syn.snapshots, syn.benchmark
         prov = {"source": "synthetic", "seed": spec.synthetic_seed, "events": syn.events}
         derived = None
     else:
         path = Path(spec.data)
+        if not path.exists():
+            raise DataError(f"{path}: data folder or file not found")
         data = load_lakehouse(path) if path.is_dir() else load_wide(path)
         snaps = load_snapshots(spec.candidates)
         missing = sorted(snaps.symbols() - set(data.closes.columns))

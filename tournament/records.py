@@ -6,6 +6,8 @@ from typing import Any, Iterator
 from contracts.enums import RecordType, SpecVersion
 from tournament.unit import UnitResult
 
+#: execution statistics (may differ across executors and worker counts; not decisions)
+EXECUTION_KEYS = frozenset({"cache_hits", "cache_misses"})
 ENGINE_SPEC = {"v3.4": SpecVersion.V34, "raw": SpecVersion.BASELINE, "random": SpecVersion.BASELINE}
 
 
@@ -33,8 +35,10 @@ def unit_records(res: UnitResult, dates) -> Iterator[tuple[RecordType, SpecVersi
             "pipeline_audit": sel.pipeline_audit}
     for k, alloc in res.allocations.items():
         engine, profile, backend = k.split("|")
+        diag = {d: v for d, v in alloc.diagnostics.items() if d not in EXECUTION_KEYS}
+        execution = {d: v for d, v in alloc.diagnostics.items() if d in EXECUTION_KEYS}
         yield RecordType.ALLOCATION, spec_of(engine), {
             "key": f"allocation:{unit}:{k}", "unit": unit, "engine": engine, "profile": profile,
             "backend": backend, "weights": alloc.weights, "solver": alloc.solver, "status": alloc.status,
             "fallback_used": alloc.fallback_used, "reason": alloc.reason, "binding": alloc.binding,
-            "relaxed": alloc.relaxed, "diagnostics": alloc.diagnostics}
+            "relaxed": alloc.relaxed, "diagnostics": diag, "execution": execution}

@@ -25,7 +25,7 @@ from market.gates import atom_returns
 from market.panel import simple_returns
 from market.view import PastView
 from selection.config import SelectionConfig
-from selection.registry import run_window
+from selection.registry import FeatureCache, run_window
 from tournament.config import TournamentConfig
 from tournament.market_io import Market, pool_as_of
 
@@ -81,6 +81,7 @@ class UnitContext:
     market: Market
     config: TournamentConfig
     problem_cache: ProblemCache = field(default_factory=ProblemCache)
+    feature_cache: FeatureCache = field(default_factory=FeatureCache)
 
     def backends_for(self, setting: SettingKey) -> list[Backend]:
         base = self.config.settings()[0]
@@ -109,7 +110,7 @@ def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
     view = dataclasses.replace(view, pool=pool_as_of(m, view.pool, view.cutoff_date))
     sel_cfg = SelectionConfig(feature_lookback=key.setting.feature_lookback)
     seed = derive_seed(cfg.seed, key.setting.id, key.window.index)
-    selections = run_window(view, list(cfg.engines), sel_cfg, seed)
+    selections = run_window(view, list(cfg.engines), sel_cfg, seed, ctx.feature_cache)
     t1 = time.perf_counter()
     allocations: dict[str, Allocation] = {}
     acfg = AllocationConfig()
