@@ -73,7 +73,7 @@ class TournamentConfig(_Strict):
     preset: str = Field(default="quick")
     seed: int = Field(default=42, description="base seed; every draw derives from it and a unit key")
     market: DataSpec = Field(default_factory=DataSpec)
-    engines: list[str] = Field(default_factory=lambda: ["v4", "v3.4", "raw", "random"])
+    engines: list[str] = Field(default_factory=lambda: ["v4", "v4:ridge", "v3.4", "raw", "random"])
     profiles: list[Profile] = Field(default_factory=lambda: list(Profile))
     backends: list[Backend] = Field(default_factory=lambda: [Backend.NATIVE, Backend.RISKFOLIO])
     simulators: list[SimulatorKind] = Field(default_factory=lambda: [SimulatorKind.VECTORBT,
@@ -153,7 +153,7 @@ class TournamentConfig(_Strict):
 PRESETS: dict[str, dict[str, Any]] = {
     # about a minute on 2 cores: base setting only, last windows of the synthetic market
     "quick": {
-        "engines": ["v4", "v3.4", "raw", "random"],
+        "engines": ["v4", "v4:ridge", "v3.4", "raw", "random"],
         "profiles": ["equal_weight", "hrp", "min_variance", "max_sharpe", "market_neutral", "barbell"],
         "backends": ["native", "riskfolio"],
         "simulators": ["vectorbt", "reference"],

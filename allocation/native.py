@@ -1,0 +1,172 @@
+"""Native optimiser backend: cvxpy problems built once per shape and re-solved through Parameters.
+
+Problems (N atoms, m linear rows ``A w <= b``, atom bounds ``w <= ub``):
+
+- ``min_variance``: minimise ``w' (S/s) w`` over ``w >= 0``, ``sum w = 1``, ``A w <= b`` (and
+  ``w <= ub`` when an atom cap is set); S is the daily covariance and ``s = mean(diag S)`` scales the
+  objective to O(1) so that the solver's absolute tolerances do not stop it early on daily variances
+  of ~1e-4.
+- ``max_sharpe``: Charnes-Cooper transform of ``max mu'w / sqrt(w'Sw)`` (rf = 0 daily): minimise
+  ``y' (S/s) y`` over ``y >= 0``, ``kappa >= 0`` with ``(mu/|mu|_max)' y = 1``, ``sum y = kappa``,
+  ``A y <= b kappa`` (``y <= ub kappa``); then ``w = y / kappa``. Infeasible when no admissible
+  portfolio has a positive mean.
+
+Every problem is DPP: its data (S/s, mu, A, b, ub) are ``cp.Parameter`` values, so a ``ProblemCache``
+passed by the caller compiles a shape once and re-solves it across windows; hits are counted. The
+quadratic objective is ``quad_form(w, psd_wrap(P))`` with a parameter P, which cvxpy (>= 1.7) keeps
+DPP for solvers with a quadratic objective (Clarabel, SCS). ECOS has none, so its problems use
+``||G w||^2`` with a factor ``G' G = S/s`` (also DPP), built and cached separately.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import cvxpy as cp
+import numpy as np
+
+from allocation.constraints import Caps
+from allocation.covariance import factor
+from allocation.solve import (SOLVER_CHAIN, SolveResult, clean_weights, solver_options,
+                             solver_warnings)
+
+
+@dataclass
+class _Problem:
+    problem: cp.Problem
+    params: dict[str, cp.Parameter]
+    weights: Callable[[], np.ndarray | None]
+
+
+@dataclass
+class ProblemCache:
+    """Compiled native problems keyed by (kind, N, m, atom bounds?, form): explicit, passed by the
+    caller, never global; ``hits``/``misses`` count look-ups."""
+
+    problems: dict[tuple, _Problem] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+    # covariance once per window and atom set (every profile and backend of a window shares it):
+    # keyed by a digest of the train-slice streams, their ids, the shrinkage and the method
+    covariances: dict[tuple, np.ndarray] = field(default_factory=dict)
+    cov_hits: int = 0
+    cov_misses: int = 0
+    max_covariances: int = 64
+
+    def covariance(self, key: tuple, compute) -> np.ndarray:
+        """The cached covariance for ``key``, else ``compute()`` stored read-only (oldest evicted)."""
+        if key in self.covariances:
+            self.cov_hits += 1
+            return self.covariances[key]
+        self.cov_misses += 1
+        cov = np.array(compute(), dtype=np.float64)
+        cov.setflags(write=False)
+        self.covariances[key] = cov
+        while len(self.covariances) > self.max_covariances:
+            self.covariances.pop(next(iter(self.covariances)))
+        return cov
+
+    def get(self, key: tuple) -> tuple[_Problem, bool]:
+        if key in self.problems:
+            self.hits += 1
+            return self.problems[key], True
+        self.misses += 1
+        self.problems[key] = _build(*key)
+        return self.problems[key], False
+
+
+def _build(kind: str, n: int, m: int, bounded: bool, form: str) -> _Problem:
+    params: dict[str, cp.Parameter] = {}
+    if form == "quad":
+        # psd_wrap: S/s is PSD by construction (estimate_covariance); it skips cvxpy's eigen-check
+        params["P"] = cp.Parameter((n, n), symmetric=True, name="P")
+        risk = lambda x: cp.quad_form(x, cp.psd_wrap(params["P"]))  # noqa: E731
+    else:
+        params["G"] = cp.Parameter((n, n), name="G")
+        risk = lambda x: cp.sum_squares(params["G"] @ x)  # noqa: E731
+    if bounded:
+        params["ub"] = cp.Parameter(n, nonneg=True, name="ub")
+    if m:
+        params["A"] = cp.Parameter((m, n), name="A")
+        params["b"] = cp.Parameter(m, name="b")
+    if kind == "min_variance":
+        w = cp.Variable(n, name="w")
+        cons = [cp.sum(w) == 1, w >= 0]
+        if bounded:
+            cons.append(w <= params["ub"])
+        if m:
+            cons.append(params["A"] @ w <= params["b"])
+        prob = cp.Problem(cp.Minimize(risk(w)), cons)
+        return _Problem(prob, params, lambda: w.value)
+    if kind == "max_sharpe":
+        y = cp.Variable(n, name="y")
+        kappa = cp.Variable(nonneg=True, name="kappa")
+        mu = cp.Parameter(n, name="mu")
+        params["mu"] = mu
+        cons = [mu @ y == 1, cp.sum(y) == kappa, y >= 0]
+        if bounded:
+            cons.append(y <= params["ub"] * kappa)
+        if m:
+            cons.append(params["A"] @ y <= params["b"] * kappa)
+        prob = cp.Problem(cp.Minimize(risk(y)), cons)
+
+        def weights() -> np.ndarray | None:
+            if y.value is None or kappa.value is None or kappa.value <= 0:
+                return None
+            return y.value / kappa.value
+
+        return _Problem(prob, params, weights)
+    raise ValueError(f"unknown native problem kind {kind!r}")
+
+
+def _set(prob: _Problem, form: str, kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None,
+         bounded: bool) -> None:
+    scale = float(np.mean(np.diag(cov)))
+    if form == "quad":
+        p = cov / scale
+        prob.params["P"].value = 0.5 * (p + p.T)
+    else:
+        prob.params["G"].value = factor(cov) / np.sqrt(scale)
+    if bounded:
+        prob.params["ub"].value = np.asarray(caps.ub, dtype=np.float64)
+    if len(caps.b):
+        prob.params["A"].value = np.asarray(caps.A, dtype=np.float64)
+        prob.params["b"].value = np.asarray(caps.b, dtype=np.float64)
+    if kind == "max_sharpe":
+        prob.params["mu"].value = np.asarray(mu, dtype=np.float64) / float(np.max(np.abs(mu)))
+
+
+def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None = None,
+                 cache: ProblemCache | None = None, tol: float = 1e-10) -> SolveResult:
+    """Solve ``kind`` with the native backend along the solver chain (see module docstring).
+
+    ``cov`` is the daily covariance (positive semi-definite), ``mu`` the daily mean (max_sharpe only).
+    Without a ``cache`` the problem is built for this call only.
+    """
+    n = cov.shape[0]
+    cache = cache if cache is not None else ProblemCache()
+    bounded = bool(np.any(np.asarray(caps.ub) < 1.0))
+    attempts: list[str] = []
+    hit = None
+    for solver in SOLVER_CHAIN:
+        form = "factor" if solver == "ECOS" else "quad"
+        prob, h = cache.get((kind, n, len(caps.b), bounded, form))
+        hit = h if hit is None else hit
+        _set(prob, form, kind, cov, caps, mu, bounded)
+        try:
+            # warm_start=False: cvxpy otherwise updates a cached Clarabel solver in place, which makes
+            # the answer depend on earlier solves in the process (not reproducible across executors)
+            with solver_warnings():  # "may be inaccurate" is recorded by the status below
+                prob.problem.solve(solver=solver, warm_start=False, **solver_options(solver, tol))
+        except cp.error.SolverError as exc:
+            attempts.append(f"{solver}: {exc}".splitlines()[0][:200])
+            continue
+        status = prob.problem.status
+        attempts.append(f"{solver}: {status}")
+        if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+            return SolveResult(None, "infeasible", solver, f"{solver} reports {status}", attempts, hit)
+        w = prob.weights()
+        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and w is not None and np.all(np.isfinite(w)):
+            st = "optimal" if status == cp.OPTIMAL else "optimal_inaccurate"
+            return SolveResult(clean_weights(w), st, solver, None, attempts, hit)
+    return SolveResult(None, "failed", None, "; ".join(attempts), attempts, hit)

@@ -1,0 +1,206 @@
+"""One function per risk profile: weights over the request's atoms, before the Allocation is built.
+
+Each returns a ``Raw`` outcome: weights (numpy, request order), the caps they satisfy, solver
+information and notes. ``engine.allocate`` turns it into a ``contracts.Allocation``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from allocation.barbell import sleeves
+from allocation.config import AllocationConfig
+from allocation.constraints import (Caps, cluster_caps, market_neutral_caps, max_feasible_mean,
+                                    project)
+from allocation.covariance import atom_betas, clean_returns, mean_returns
+from allocation.hrp import hrp_native, hrp_riskfolio
+from allocation.native import ProblemCache, solve_native
+from allocation.riskfolio_backend import solve_riskfolio
+from allocation.solve import SolveResult
+from contracts.allocation import AllocationRequest
+from contracts.enums import Backend
+
+
+@dataclass
+class Raw:
+    """A profile's outcome. ``weights`` None means the convex solve failed (``result`` says why)."""
+
+    weights: Optional[np.ndarray]
+    caps: Caps
+    result: Optional[SolveResult] = None
+    notes: list[str] = field(default_factory=list)
+    rule_fallback: bool = False
+    diagnostics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Inputs:
+    """What every profile reads: the request, its covariance (daily) and the backend settings."""
+
+    request: AllocationRequest
+    cov: np.ndarray
+    backend: Backend
+    config: AllocationConfig
+    cache: Optional[ProblemCache]
+
+    @property
+    def ids(self) -> list[str]:
+        return [a.id for a in self.request.atoms]
+
+    def caps(self, idx: Optional[np.ndarray] = None) -> Caps:
+        atoms = self.request.atoms if idx is None else [self.request.atoms[i] for i in idx]
+        return cluster_caps([a.id for a in atoms], [a.cluster for a in atoms],
+                            self.config.cluster_cap, self.config.atom_cap)
+
+    def returns(self) -> np.ndarray:
+        return clean_returns(self.request.atom_returns)
+
+
+def solve(inp: Inputs, kind: str, cov: np.ndarray, caps: Caps, returns: np.ndarray,
+          mu: Optional[np.ndarray] = None) -> SolveResult:
+    """One convex solve on the chosen backend."""
+    tol = inp.config.clarabel_tol
+    if inp.backend is Backend.NATIVE:
+        return solve_native(kind, cov, caps, mu=mu, cache=inp.cache, tol=tol)
+    return solve_riskfolio(kind, cov, caps, returns, mu=mu, tol=tol)
+
+
+def hrp(inp: Inputs, cov: np.ndarray, returns: np.ndarray, ids: list[str]) -> np.ndarray:
+    """HRP on the backend, computed on the atoms sorted by id and mapped back.
+
+    HRP's quasi-diagonal order depends on the input order wherever the dendrogram is symmetric
+    (scipy puts the lower index on the left), so the same atoms in another order could get other
+    weights; sorting by id first makes the profile independent of the request's column order."""
+    order = np.argsort(np.array(ids), kind="stable")
+    sub = np.ix_(order, order)
+    if inp.backend is Backend.NATIVE:
+        w_sorted = hrp_native(cov[sub])
+    else:
+        w_sorted = hrp_riskfolio(cov[sub], returns[:, order])
+    w = np.empty_like(w_sorted)
+    w[order] = w_sorted
+    return w
+
+
+def equal_weight(inp: Inputs) -> Raw:
+    """1/N, then the cap projection (water-filling when a cap binds)."""
+    caps = inp.caps()
+    n = len(inp.ids)
+    return Raw(project(np.full(n, 1.0 / n), caps), caps)
+
+
+def hrp_profile(inp: Inputs) -> Raw:
+    """HRP on the backend, then the cap projection; the uncapped weights go to diagnostics."""
+    caps = inp.caps()
+    w0 = hrp(inp, inp.cov, inp.returns(), inp.ids)
+    return Raw(project(w0, caps), caps, diagnostics={"hrp_uncapped": dict(zip(inp.ids, w0.tolist()))})
+
+
+def min_variance(inp: Inputs, caps: Optional[Caps] = None) -> Raw:
+    caps = inp.caps() if caps is None else caps
+    res = solve(inp, "min_variance", inp.cov, caps, inp.returns())
+    return Raw(res.weights, caps, res)
+
+
+def max_sharpe(inp: Inputs) -> Raw:
+    """Charnes-Cooper max Sharpe (rf = 0 daily) on the sample means. Documented rule: when no
+    portfolio admitted by the caps has a positive mean (checked by an LP, the same for both backends;
+    e.g. every atom's mean return is <= rf = 0), no portfolio has a positive Sharpe ratio and the
+    transformed problem is infeasible; the min-variance portfolio under the same caps is returned,
+    flagged as a fallback."""
+    caps = inp.caps()
+    mu = mean_returns(inp.request.atom_returns)
+    best = max_feasible_mean(mu, caps)
+    note = f"no admissible portfolio has a positive mean return (max {best:.3g}/day)"
+    if best > 0:
+        res = solve(inp, "max_sharpe", inp.cov, caps, inp.returns(), mu=mu)
+        if res.status != "infeasible":
+            return Raw(res.weights, caps, res, diagnostics={"max_feasible_mean": best})
+    out = min_variance(inp, caps)
+    out.notes.append(f"max_sharpe undefined ({note}): min-variance portfolio under the same caps")
+    out.rule_fallback = True
+    return out
+
+
+def market_neutral(inp: Inputs) -> Raw:
+    """Min variance under the caps, ``|sum w_a beta_a| <= beta_cap`` and the LONG/SHORT share caps
+    (relaxed as ``constraints.market_neutral_caps`` documents)."""
+    req, cfg = inp.request, inp.config
+    beta = atom_betas(req.atom_returns, req.benchmark_returns)
+    signs = np.array([a.sign for a in req.atoms], dtype=float)
+    caps = market_neutral_caps(inp.caps(), beta, signs, cfg.beta_cap, cfg.long_share_cap,
+                               cfg.short_share_cap)
+    out = min_variance(inp, caps)
+    out.diagnostics["betas"] = dict(zip(inp.ids, beta.tolist()))
+    if out.weights is not None:
+        w = out.weights
+        out.diagnostics.update({"beta_p": float(beta @ w), "long_share": float(w[signs > 0].sum()),
+                                "short_share": float(w[signs < 0].sum())})
+    return out
+
+
+def barbell(inp: Inputs) -> Raw:
+    """Core (``barbell_core`` share, HRP over the Core atoms) + Aggressor (the rest, equal weight).
+
+    Rules: with no Core atom (no LONG atom), the Core is the min-variance portfolio (backend, no caps)
+    of the non-Aggressor atoms; with no atom left for one sleeve, the other sleeve takes all the weight.
+    Then the cluster/atom cap projection over the allocated atoms (k = their clusters); the projection
+    can move weight between sleeves, so the final sleeve shares are recorded."""
+    req, cfg = inp.request, inp.config
+    ids = inp.ids
+    core, aggr, af = sleeves(req.atoms, req.asset_returns, req.periods_per_year)
+    notes: list[str] = []
+    pos = {a: i for i, a in enumerate(ids)}
+    returns = inp.returns()
+    w = np.zeros(len(ids))
+    core_idx = np.array([pos[a] for a in core], dtype=int)
+    result = None
+    core_w = np.zeros(0)
+    if len(core_idx):
+        sub = np.ix_(core_idx, core_idx)
+        core_w = hrp(inp, inp.cov[sub], returns[:, core_idx], [ids[i] for i in core_idx])
+    else:
+        rest = np.array([i for i, a in enumerate(ids) if a not in set(aggr)], dtype=int)
+        core_idx = rest
+        if len(rest):
+            notes.append("no LONG atom for the Core: Core = min-variance of the non-Aggressor atoms")
+            free = Caps(np.zeros((0, len(rest))), np.zeros(0), [], np.ones(len(rest)), [])
+            result = solve(inp, "min_variance", inp.cov[np.ix_(rest, rest)], free, returns[:, rest])
+            if result.weights is None:
+                return Raw(None, inp.caps(), result, notes)
+            core_w = result.weights
+    aggr_idx = np.array([pos[a] for a in aggr], dtype=int)
+    share = cfg.barbell_core if len(core_idx) and len(aggr_idx) else (1.0 if len(core_idx) else 0.0)
+    if share in (0.0, 1.0) and 0.0 < cfg.barbell_core < 1.0:
+        notes.append(f"one sleeve is empty: the {'Core' if share else 'Aggressor'} takes all the weight")
+    if len(core_idx):
+        w[core_idx] = share * core_w
+    if len(aggr_idx):
+        w[aggr_idx] += (1.0 - share) / len(aggr_idx)
+    alloc = np.nonzero(w > 0)[0]
+    caps_sub = inp.caps(alloc)
+    w_sub = project(w[alloc], caps_sub)
+    final = np.zeros(len(ids))
+    final[alloc] = w_sub
+    full_caps = Caps(_lift(caps_sub.A, alloc, len(ids)), caps_sub.b, caps_sub.labels,
+                     _lift_ub(caps_sub.ub, alloc, len(ids)),
+                     [f"atom_cap:{a}" for a in ids], caps_sub.relaxed, caps_sub.diagnostics)
+    core_set = set(core_idx.tolist())
+    diag = {"core": [ids[i] for i in core_idx], "aggressor": list(aggr), "antifragility": af,
+            "core_share": float(sum(final[i] for i in core_set)),
+            "aggressor_share": float(sum(final[i] for i in aggr_idx))}
+    return Raw(final, full_caps, result, notes, diagnostics=diag)
+
+
+def _lift(A: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((A.shape[0], n))
+    out[:, idx] = A
+    return out
+
+
+def _lift_ub(ub: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    out = np.ones(n)
+    out[idx] = ub
+    return out

@@ -1,0 +1,214 @@
+"""Probabilistic and Deflated Sharpe ratios (Bailey & Lopez de Prado 2012, 2014).
+
+All Sharpe ratios in this module are **per period** (not annualised): ``mean / std(ddof=1)`` of
+simple returns per period, risk-free 0. To compare with an annualised figure divide it by
+``sqrt(periods_per_year)``; a variance of annualised Sharpes divides by ``periods_per_year``.
+Skewness ``g3`` and kurtosis ``g4`` are the sample (biased, population-moment) estimators,
+``g4`` non-excess (3 for a normal law), as in the papers' code.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+from audit.statistics._common import as_matrix, as_series_1d, check_positive, sharpe_per_period
+from audit.statistics.trials import EffectiveTrials, effective_trials
+from contracts.errors import ConfigError
+
+EULER_GAMMA = 0.5772156649015329  # Euler-Mascheroni constant (= numpy.euler_gamma)
+
+STATUS_OK = "ok"
+STATUS_DEGENERATE = "degenerate"
+STATUS_ZERO_SR_VARIANCE = "zero_sr_variance"
+
+
+def sample_moments(x: np.ndarray) -> tuple[float, float]:
+    """Biased sample skewness ``m3 / m2^1.5`` and non-excess kurtosis ``m4 / m2^2``.
+
+    Equal to ``scipy.stats.skew(x)`` and ``scipy.stats.kurtosis(x, fisher=False)``; computed
+    here directly so a near-constant series cannot trip scipy's precision warning. Callers
+    handle constant series (``m2 == 0``) before calling.
+    """
+    d = x - x.mean()
+    m2 = float(np.mean(d * d))
+    return float(np.mean(d**3) / m2**1.5), float(np.mean(d**4) / m2**2)
+
+
+def psr_from_moments(
+    sr: float, n_obs: int, skewness: float, kurtosis: float, sr_benchmark: float = 0.0
+) -> tuple[float, float | None, str]:
+    """PSR kernel: ``Phi((SR - SR*) sqrt(n-1) / sqrt(1 - g3 SR + (g4 - 1)/4 SR^2))``.
+
+    ``sr`` and ``sr_benchmark`` are per-period Sharpe ratios; ``kurtosis`` is non-excess.
+    Returns ``(psr, z, status)``. By Pearson's inequality ``g4 >= 1 + g3^2`` the variance term
+    is ``>= (1 - g3 SR / 2)^2 >= 0``; when it is 0 (floating point: ``<= 0``) the estimate has
+    no sampling spread and the documented rule is the limit: PSR 1 if ``SR > SR*``, 0 if
+    ``SR < SR*``, 0.5 if equal, status ``"zero_sr_variance"`` and ``z`` None (undefined; kept
+    out of JSON as a non-finite number).
+    """
+    if n_obs < 2:
+        raise ConfigError(f"n_obs: at least 2 observations needed, got {n_obs}")
+    var_term = 1.0 - skewness * sr + (kurtosis - 1.0) / 4.0 * sr * sr
+    diff = sr - sr_benchmark
+    if var_term <= 0.0:
+        psr = 1.0 if diff > 0.0 else (0.0 if diff < 0.0 else 0.5)
+        return psr, None, STATUS_ZERO_SR_VARIANCE
+    z = diff * math.sqrt(n_obs - 1.0) / math.sqrt(var_term)
+    return float(norm.cdf(z)), z, STATUS_OK
+
+
+@dataclass(frozen=True)
+class PSRResult:
+    """Result of :func:`probabilistic_sharpe`; Sharpe figures are per period.
+
+    ``psr`` is the probability that the true per-period Sharpe exceeds ``sr_benchmark``;
+    ``z`` its standard-normal statistic (None when undefined).
+    Constant series: ``psr = 0.0`` (a flat or liquidated track record shows no skill),
+    ``degenerate=True``, status ``"degenerate"``, ``z`` None, skewness/kurtosis reported as
+    0 and 3.
+    """
+
+    psr: float
+    z: float | None
+    sharpe_per_period: float
+    sr_benchmark: float
+    n_obs: int
+    skewness: float
+    kurtosis: float
+    degenerate: bool
+    status: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def probabilistic_sharpe(returns: object, sr_benchmark: float = 0.0) -> PSRResult:
+    """Probabilistic Sharpe Ratio of ``returns`` against a per-period benchmark Sharpe.
+
+    ``returns``: 1-D simple returns per period (fraction). ``sr_benchmark``: per-period SR*
+    (an annualised SR* must be divided by ``sqrt(periods_per_year)`` first).
+    """
+    x = as_series_1d(returns, "returns")
+    bench = float(sr_benchmark)
+    if not math.isfinite(bench):
+        raise ConfigError(f"sr_benchmark: expected a finite number, got {sr_benchmark!r}")
+    sr, deg = sharpe_per_period(x)
+    if bool(deg):
+        return PSRResult(0.0, None, 0.0, bench, int(x.size), 0.0, 3.0, True,
+                         STATUS_DEGENERATE)
+    g3, g4 = sample_moments(x)
+    psr, z, status = psr_from_moments(float(sr), int(x.size), g3, g4, bench)
+    return PSRResult(psr, z, float(sr), bench, int(x.size), g3, g4, False, status)
+
+
+def expected_max_sharpe(n_trials: float, sr_variance: float) -> float:
+    """SR0: expected maximum per-period Sharpe of ``n_trials`` unskilled trials (DSR hurdle).
+
+    ``SR0 = sqrt(V) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e)))`` with ``V`` the
+    variance of the trials' per-period Sharpes and ``gamma`` the Euler-Mascheroni constant
+    (Bailey & Lopez de Prado 2014, eq. for E[max]). The formula is an extreme-value
+    approximation; for ``N <= 1`` (no selection) SR0 is 0, and SR0 is floored at 0 because
+    the approximation turns negative for ``1 < N < ~1.3`` (fractional effective counts).
+    """
+    n = float(n_trials)
+    v = float(sr_variance)
+    if not (math.isfinite(n) and n >= 1.0):
+        raise ConfigError(f"n_trials: expected a number >= 1, got {n_trials!r}")
+    if not (math.isfinite(v) and v >= 0.0):
+        raise ConfigError(f"sr_variance: expected a number >= 0, got {sr_variance!r}")
+    if n <= 1.0 or v == 0.0:
+        return 0.0
+    q = (1.0 - EULER_GAMMA) * norm.ppf(1.0 - 1.0 / n) + EULER_GAMMA * norm.ppf(
+        1.0 - 1.0 / (n * math.e)
+    )
+    return max(0.0, math.sqrt(v) * float(q))
+
+
+@dataclass(frozen=True)
+class DSRResult:
+    """Result of :func:`deflated_sharpe`; all Sharpe figures per period.
+
+    ``dsr`` = PSR(SR0) with SR0 from ``n_trials`` (the effective count unless given);
+    ``dsr_all_trials`` uses the raw count ``n_trials_raw`` (the conservative reading).
+    """
+
+    dsr: float
+    dsr_all_trials: float
+    sharpe_per_period: float
+    sr0: float
+    sr0_all_trials: float
+    n_trials: float
+    n_trials_raw: float
+    trials_method: str
+    sr_variance: float
+    n_obs: int
+    skewness: float
+    kurtosis: float
+    degenerate: bool
+    status: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def deflated_sharpe(
+    returns: object,
+    trial_returns: object | None = None,
+    *,
+    n_trials: float | None = None,
+    sr_variance: float | None = None,
+    effective_method: str = "participation",
+) -> DSRResult:
+    """Deflated Sharpe Ratio of the selected strategy's ``returns``.
+
+    Parameters
+    ----------
+    returns
+        1-D simple returns per period of the selected trial.
+    trial_returns
+        Optional T x N matrix (dates x trials, common dates, selected trial included) of every
+        trial's returns. Gives ``sr_variance`` (variance, ddof=1, of the trials' per-period
+        Sharpes; constant trials count with Sharpe 0) and the effective number of trials
+        (:func:`effective_trials` with ``effective_method``) when not given explicitly.
+    n_trials
+        Explicit number of trials (>= 1, may be fractional); overrides the effective count.
+    sr_variance
+        Explicit variance of the per-period trial Sharpes (a variance of annualised Sharpes
+        divides by ``periods_per_year``); overrides the one from ``trial_returns``.
+
+    Constant ``returns``: DSR 0.0 (no evidence of skill), status ``"degenerate"``.
+    """
+    x = as_series_1d(returns, "returns")
+    eff: EffectiveTrials | None = None
+    if trial_returns is not None:
+        mat, _ = as_matrix(trial_returns, "trial_returns", min_cols=1)
+        if sr_variance is None:
+            trial_sr, _ = sharpe_per_period(mat, axis=0)
+            sr_variance = float(np.var(trial_sr, ddof=1)) if trial_sr.size > 1 else 0.0
+        eff = effective_trials(mat, method=effective_method)
+    if sr_variance is None or (n_trials is None and eff is None):
+        raise ConfigError(
+            "deflated_sharpe: give trial_returns, or both n_trials and sr_variance"
+        )
+    if n_trials is not None:
+        n_used = float(n_trials)
+        n_raw = float(eff.n_trials) if eff is not None else n_used
+        method = "given"
+    else:
+        assert eff is not None
+        n_used, n_raw, method = eff.n_effective, float(eff.n_trials), eff.method
+    check_positive(n_used, "n_trials")
+    sr0 = expected_max_sharpe(n_used, sr_variance)
+    sr0_raw = expected_max_sharpe(n_raw, sr_variance)
+    psr = probabilistic_sharpe(x, sr0)
+    if psr.degenerate:
+        return DSRResult(0.0, 0.0, 0.0, sr0, sr0_raw, n_used, n_raw, method, float(sr_variance),
+                         int(x.size), 0.0, 3.0, True, STATUS_DEGENERATE)
+    dsr_raw, _, _ = psr_from_moments(psr.sharpe_per_period, psr.n_obs, psr.skewness,
+                                     psr.kurtosis, sr0_raw)
+    return DSRResult(psr.psr, dsr_raw, psr.sharpe_per_period, sr0, sr0_raw, n_used, n_raw,
+                     method, float(sr_variance), psr.n_obs, psr.skewness, psr.kurtosis, False,
+                     psr.status)
