@@ -81,8 +81,12 @@ def ma_votes(close: pd.Series, high: pd.Series, low: pd.Series, volume: pd.Serie
     return pd.DataFrame(votes)
 
 
-def oscillator_votes(close: pd.Series, high: pd.Series, low: pd.Series) -> pd.DataFrame:
-    """Per-bar oscillator votes of one symbol (columns = oscillators, values -1/0/+1/NaN)."""
+def oscillator_votes(close: pd.Series, high: pd.Series, low: pd.Series,
+                     adx_ind: ADXIndicator | None = None) -> pd.DataFrame:
+    """Per-bar oscillator votes of one symbol (columns = oscillators, values -1/0/+1/NaN).
+
+    ``adx_ind``: a computed ``ta`` ADX 14 indicator of the same bars, to reuse (ta's ADX is a Python
+    loop over bars)."""
     v = {}
     rsi = RSIIndicator(close, 14, fillna=False).rsi()
     v["RSI"] = _vote((rsi < 30) & (rsi > rsi.shift()), (rsi > 70) & (rsi < rsi.shift()),
@@ -93,7 +97,7 @@ def oscillator_votes(close: pd.Series, high: pd.Series, low: pd.Series) -> pd.Da
     cci = CCIIndicator(high, low, close, window=20, fillna=False).cci()
     v["CCI"] = _vote((cci < -100) & (cci > cci.shift()), (cci > 100) & (cci < cci.shift()),
                      cci.notna() & cci.shift().notna())
-    adx_ind = ADXIndicator(high, low, close, window=14, fillna=False)
+    adx_ind = adx_ind if adx_ind is not None else ADXIndicator(high, low, close, window=14, fillna=False)
     adx, pdi, ndi = adx_ind.adx(), adx_ind.adx_pos(), adx_ind.adx_neg()
     ok = close.notna().cumsum() >= 28  # ADX needs two 14-bar smoothings
     v["ADX"] = _vote((adx > 20) & (pdi > ndi), (adx > 20) & (pdi < ndi), ok & adx.notna())
@@ -137,9 +141,10 @@ def derive_symbol(close: pd.Series, high: pd.Series | None = None, low: pd.Serie
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         # ta divides by zero ranges on flat bars; the votes treat the resulting NaN as unavailable
         warnings.simplefilter("ignore", RuntimeWarning)
+        adx_ind = ADXIndicator(hi, lo, c, window=14, fillna=False)
         ma = ma_votes(c, hi, lo, vol).mean(axis=1, skipna=True)
-        osc = oscillator_votes(c, hi, lo).mean(axis=1, skipna=True)
-        adx = ADXIndicator(hi, lo, c, window=14, fillna=False).adx().where(c.notna().cumsum() >= 28)
+        osc = oscillator_votes(c, hi, lo, adx_ind).mean(axis=1, skipna=True)
+        adx = adx_ind.adx().where(c.notna().cumsum() >= 28)
         prev = c.shift()
         if high is not None and low is not None:
             vold = 100.0 * (hi - lo) / lo

@@ -171,6 +171,9 @@ def _checks(cfg, market, sched, plans, results, returns, weights, positions, sum
     checks = []
     base = cfg.settings()[0]
     ret_by_cell = {cid: g.sort_values("date") for cid, g in returns.groupby("cell_id")}
+    w_by_cell = {cid: g for cid, g in weights.groupby("cell_id", sort=False)}
+    p_by_cell = {cid: g for cid, g in positions.groupby("cell_id", sort=False)}
+    empty_w, empty_p = weights.iloc[:0], positions.iloc[:0]
     for cid, (cell, plan) in plans.items():
         g = ret_by_cell[cid]
         r = g["return"].to_numpy()
@@ -180,7 +183,9 @@ def _checks(cfg, market, sched, plans, results, returns, weights, positions, sum
             sim_total_return=float(summary.at[cid, "sim_total_return"]),
             conventions=SimConventions(periods_per_year=P)))
         checks.append(check_volatility_band(cid, cell.profile, r, P, g["window"].to_numpy()))
-        checks.append(check_directional(cid, {wp.window.index: wp.atoms for wp in plan.windows}, weights, positions))
+        checks.append(check_directional(cid, {wp.window.index: wp.atoms for wp in plan.windows},
+                                        w_by_cell.get(cid, empty_w).reset_index(drop=True),
+                                        p_by_cell.get(cid, empty_p).reset_index(drop=True)))
     checks += check_bankruptcy(returns)
     # funnel per unit and engine
     for res in results.values():

@@ -11,6 +11,8 @@ SMALL = {
     "simulators": ["vectorbt", "reference"],
     "base": {"step_size": 20, "train_window": 150, "feature_lookback": 60},
     "max_windows": 3,
+    "executor": "serial",
+    "workers": 1,
     "statistics": {"n_boot": 50, "pbo_blocks": 4},
     "report": False,
 }
