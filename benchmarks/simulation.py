@@ -1,0 +1,153 @@
+"""Simulation benchmark: vectorbt batched vs one call per cell, and the reference simulator.
+
+Default size: 100 cells x 50 windows (step 20, train 60), 20 atoms per window drawn from 100 assets (each
+cell gives an asset one fixed logic and direction, so a cell trades at most 100 distinct atoms). All
+runs are frictionless so that ``max_abs_return_diff`` (vectorbt vs reference, every daily return) is
+the model-agreement figure. numba compilation is excluded: a small warm-up simulation of each kind runs
+first (and the numba cache dir must be set, as the Makefile does). Peak memory is the peak process RSS
+(psutil, sampled every 5 ms) above the RSS before each run. Times are wall and CPU (process) seconds;
+``batched_speedup`` uses CPU time, which a machine shared with other jobs distorts less than wall time
+(both are printed).
+
+Why batching gains less than the 10x target here: one vectorbt call costs ~40 ms of CPU beyond its
+numba loop (wrapping, broadcasting, value/assets arrays), while the loop itself costs ~0.4 us per
+(bar, column) element whether or not an order is placed (``call_seq="auto"`` sorts every group at every
+bar; measured at about half of ``from_orders``' time). A cell of 1061 bars x ~100 atom columns is ~0.1 M
+elements, i.e. ~40 ms of loop, so one call per cell is at most ~2x the batched cost at this size; the
+ratio grows as cells get shorter or narrower (``--quick``: ~3.5x).
+
+Usage: ``python benchmarks/simulation.py [--quick] [--json]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from contracts import Direction, Logic, SimulatorKind, StrategyAtom  # noqa: E402
+from simulation import CellPlan, SimulationConfig, WindowPlan, compare_simulators, make_windows, simulate  # noqa: E402
+
+LOGICS = [Logic.RATING, Logic.TREND, Logic.MOM, Logic.REV]
+
+
+def build(n_cells: int, n_windows: int, n_atoms: int, n_assets: int, step: int, train: int, seed: int = 0):
+    """Synthetic panel (GBM, 4% daily vol) and random cell plans; every draw seeded from ``seed``."""
+    n_bars = train + n_windows * step + 1
+    rng = np.random.default_rng(seed)
+    px = 100 * np.exp(np.cumsum(rng.normal(0, 0.04, (n_bars, n_assets)), axis=0))
+    idx = pd.date_range("2020-01-01", periods=n_bars, freq="D", tz="UTC")
+    closes = pd.DataFrame(px, index=idx, columns=[f"A{i:03d}" for i in range(n_assets)])
+    wins = make_windows(n_bars, train, step, gap=1)[:n_windows]
+    plans = []
+    for c in range(n_cells):
+        r = np.random.default_rng([seed, c])
+        logic = r.integers(0, len(LOGICS), n_assets)
+        short = r.random(n_assets) < 0.4
+        atoms = [StrategyAtom(id=StrategyAtom.make_id(s, LOGICS[logic[i]], "SHORT" if short[i] else "LONG"),
+                              symbol=s, identity=s, direction=Direction.SHORT if short[i] else Direction.LONG,
+                              logic=LOGICS[logic[i]], cluster=0) for i, s in enumerate(closes.columns)]
+        wps = []
+        for w in wins:
+            pick = r.choice(n_assets, n_atoms, replace=False)
+            wt = r.dirichlet(np.ones(n_atoms))
+            wps.append(WindowPlan(window=w, atoms=[atoms[i] for i in pick],
+                                  weights={atoms[i].id: float(x) for i, x in zip(pick, wt)}))
+        plans.append(CellPlan(cell_id=f"cell{c:03d}", windows=wps))
+    return closes, plans
+
+
+class PeakRSS:
+    """Peak resident memory above the starting RSS while the block runs (psutil, 5 ms samples)."""
+
+    def __enter__(self):
+        self.proc = psutil.Process()
+        self.base = self.proc.memory_info().rss
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.mib = (self.peak - self.base) / 2**20
+
+
+def timed(fn):
+    """(result, wall seconds, CPU seconds of this process, peak RSS MiB above the start)."""
+    with PeakRSS() as m:
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+    return out, dt, dc, m.mib
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="20 cells x 20 windows")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--cells", type=int)
+    ap.add_argument("--windows", type=int)
+    a = ap.parse_args()
+    n_cells = a.cells or (20 if a.quick else 100)
+    n_windows = a.windows or (20 if a.quick else 50)
+    closes, plans = build(n_cells, n_windows, n_atoms=20, n_assets=100, step=20, train=60)
+    cfg = SimulationConfig(fees=0.0, slippage=0.0)
+    # warm-up (numba compilation / cache load excluded from the timings)
+    for kind in SimulatorKind:
+        simulate(closes, plans[:2], kind, cfg)
+        simulate(closes, plans[:1], kind, cfg)
+    vbt_res, t_batched, c_batched, m_batched = timed(lambda: simulate(closes, plans, SimulatorKind.VECTORBT, cfg))
+    _, t_cell, c_cell, m_cell = timed(lambda: [simulate(closes, [p], SimulatorKind.VECTORBT, cfg) for p in plans])
+    ref_res, t_ref, c_ref, m_ref = timed(lambda: simulate(closes, plans, SimulatorKind.REFERENCE, cfg))
+    cmp = compare_simulators(ref_res, vbt_res)
+    n_cols = int(vbt_res.positions.groupby("cell_id").atom_id.nunique().sum())
+    out = {
+        "cells": n_cells, "windows": n_windows, "atoms_per_window": 20, "assets": 100,
+        "bars": len(closes), "atom_columns": n_cols, "daily_returns": cmp["n_returns"],
+        "vectorbt_batched_s": round(t_batched, 3), "vectorbt_per_cell_s": round(t_cell, 3),
+        "reference_s": round(t_ref, 3),
+        "vectorbt_batched_cpu_s": round(c_batched, 3), "vectorbt_per_cell_cpu_s": round(c_cell, 3),
+        "reference_cpu_s": round(c_ref, 3),
+        "batched_speedup": round(c_cell / c_batched, 2),
+        "batched_speedup_wall": round(t_cell / t_batched, 2),
+        "reference_vs_batched_cpu": round(c_ref / c_batched, 2),
+        "peak_rss_mib_batched": round(m_batched, 1), "peak_rss_mib_per_cell": round(m_cell, 1),
+        "peak_rss_mib_reference": round(m_ref, 1),
+        "max_abs_return_diff": cmp["max_abs_return_diff"],
+        "max_chunk_bytes": cfg.max_chunk_bytes, "quick": bool(a.quick),
+    }
+    if a.json:
+        print(json.dumps(out))
+        return
+    print(f"simulation benchmark: {n_cells} cells x {n_windows} windows, 20 atoms/window from 100 assets, "
+          f"{len(closes)} bars, {n_cols} atom columns (frictionless, warm numba cache)")
+    print(f"{'run':<28}{'wall s':>10}{'CPU s':>10}{'peak RSS MiB':>15}")
+    for name, t, c, m in (("vectorbt batched", t_batched, c_batched, m_batched),
+                          ("vectorbt one call per cell", t_cell, c_cell, m_cell),
+                          ("reference (numpy)", t_ref, c_ref, m_ref)):
+        print(f"{name:<28}{t:>10.3f}{c:>10.3f}{m:>15.1f}")
+    print(f"batched speedup (per-cell / batched, CPU time): {out['batched_speedup']:.2f}x "
+          f"(wall: {out['batched_speedup_wall']:.2f}x; target >= 10x)")
+    print(f"max |return diff| vectorbt vs reference over {cmp['n_returns']} daily returns: "
+          f"{cmp['max_abs_return_diff']:.3e}")
+
+
+if __name__ == "__main__":
+    main()

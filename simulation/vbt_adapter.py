@@ -1,0 +1,171 @@
+"""The only module that imports vectorbt. Every setting that matters is passed on every call.
+
+One ``vbt.Portfolio.from_orders`` call per batch: one column per (cell, atom), grouped per cell with
+``cash_sharing=True``, ``direction="both"``, ``size_type="targetpercent"`` (vectorbt sizes each order
+itself from ``d * g * w`` and its own group value), ``price = val_price = close`` (our filled close),
+``call_seq="auto"``, ``update_value=False`` (all orders of a close are sized from the group value before
+that close's trades, as in the model), ``ffill_val_price=True``, ``freq="1D"``, ``engine="numba"``,
+explicit fees and slippage per column, ``allow_partial=True``, ``lock_cash=False``.
+
+Credit line: vectorbt never lets cash go negative (a buy is cut to the cash left), while the model sets
+positions from the portfolio's value, so a gate switching on after other holdings drifted up may need
+more cash than the portfolio holds. Each cell therefore gets one extra column: a constant-price-1
+instrument sold short by ``credit_line`` units at the first bar with no fee. The group's value is
+unchanged (cash +R, position -R x 1), and the cash only binds beyond R of borrowing. This column is
+dropped from every output.
+
+Differences with the reference simulator, frictionless: float summation order only (~1e-15 per bar;
+tests hold 1e-10). With costs: the same sizing and cost formulas; what remains is float order and
+vectorbt's treatment of sizes within ``1e-12`` of zero as no trade (its ``is_close_nb``), so the
+documented tolerance is 1e-9 per daily return. A buy cut by cash (borrowing beyond the credit line)
+would show as a larger disagreement, which ``compare_simulators`` reports.
+
+A bust (final price 0): vectorbt cannot fill at price 0, so no order is sent; the units stay but are
+worth 0 at the valuation price 0, which is the model's "closed at 0". The extracted positions book that
+close (units -> 0, trade at the bust bar, no cost), as the reference does.
+
+Liquidation: vectorbt knows no floor. The floor is applied to its value path by ``floor.floored_returns``
+(the same function the reference uses); for a cell that hits it the adapter books the close of every
+position at the liquidation bar in the extracted positions (``book_liquidations``) and discards what
+vectorbt did afterwards. (A second vectorbt call closing the positions would need 2-D size-type and fee
+arrays, i.e. one more numba compilation, and vectorbt rejects a target percent of a value <= 0.)
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import vectorbt as vbt
+from vectorbt.portfolio.enums import Direction as VbtDirection
+from vectorbt.portfolio.enums import OrderSide, SizeType
+
+from simulation.config import SimulationConfig
+from simulation.floor import INITIAL_CAPITAL, drawdown_breached
+from simulation.reference import RawRun
+from simulation.schedule import Batch
+
+FREQ = "1D"
+ENGINE = "numba"
+
+
+def _year_freq(config: SimulationConfig) -> pd.Timedelta:
+    """Calendar year length for vectorbt's annualisation: ``periods_per_year`` days of 1-day bars."""
+    return pd.Timedelta(days=config.periods_per_year)
+
+
+def _n_sim_groups(batch: Batch) -> int:
+    """Groups sent to vectorbt: a batch of one cell gets a padding group (a credit column only, dropped
+    from the outputs), so that every call has the same 2-D shapes and numba compiles one code path
+    (vectorbt takes 1-D Series paths for a single group or column)."""
+    return max(len(batch.cell_ids), 2)
+
+
+def _layout(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Column order of the vectorbt call (each cell's atoms then its credit column) and group labels."""
+    n_cols = batch.shape[1]
+    order, labels = [], []
+    for g in range(_n_sim_groups(batch)):
+        cols = np.flatnonzero(batch.col_group == g)
+        order.extend(cols.tolist())
+        order.append(n_cols + g)  # credit column of cell g
+        labels.extend([g] * (len(cols) + 1))
+    return np.asarray(order, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+
+
+def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig):
+    n, n_cols = batch.shape
+    n_groups = _n_sim_groups(batch)
+    order, labels = _layout(batch)
+    price = np.hstack([batch.price, np.ones((n, n_groups))])[:, order]
+    size = np.hstack([target, np.full((n, n_groups), np.nan)])
+    size[0, n_cols:] = -config.credit_line
+    size = size[:, order]
+    is_credit = order >= n_cols
+    size_type = np.where(is_credit, SizeType.Amount, SizeType.TargetPercent)
+    fees = np.where(is_credit, 0.0, config.fees)
+    slippage = np.where(is_credit, 0.0, config.slippage)
+    close = pd.DataFrame(price, index=pd.RangeIndex(n), copy=False)
+    max_orders = int(np.count_nonzero(~np.isnan(size))) + 1
+    pf = vbt.Portfolio.from_orders(
+        close=close, size=size, size_type=size_type, direction=VbtDirection.Both, price=price,
+        val_price=price, fees=fees, fixed_fees=0.0, slippage=slippage, min_size=0.0, max_size=np.inf,
+        size_granularity=np.nan, reject_prob=0.0, lock_cash=False, allow_partial=True,
+        raise_reject=False, log=False, init_cash=np.ones(n_groups), cash_sharing=True,
+        call_seq="auto", ffill_val_price=True, update_value=False, max_orders=max_orders, max_logs=0,
+        group_by=labels, freq=FREQ, attach_call_seq=False, seed=0, engine=ENGINE,
+    )
+    values = pf.value().to_numpy().reshape(n, n_groups)[:, :len(batch.cell_ids)]
+    units = np.empty((n, n_cols + n_groups))
+    units[:, order] = pf.assets().to_numpy().reshape(n, n_cols + n_groups)
+    rec = pf.orders.values
+    col = order[rec["col"]]
+    keep = col < n_cols
+    col, idx = col[keep], rec["idx"][keep]
+    sz, px, fee, side = rec["size"][keep], rec["price"][keep], rec["fees"][keep], rec["side"][keep]
+    trade = np.zeros((n, n_cols))
+    cost = np.zeros((n, n_cols))
+    signed = np.where(side == OrderSide.Buy, sz, -sz)
+    np.add.at(trade, (idx, col), signed)
+    np.add.at(cost, (idx, col), fee + sz * np.abs(px - batch.price[idx, col]))
+    units = units[:, :n_cols]
+    for j in np.flatnonzero(batch.bust_row >= 0):  # book the close at 0 that vectorbt cannot fill
+        b = int(batch.bust_row[j])
+        trade[b, j] -= units[b, j]
+        units[b:, j] = 0.0
+    return values, units, trade, cost
+
+
+def run_vectorbt(batch: Batch, config: SimulationConfig) -> RawRun:
+    """First pass over the whole batch (value path, positions, trades, costs)."""
+    values, units, trade, cost = _simulate(batch, batch.target, config)
+    return RawRun(values=values, units=units, trade=trade, cost=cost)
+
+
+def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: SimulationConfig,
+                      first: RawRun) -> RawRun:
+    """Book the liquidation close of each liquidated cell in vectorbt's extracted positions.
+
+    At the liquidation row ``L`` every position of the cell is closed (units -> 0; the trade at ``L`` is
+    minus the units held before it) and nothing after ``L`` is reported (vectorbt, which knows no floor,
+    kept trading on its value path; those orders are discarded). Costs at ``L`` are vectorbt's for the
+    orders it filled at that close, or 0 when the cell was already through the floor before trading
+    (pre-trade value ``V_post + costs``), as in the reference simulator.
+    """
+    if not liq_rows:
+        return first
+    units, trade, cost = first.units.copy(), first.trade.copy(), first.cost.copy()
+    floor = config.liquidation_floor
+    for g, row in liq_rows.items():
+        cols = np.flatnonzero(batch.col_group == g)
+        s = int(batch.start_row[g])
+        path = first.values[s + 1:row + 1, g]
+        hwm_before = max(INITIAL_CAPITAL, float(path[:-1].max())) if len(path) > 1 else INITIAL_CAPITAL
+        v_pre = first.values[row, g] + cost[row, cols].sum()
+        pre = bool(drawdown_breached(np.array([v_pre]), np.array([max(hwm_before, v_pre)]), floor)[0])
+        held_before = units[row - 1, cols] if row > 0 else np.zeros(len(cols))
+        trade[row, cols] = -held_before
+        if pre:
+            cost[row, cols] = 0.0
+        units[row:, cols] = 0.0
+        trade[row + 1:, cols] = 0.0
+        cost[row + 1:, cols] = 0.0
+    return RawRun(values=first.values, units=units, trade=trade, cost=cost)
+
+
+def vbt_summary(returns_wide: pd.DataFrame, config: SimulationConfig) -> pd.DataFrame:
+    """vectorbt's own total return, Sharpe and max drawdown of each cell's stitched daily returns.
+
+    ``returns_wide``: dates x cell ids, NaN outside a cell's test bars (vectorbt skips NaN). These are
+    the routines ``Portfolio.sharpe_ratio/max_drawdown`` delegate to (``total`` is the
+    accessor's ``prod(1 + r) - 1``, which ``Portfolio.total_return`` equals on the same value path), called on the floored
+    stitched series (the Portfolio's own value path knows neither the floor nor the cell's range).
+    Conventions (vectorbt 1.2): total return ``prod(1 + r) - 1``; Sharpe ``mean / std(ddof=1) *
+    sqrt(year_freq / freq)`` with rf 0, ``inf`` when the std is 0 and NaN with fewer than 2 returns;
+    max drawdown ``min(W / cummax(W) - 1)`` over the compounded wealth after each bar, whose running
+    peak does NOT include the initial capital (a loss on the first bar is not a drawdown).
+    """
+    acc = returns_wide.vbt.returns(freq=FREQ, year_freq=_year_freq(config))
+    return pd.DataFrame({
+        "sim_total_return": acc.total(engine=ENGINE).to_numpy(),
+        "sim_sharpe": acc.sharpe_ratio(risk_free=0.0, ddof=1, engine=ENGINE).to_numpy(),
+        "sim_max_drawdown": acc.max_drawdown(engine=ENGINE).to_numpy(),
+    }, index=returns_wide.columns)
