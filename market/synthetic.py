@@ -63,6 +63,7 @@ class SyntheticMarket:
     benchmark: str
     events: dict = field(default_factory=dict)
     regimes: pd.Series | None = None
+    derived: dict | None = None  # market.ratings.derive_panel of the bars (the snapshots' source)
 
 
 def _names(n: int, rng: np.random.Generator) -> list[str]:
@@ -210,10 +211,11 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
 
     # ---- candidate records -----------------------------------------------------------------------
     recs = _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust)
-    snapshots = _snapshots(data, recs, dates)
+    derived = derive_panel(data.closes, data.fields)
+    snapshots = _snapshots(data, recs, dates, derived)
     events["benchmark"] = BENCHMARK
     return SyntheticMarket(data=data, snapshots=snapshots, benchmark=BENCHMARK, events=events,
-                           regimes=pd.Series(reg, index=dates, name="regime"))
+                           regimes=pd.Series(reg, index=dates, name="regime"), derived=derived)
 
 
 def _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust) -> list[dict]:
@@ -243,8 +245,7 @@ def _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust)
     return out
 
 
-def _snapshots(data: MarketData, recs: list[dict], dates: pd.DatetimeIndex) -> SnapshotStore:
-    derived = derive_panel(data.closes, data.fields)
+def _snapshots(data: MarketData, recs: list[dict], dates: pd.DatetimeIndex, derived: dict) -> SnapshotStore:
     month_starts = dates[(dates.day == 1)]
     frames = {}
     closes = data.closes

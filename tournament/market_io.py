@@ -41,7 +41,8 @@ def load_market(spec: DataSpec) -> Market:
                                        n_candidates=spec.synthetic_candidates))
         data, snaps, bench = syn.data, syn.snapshots, syn.benchmark
         prov = {"source": "synthetic", "seed": spec.synthetic_seed, "events": syn.events}
-        derived = None
+        # the same rule as for a user's folder: missing snapshot fields are derived as of the cut-off
+        derived = syn.derived if _has_missing_fields(snaps) else None
     else:
         path = Path(spec.data)
         if not path.exists():
@@ -71,10 +72,14 @@ def _derived_if_needed(data: MarketData, snaps: SnapshotStore) -> dict | None:
 
     They are filled per window as of the cut-off (``pool_as_of``), never as of a later date.
     """
-    fields = ["Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX", "Value.Traded"]
-    if not any(f[fields].isna().any().any() for f in snaps.frames.values()):
+    if not _has_missing_fields(snaps):
         return None
     return derive_panel(data.closes, data.fields)
+
+
+def _has_missing_fields(snaps: SnapshotStore) -> bool:
+    fields = ["Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX", "Value.Traded"]
+    return any(f[fields].isna().any().any() for f in snaps.frames.values())
 
 
 def pool_as_of(market: Market, view_pool, cutoff_date):
