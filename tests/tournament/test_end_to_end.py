@@ -72,3 +72,25 @@ def test_ledger_has_every_record_kind(small_run):
     assert sel["data"]["pipeline_audit"], "stage transitions go under data.pipeline_audit"
     start = recs[0]["data"]
     assert start["inputs"]["panel_sha256"] and "versions" in start and start["parameters"]["htr"]
+
+
+def test_cli_audit_verify(small_run, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).with_name("tournament"))
+    ok = subprocess.run([exe, "audit", "verify", str(small_run.run_dir)], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "ok:" in ok.stdout
+    copy = tmp_path / "run"
+    shutil.copytree(small_run.run_dir, copy)
+    raw = bytearray((copy / "audit.jsonl").read_bytes())
+    starts = [0] + [i + 1 for i, b in enumerate(raw) if b == ord("\n")]
+    i = raw.index(b'"ts":"', starts[7]) + 8  # a digit of record 7's timestamp
+    raw[i] = ord("1") if raw[i] != ord("1") else ord("2")
+    (copy / "audit.jsonl").write_bytes(bytes(raw))
+    bad = subprocess.run([exe, "audit", "verify", str(copy)], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "seq 7" in bad.stderr
+    rec = subprocess.run([exe, "audit", "recompute", str(small_run.run_dir)], capture_output=True, text=True,
+                         timeout=300)
+    assert rec.returncode == 0 and "sharpe=" in rec.stdout
