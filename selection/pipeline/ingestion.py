@@ -1,0 +1,168 @@
+"""Stage 1, Ingestion (``DiscoveryProvider``): SELECTION_SPEC section 1.
+
+Order of operations (each drop is recorded in ``params['dropped']`` with a named reason):
+
+1. records whose ``logic`` is not one of rating/trend/mom/rev: ``invalid:logic``; a ``direction``
+   other than LONG/SHORT is kept as missing (the policy's ``missing:direction`` hard veto);
+2. records whose symbol has no price column or no close at all up to the cut-off (``no_prices``),
+   or whose closes up to the cut-off fail ``market.panel.validate_panel``'s rules (an infinite or
+   negative close, a missing close between the first and the last, a 0 followed by more prices):
+   ``invalid_prices``. A symbol with closes only before the train slice stays in the pool (the
+   policy's ``history``/``survival`` hard vetoes reject it), as SELECTION_SPEC section 1 drops only
+   missing or invalid prices;
+3. one record per (symbol, logic, direction): the highest ``Value.Traded`` (then exchange name)
+   stays (``duplicate:record``);
+4. one record per (identity, logic, direction): among the venues that pass their own liquidity floor
+   the highest ``Value.Traded``, else the highest overall; ties by symbol (``duplicate:venue``);
+5. at most ``depth_cap`` records per (logic, direction) by ``Value.Traded``, ties by id
+   (``depth_cap``).
+
+A missing ``Value.Traded`` sorts last everywhere. Candidate id = atom id
+``{identity}_{logic}_{direction}`` (``NA`` for a missing direction). A missing direction is treated
+as d = +1 for the direction-adjusted returns (the candidate is hard-vetoed anyway).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from contracts.candidate import CANDIDATE_COLUMNS
+from contracts.enums import Direction, Logic
+from contracts.errors import DataError
+from market.identity import identity_of
+from market.panel import simple_returns
+from selection.config import SelectionConfig
+from selection.pipeline.context import SelectionContext
+
+_LOGICS = {x.value for x in Logic}
+_DIRECTIONS = {x.value for x in Direction}
+
+
+def liquidity_floor(asset_type: pd.Series, config: SelectionConfig) -> np.ndarray:
+    """USD floor per record: perpetuals ``liquidity_floor_perp``, everything else the other one."""
+    return np.where(asset_type.astype(object) == "perp", config.liquidity_floor_perp,
+                    config.liquidity_floor_other)
+
+
+def price_faults(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of closes (bars x symbols): (no close at all, fails the panel rules).
+
+    The rules are ``market.panel.validate_panel``'s, vectorised: no infinite or negative close, no
+    missing close between the first and the last, a 0 only as the last close.
+    """
+    n = px.shape[0]
+    valid = ~np.isnan(px)
+    any_valid = valid.any(axis=0)
+    first = np.argmax(valid, axis=0)
+    last = n - 1 - np.argmax(valid[::-1], axis=0)
+    with np.errstate(invalid="ignore"):
+        bad = (np.isinf(px) | (px < 0)).any(axis=0)
+        gap = valid.sum(axis=0) != (last - first + 1)
+        rows = np.arange(n)[:, None]
+        zero_early = ((px == 0) & (rows < last[None, :])).any(axis=0)
+    return ~any_valid, any_valid & (bad | gap | zero_early)
+
+
+def _drop(df: pd.DataFrame, keep: np.ndarray, reason: str, dropped: list[dict]) -> pd.DataFrame:
+    gone = df.loc[~keep]
+    dropped.extend({"id": i, "symbol": s, "reason": reason}
+                   for i, s in zip(gone["id"].tolist(), gone["symbol"].tolist()))
+    return df.loc[keep]
+
+
+def _vt_key(df: pd.DataFrame) -> pd.Series:
+    """Sort key: -Value.Traded, missing last."""
+    return (-pd.to_numeric(df["Value.Traded"], errors="coerce")).fillna(np.inf)
+
+
+def normalise_pool(pool: pd.DataFrame) -> pd.DataFrame:
+    """Pool with string symbols, missing-aware metadata, identity, sign ``d`` and candidate ``id``."""
+    missing = [c for c in CANDIDATE_COLUMNS if c not in pool.columns and c != "snapshot_date"]
+    if missing:
+        raise DataError(f"candidate pool lacks columns {missing}")
+    df = pool.reset_index(drop=True).copy()
+    df["symbol"] = df["symbol"].astype(str)
+    df["logic"] = df["logic"].astype(object).where(df["logic"].notna(), None)
+    direction = df["direction"].astype(object)
+    df["direction"] = direction.where(direction.isin(_DIRECTIONS), None)
+    for col in ("Value.Traded", "Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
+    df["identity"] = [identity_of(s) for s in df["symbol"].tolist()]
+    df["d"] = np.where(df["direction"] == "SHORT", -1.0, 1.0)
+    df["id"] = [f"{i}_{lg}_{dr if dr is not None else 'NA'}"
+                for i, lg, dr in zip(df["identity"].tolist(), df["logic"].tolist(), df["direction"].tolist())]
+    return df
+
+
+def deduplicate(df: pd.DataFrame, closes: pd.DataFrame, config: SelectionConfig,
+                dropped: list[dict]) -> pd.DataFrame:
+    """Steps 1-5 of the module docstring on a normalised pool."""
+    df = _drop(df, df["logic"].isin(_LOGICS).to_numpy(), "invalid:logic", dropped)
+    has_col = df["symbol"].isin(closes.columns).to_numpy()
+    df = _drop(df, has_col, "no_prices", dropped)
+    syms = list(pd.unique(df["symbol"]))
+    empty, bad = price_faults(closes[syms].to_numpy(dtype=np.float64))
+    empty_s, bad_s = dict(zip(syms, empty.tolist())), dict(zip(syms, bad.tolist()))
+    df = _drop(df, ~df["symbol"].map(empty_s).to_numpy(dtype=bool), "no_prices", dropped)
+    df = _drop(df, ~df["symbol"].map(bad_s).to_numpy(dtype=bool), "invalid_prices", dropped)
+
+    dir_key = df["direction"].fillna("NA")
+    df = df.assign(_vt=_vt_key(df), _dir=dir_key, _ex=df["exchange"].astype(object).fillna("").astype(str))
+    df = df.sort_values(["symbol", "logic", "_dir", "_vt", "_ex"], kind="mergesort")
+    first = ~df.duplicated(["symbol", "logic", "_dir"], keep="first").to_numpy()
+    df = _drop(df, first, "duplicate:record", dropped)
+
+    passes = pd.to_numeric(df["Value.Traded"], errors="coerce").to_numpy() >= liquidity_floor(
+        df["asset_type"], config)
+    df = df.assign(_fail=(~passes).astype(np.int8))
+    df = df.sort_values(["identity", "logic", "_dir", "_fail", "_vt", "symbol"], kind="mergesort")
+    first = ~df.duplicated(["identity", "logic", "_dir"], keep="first").to_numpy()
+    df = _drop(df, first, "duplicate:venue", dropped)
+
+    df = df.sort_values(["logic", "_dir", "_vt", "id"], kind="mergesort")
+    rank = df.groupby(["logic", "_dir"], sort=False).cumcount().to_numpy()
+    df = _drop(df, rank < config.depth_cap, "depth_cap", dropped)
+    df = df.drop(columns=["_vt", "_dir", "_ex", "_fail"]).sort_values("id", kind="mergesort")
+    return df.set_index("id", drop=False).rename_axis("candidate")
+
+
+def direction_adjusted_returns(closes: pd.DataFrame, pool: pd.DataFrame, train_rows: int) -> pd.DataFrame:
+    """Train-slice returns ``x = d * r`` (bars x candidate ids); the first train bar's return uses
+    the close before the train slice when there is one."""
+    syms = list(pd.unique(pool["symbol"]))
+    r = simple_returns(closes[syms]).to_numpy()[-train_rows:]
+    pos = {s: j for j, s in enumerate(syms)}
+    cols = np.array([pos[s] for s in pool["symbol"].tolist()], dtype=np.int64)
+    x = r[:, cols] * pool["d"].to_numpy()[None, :]
+    return pd.DataFrame(x, index=closes.index[-train_rows:], columns=pool.index)
+
+
+@dataclass(frozen=True)
+class DiscoveryProvider:
+    """Ingestion: pool as of the cut-off -> deduplicated ``raw_pool`` and train ``returns``."""
+
+    config: SelectionConfig
+    name: ClassVar[str] = "ingestion"
+    reads: ClassVar[tuple[str, ...]] = ("view",)
+    writes: ClassVar[tuple[str, ...]] = ("raw_pool", "returns", "params", "audit_trail")
+
+    def __call__(self, ctx: SelectionContext) -> SelectionContext:
+        view = ctx.view
+        train_rows = len(view.train_closes)
+        if train_rows < 2:
+            raise DataError(f"window {view.window.index}: train slice has {train_rows} bar(s)")
+        dropped: list[dict] = []
+        pool = normalise_pool(view.pool)
+        raw = deduplicate(pool, view.closes, self.config, dropped)
+        returns = direction_adjusted_returns(view.closes, raw, train_rows)
+        by_reason: dict[str, int] = {}
+        for d in dropped:
+            by_reason[d["reason"]] = by_reason.get(d["reason"], 0) + 1
+        data = {"n_snapshot": int(len(view.pool)), "n_pool": int(len(raw)),
+                "dropped": dict(sorted(by_reason.items())), "train_bars": train_rows}
+        params = {**ctx.params, "dropped": tuple(dropped), "n_snapshot": int(len(view.pool))}
+        return ctx.model_copy(update={"raw_pool": raw, "returns": returns, "params": params,
+                                      "audit_trail": ctx.event(self.name, "ingested", data)})

@@ -1,0 +1,92 @@
+"""``contracts.SelectionResult`` of one engine from a finished context (SELECTION_SPEC section 7).
+
+Conventions: the funnel's ``winners_by_stage`` counts winners by the first HTR stage that recruited
+them; baselines (no HTR) count theirs under stage 0. ``rejected`` lists the ingestion drops
+(``last_stage`` None) and every pooled non-winner with its veto and policy reasons (``last_stage``
+= the last HTR stage run; None for baselines). Metrics: ``cluster_density`` (None when no cluster
+has two members), ``avg_conviction`` (mean alpha of the winners under the engine's scorer; None
+without winners), ``pool_diversity`` (``1 / sum share^2`` of the winners' clusters; 0 without
+winners).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from contracts.atom import StrategyAtom
+from contracts.enums import SpecVersion
+from contracts.selection import Funnel, RejectedCandidate, SelectionResult
+from selection.pipeline.context import SelectionContext
+from selection.pipeline.vetoes import soft_vetoes, stage_thresholds
+
+SHARED_STAGES = ("ingestion", "features", "hardening", "scoring", "partitioning")
+
+
+def stage1_survivors(ctx: SelectionContext) -> int:
+    """Candidates with no hard veto and no soft veto at stage-1 thresholds (window's entropy_max)."""
+    ids = list(ctx.clusters.labels.index)
+    th = stage_thresholds(ctx.config, 1, float(ctx.params["entropy_max"]))
+    soft = soft_vetoes(ctx.feature_store.loc[ids], th)
+    return int((~soft.to_numpy(dtype=bool).any(axis=1)).sum())
+
+
+def manifest(ctx: SelectionContext) -> dict[str, Any]:
+    p = ctx.params
+    return {"shrinkage_intensity": float(p["shrinkage_intensity"]), "hardened": bool(p["hardened"]),
+            "entropy_mean": float(p["entropy_mean"]), "critical_value": float(p["critical_value"]),
+            "entropy_max": float(p["entropy_max"])}
+
+
+def metrics(ctx: SelectionContext, atoms: tuple[StrategyAtom, ...], scorer: Optional[str]) -> dict:
+    n = len(atoms)
+    if n:
+        _, counts = np.unique([a.cluster for a in atoms], return_counts=True)
+        share = counts / n
+        diversity = float(1.0 / np.sum(share * share))
+        conv = float(np.mean([a.conviction[scorer] for a in atoms])) if scorer else None
+    else:
+        diversity, conv = 0.0, None
+    return {"cluster_density": ctx.clusters.density, "avg_conviction": conv, "pool_diversity": diversity,
+            "n_winners": n}
+
+
+def build_result(ctx: SelectionContext, engine: str, spec_version: SpecVersion,
+                 atoms: tuple[StrategyAtom, ...], reasons: dict[str, tuple[str, ...]],
+                 last_stage: Optional[int], htr_stage: Optional[int], scorer: Optional[str],
+                 events: list[dict[str, Any]]) -> SelectionResult:
+    """Assemble the result of ``engine`` (shared events first, then ``events``)."""
+    part = ctx.clusters
+    by_stage: dict[int, int] = {}
+    for a in atoms:
+        k = a.htr_stage if a.htr_stage is not None else 0
+        by_stage[k] = by_stage.get(k, 0) + 1
+    funnel = Funnel(snapshot=int(ctx.params["n_snapshot"]), deduplicated=len(ctx.raw_pool),
+                    after_hard_vetoes=len(part.labels), after_all_vetoes_stage1=stage1_survivors(ctx),
+                    winners_by_stage=dict(sorted(by_stage.items())), n_clusters=len(part.sizes))
+    rejected = [RejectedCandidate(id=d["id"], symbol=d["symbol"], reasons=[d["reason"]], last_stage=None)
+                for d in ctx.params.get("dropped", ())]
+    won = {a.id for a in atoms}
+    symbol = dict(zip(ctx.raw_pool.index.tolist(), ctx.raw_pool["symbol"].astype(str).tolist()))
+    for i, sym in symbol.items():
+        if i not in won:
+            rejected.append(RejectedCandidate(id=i, symbol=sym,
+                                              reasons=list(reasons.get(i, ())), last_stage=last_stage))
+    shared = [e for e in ctx.audit_trail if e["stage"] in SHARED_STAGES]
+    return SelectionResult(
+        engine=engine, spec_version=spec_version, window=ctx.view.window.index,
+        cutoff_date=ctx.view.cutoff_date.isoformat(), atoms=list(atoms),
+        clusters={str(k): int(v) for k, v in part.labels.items()}, htr_stage=htr_stage,
+        manifest=manifest(ctx), funnel=funnel, rejected=rejected,
+        linkage=None if part.linkage is None else part.linkage.tolist(),
+        linkage_labels=list(part.order), pipeline_audit=shared + list(events),
+        metrics=metrics(ctx, atoms, scorer))
+
+
+def v4_result(ctx: SelectionContext, engine: str, scorer: str) -> SelectionResult:
+    """The result of the v4 engine that recruits with ``scorer``."""
+    out = ctx.winners[scorer]
+    events = [e for e in ctx.audit_trail
+              if e["stage"] in ("policy", "synthesis") and e["data"].get("scorer") == scorer]
+    return build_result(ctx, engine, SpecVersion.V4, ctx.atoms[scorer], out.reasons, out.stage,
+                        out.stage, scorer, events)

@@ -1,0 +1,52 @@
+"""Stage 6, Synthesis (``StrategySynthesizer``): SELECTION_SPEC section 6.
+
+One ``contracts.StrategyAtom`` per winner of each scorer: id ``{identity}_{logic}_{direction}``
+(the candidate id), the physical ``symbol`` as a field, identity, direction, logic, cluster, sector,
+conviction per scorer (every scorer's alpha) and ``htr_stage`` = the first HTR stage whose pass
+recruited it (within the stages run). Gates and return streams are ``market.gates``'.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pandas as pd
+
+from contracts.atom import StrategyAtom
+from contracts.enums import Direction, Logic
+from selection.pipeline.context import SelectionContext
+
+
+def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd.DataFrame,
+               stages: dict[str, int] | None) -> tuple[StrategyAtom, ...]:
+    """Atoms for ``ids`` in the given order; ``stages`` None (baselines) leaves ``htr_stage`` None."""
+    out = []
+    for i in ids:
+        row = pool.loc[i]
+        out.append(StrategyAtom(
+            id=i, symbol=str(row["symbol"]), identity=str(row["identity"]),
+            direction=Direction(row["direction"]), logic=Logic(row["logic"]),
+            cluster=int(labels.at[i]), sector=str(row["sector"]),
+            conviction={str(s): float(scores.at[i, s]) for s in scores.columns},
+            htr_stage=None if stages is None else int(stages[i])))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class StrategySynthesizer:
+    """Synthesis: winners of every scorer -> ``atoms`` (scorer -> tuple of StrategyAtom)."""
+
+    name: ClassVar[str] = "synthesis"
+    reads: ClassVar[tuple[str, ...]] = ("raw_pool", "clusters", "inference_outputs", "winners")
+    writes: ClassVar[tuple[str, ...]] = ("atoms", "audit_trail")
+
+    def __call__(self, ctx: SelectionContext) -> SelectionContext:
+        atoms = {}
+        trail = ctx.audit_trail
+        for scorer, out in ctx.winners.items():
+            atoms[scorer] = make_atoms(list(out.winners), ctx.raw_pool, ctx.clusters.labels,
+                                       ctx.inference_outputs.scores, out.first_stage)
+            trail = trail + ({"stage": self.name, "event": "atoms",
+                              "data": {"scorer": scorer, "n_atoms": len(atoms[scorer]),
+                                       "htr_stage": out.stage}},)
+        return ctx.model_copy(update={"atoms": atoms, "audit_trail": trail})

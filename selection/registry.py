@@ -1,0 +1,126 @@
+"""Engine registry: one window, every requested engine, features/scores/clusters computed once.
+
+Engines: ``v4`` (champion Log-MPS), ``v4:<scorer>`` for each challenger of the config (the same
+policy on that scorer's scores), ``raw`` and ``random`` (baselines, same partitioning), and
+``v3.4`` (the frozen legacy engine, imported lazily from ``selection.legacy.engine``; it computes
+everything by its own code and shares only the entropy null tables).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from contracts.errors import ConfigError
+from contracts.selection import SelectionResult
+from market.entropy import EntropyNullCache
+from market.view import PastView
+from selection.baselines import random_result, raw_result
+from selection.config import SelectionConfig
+from selection.pipeline.context import SelectionContext
+from selection.pipeline.orchestrator import CHAMPION, prepare, select
+from selection.pipeline.results import v4_result
+
+ENGINES: tuple[str, ...] = ("v4", "v4:ridge", "raw", "random", "v3.4")
+LEGACY = "v3.4"
+
+
+def engine_names(config: SelectionConfig) -> list[str]:
+    """Every engine name valid under ``config`` (one ``v4:<scorer>`` per configured challenger)."""
+    return ["v4", *[f"v4:{c}" for c in config.challengers], "raw", "random", LEGACY]
+
+
+def _view_key(view: PastView, config: SelectionConfig) -> tuple:
+    """Everything that determines a prepared context: window, cut-off, config, pool and closes."""
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(view.pool, index=False).to_numpy().tobytes())
+    h.update(np.ascontiguousarray(view.closes.to_numpy(dtype=np.float64)).tobytes())
+    h.update(",".join(map(str, view.closes.columns)).encode())
+    w = view.window
+    return (w.index, w.train_start, w.cutoff, view.cutoff_date.isoformat(),
+            view.calendar.periods_per_year, config.model_dump_json(), h.hexdigest())
+
+
+@dataclass
+class FeatureCache:
+    """Explicit cache of prepared contexts (features, scores, clusters) and the entropy null tables.
+
+    Keyed by the window, the config and digests of the pool and the closes; ``hits``/``misses``
+    count look-ups. ``max_entries`` bounds memory (oldest entry evicted first).
+    """
+
+    null_cache: EntropyNullCache = field(default_factory=EntropyNullCache)
+    max_entries: int = 8
+    entries: dict[tuple, SelectionContext] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def prepared(self, view: PastView, config: SelectionConfig) -> SelectionContext:
+        key = _view_key(view, config)
+        if key in self.entries:
+            self.hits += 1
+            return self.entries[key]
+        self.misses += 1
+        ctx = prepare(view, config, self.null_cache)
+        self.entries[key] = ctx
+        while len(self.entries) > self.max_entries:
+            self.entries.pop(next(iter(self.entries)))
+        return ctx
+
+
+def legacy_config(config: SelectionConfig):
+    """The legacy engine's config carrying the shared (non-policy-setting) values of ``config``."""
+    from selection.legacy.engine import LegacyConfig  # lazy: registry is outside selection.pipeline
+
+    values = {"feature_lookback": config.feature_lookback, "top_n": config.top_n,
+              "min_winners": config.min_winners, "entropy_max": config.entropy_max,
+              "efficiency_min": config.efficiency_min, "adx_min": config.adx_min,
+              "entropy_relax": config.relax_entropy, "floor_relax": config.relax_efficiency,
+              "sentiment_min": config.sentiment_min, "min_history_bars": config.min_history_bars,
+              "min_survival": config.min_survival,
+              "shrinkage_intensity": config.default_shrinkage_intensity,
+              "corr_lookbacks": config.corr_lookbacks, "min_common_obs": config.min_common_obs,
+              "cut_distance": config.cluster_cut, "max_clusters": config.max_clusters,
+              "weights": config.effective_weights(), "adx_relax": config.relax_adx}
+    # every key must reach the legacy engine: a key it does not know is an error, never dropped
+    return LegacyConfig(**values)
+
+
+def run_window(view: PastView, engines: list[str], config: SelectionConfig, seed: int,
+               cache: FeatureCache | None = None) -> dict[str, SelectionResult]:
+    """Selection of every engine in ``engines`` for one window (results keyed by engine name).
+
+    Features, scores, hard vetoes, hardening and clusters are computed once and shared by ``v4``,
+    every ``v4:<scorer>``, ``raw`` and ``random``; ``random`` draws as many as ``v4`` selects, seeded
+    from ``seed`` and the window key. Unknown names raise ``ConfigError``.
+    """
+    valid = engine_names(config)
+    bad = [e for e in engines if e not in valid]
+    if bad:
+        raise ConfigError(f"unknown selection engine(s) {bad}; valid under this config: {valid}")
+    cache = cache if cache is not None else FeatureCache()
+    out: dict[str, SelectionResult] = {}
+    v4_like = [e for e in engines if e != LEGACY]
+    if v4_like:
+        ctx = cache.prepared(view, config)
+        scorers = []
+        if "v4" in engines or "random" in engines:
+            scorers.append(CHAMPION)
+        scorers += [e.split(":", 1)[1] for e in engines if e.startswith("v4:")]
+        ctx = select(ctx, list(dict.fromkeys(scorers)))
+        for e in engines:
+            if e == "v4":
+                out[e] = v4_result(ctx, "v4", CHAMPION)
+            elif e.startswith("v4:"):
+                out[e] = v4_result(ctx, e, e.split(":", 1)[1])
+            elif e == "raw":
+                out[e] = raw_result(ctx)
+            elif e == "random":
+                out[e] = random_result(ctx, len(ctx.winners[CHAMPION].winners), seed)
+    if LEGACY in engines:
+        from selection.legacy.engine import run_v34  # lazy import (see module docstring)
+
+        out[LEGACY] = run_v34(view, legacy_config(config), cache.null_cache)
+    return {e: out[e] for e in engines}

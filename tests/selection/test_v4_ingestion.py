@@ -1,0 +1,132 @@
+"""Ingestion: deduplication by identity with the liquidity-floor venue rule, depth cap, drops, ids."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from contracts.atom import StrategyAtom
+from market.entropy import EntropyNullCache
+from selection.config import SelectionConfig
+from selection.pipeline.context import SelectionContext
+from selection.pipeline.ingestion import DiscoveryProvider
+from selection.pipeline.orchestrator import run_stage
+from tests.selection.selection_pools import make_view, with_closes, with_pool
+
+CFG = SelectionConfig(challengers=())
+
+
+def _ingest(view, config=CFG):
+    ctx = SelectionContext(view=view, config=config, null_cache=EntropyNullCache(n_series=100))
+    return run_stage(DiscoveryProvider(config), ctx)
+
+
+def _venues(view, rows):
+    """Add columns for extra venues of asset 0 (same prices) and pool rows for them."""
+    closes = view.closes.copy()
+    for sym in rows["symbol"]:
+        closes[sym] = closes.iloc[:, 0]
+    pool = pd.concat([view.pool, rows], ignore_index=True)
+    return with_pool(with_closes(view, closes), pool)
+
+
+def _row(view, **kw):
+    r = view.pool.iloc[[0]].copy()
+    for k, v in kw.items():
+        r[k] = v
+    return r
+
+
+def test_venue_that_passes_its_floor_beats_higher_volume():
+    view = make_view(seed=1, n_assets=5)
+    pool = view.pool.copy()
+    pool.loc[0, "Value.Traded"] = 40e6  # perp A000USDT.P fails its $50M floor
+    rows = _row(view, symbol="A000USDT", asset_type="spot", **{"Value.Traded": 30e6})  # passes $20M
+    ctx = _ingest(_venues(with_pool(view, pool), rows))
+    assert ctx.raw_pool.loc["A000_trend_" + pool.loc[0, "direction"], "symbol"] == "A000USDT"
+    assert {"id": "A000_trend_" + pool.loc[0, "direction"], "symbol": "A000USDT.P",
+            "reason": "duplicate:venue"} in ctx.params["dropped"]
+
+
+def test_highest_volume_when_no_venue_passes():
+    view = make_view(seed=1, n_assets=5)
+    pool = view.pool.copy()
+    pool.loc[0, "Value.Traded"] = 40e6
+    rows = _row(view, symbol="A000-USD", asset_type="spot", **{"Value.Traded": 10e6})
+    ctx = _ingest(_venues(with_pool(view, pool), rows))
+    assert "A000USDT.P" in set(ctx.raw_pool["symbol"]) and "A000-USD" not in set(ctx.raw_pool["symbol"])
+
+
+def test_duplicate_records_and_directions_are_separate_candidates():
+    view = make_view(seed=2, n_assets=4)
+    pool = view.pool.copy()
+    dup = pool.iloc[[1]].copy()
+    dup["Value.Traded"] = 1.0  # a worse copy of the same (symbol, logic, direction)
+    other = pool.iloc[[1]].copy()
+    other["direction"] = "SHORT" if pool.loc[1, "direction"] == "LONG" else "LONG"
+    ctx = _ingest(with_pool(view, pd.concat([pool, dup, other], ignore_index=True)))
+    assert len(ctx.raw_pool) == 5
+    assert sum(d["reason"] == "duplicate:record" for d in ctx.params["dropped"]) == 1
+    assert ctx.raw_pool.loc[ctx.raw_pool["symbol"] == pool.loc[1, "symbol"], "Value.Traded"].min() > 1.0
+
+
+def test_depth_cap_keeps_top_100_by_value_traded():
+    view = make_view(seed=3, n_assets=130, short_share=0.0)
+    ctx = _ingest(view)
+    assert len(ctx.raw_pool) == 100
+    kept = set(ctx.raw_pool["symbol"])
+    top = set(view.pool.sort_values("Value.Traded", ascending=False)["symbol"][:100])
+    assert kept == top
+    assert sum(d["reason"] == "depth_cap" for d in ctx.params["dropped"]) == 30
+
+
+def test_missing_or_invalid_prices_are_dropped_with_a_reason():
+    view = make_view(seed=4, n_assets=6)
+    pool = view.pool.copy()
+    pool.loc[0, "symbol"] = "NOPRICEUSDT"
+    closes = view.closes.copy()
+    closes.iloc[:, 1] = np.nan  # never traded up to the cut-off
+    closes.iloc[100, 2] = np.nan  # a gap between first and last close
+    closes.iloc[50, 3] = 0.0  # a 0 followed by more prices
+    ctx = _ingest(with_pool(with_closes(view, closes), pool))
+    reasons = {d["symbol"]: d["reason"] for d in ctx.params["dropped"]}
+    syms = view.pool["symbol"]
+    assert reasons == {"NOPRICEUSDT": "no_prices", syms[1]: "no_prices", syms[2]: "invalid_prices",
+                       syms[3]: "invalid_prices"}
+    assert len(ctx.raw_pool) == 2
+
+
+def test_delisted_before_the_train_slice_stays_and_is_hard_vetoed():
+    """SELECTION_SPEC 1 drops only missing or invalid prices: a symbol whose closes end before the
+    train slice stays in the pool (so it counts in the rank mappings) and gets history/survival."""
+    from selection.pipeline.orchestrator import prepare
+    view = make_view(seed=4, n_assets=6)
+    closes = view.closes.copy()
+    closes.iloc[30:, 1] = np.nan  # last close at bar 29; train slice starts at bar 50
+    ctx = prepare(with_closes(view, closes), CFG, EntropyNullCache(n_series=100))
+    cid = ctx.raw_pool.index[ctx.raw_pool["symbol"] == view.pool.loc[1, "symbol"]][0]
+    assert ctx.feature_store.at[cid, "survival"] == 0.0
+    assert ctx.vetoes.loc[cid, "history"] and ctx.vetoes.loc[cid, "survival"]
+    assert cid not in ctx.clusters.labels.index
+
+
+def test_ids_are_atom_ids_and_short_returns_are_negated():
+    view = make_view(seed=5, n_assets=8, short_share=0.5)
+    ctx = _ingest(view)
+    for cid, row in ctx.raw_pool.iterrows():
+        assert cid == StrategyAtom.make_id(row["identity"], row["logic"], row["direction"])
+        r = view.closes[row["symbol"]].pct_change().to_numpy()[-250:]
+        np.testing.assert_array_equal(ctx.returns[cid].to_numpy(), row["d"] * r)
+    assert (ctx.raw_pool["d"] == -1).sum() == (view.pool["direction"] == "SHORT").sum()
+    assert list(ctx.raw_pool.index) == sorted(ctx.raw_pool.index)
+
+
+def test_invalid_logic_dropped_and_missing_direction_kept_for_the_veto():
+    view = make_view(seed=6, n_assets=5)
+    pool = view.pool.copy()
+    pool["logic"] = pool["logic"].astype(object)
+    pool.loc[0, "logic"] = "magic"
+    pool["direction"] = pool["direction"].astype(object)
+    pool.loc[1, "direction"] = None
+    ctx = _ingest(with_pool(view, pool))
+    assert any(d["reason"] == "invalid:logic" for d in ctx.params["dropped"])
+    assert "A001_trend_NA" in ctx.raw_pool.index

@@ -1,0 +1,185 @@
+"""Policy and the HTR loop: stage transitions, forcing, fallback, sector cap, final cap, ties."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from market.entropy import EntropyNullCache
+from selection.config import SelectionConfig
+from selection.pipeline.orchestrator import prepare, select
+from selection.pipeline.policy import _Book, enforce_sector_cap, recruit
+from tests.selection.selection_pools import make_view, with_pool
+
+CFG = SelectionConfig(challengers=())
+
+
+def _cache():
+    return EntropyNullCache(n_series=500)
+
+
+def _run(view, config=CFG):
+    return select(prepare(view, config, _cache()), ["log_mps"])
+
+
+def _passes(ctx):
+    return [e["data"] for e in ctx.audit_trail if e["stage"] == "policy"]
+
+
+def test_stage_1_stop():
+    ctx = _run(make_view(seed=0, n_assets=40))
+    out = ctx.winners["log_mps"]
+    assert out.stage == 1 and len(out.winners) >= 15
+    assert [p["stage"] for p in _passes(ctx)] == [1]
+    assert all(a.htr_stage == 1 for a in ctx.atoms["log_mps"])
+
+
+def test_stage_2_stop_when_relaxation_admits():
+    view = make_view(seed=0, n_assets=40)
+    pool = view.pool.copy()
+    pool["ADX"] = 9.0  # vetoed at 10, admitted at 8
+    ctx = _run(with_pool(view, pool))
+    passes = _passes(ctx)
+    assert [p["stage"] for p in passes] == [1, 2]
+    assert passes[0]["n_winners"] == 0 and passes[0]["n_vetoed"]["adx"] == 40
+    assert passes[1]["n_winners"] >= 15 and "adx" not in passes[1]["n_vetoed"]
+
+
+def _all_sentiment_vetoed(seed=0, n=40):
+    view = make_view(seed=seed, n_assets=n)
+    pool = view.pool.copy()
+    pool["Recommend.All"] = -pool["Recommend.All"]  # every candidate against its direction
+    return view, pool
+
+
+def test_stage_3_forces_one_representative_per_cluster():
+    view, pool = _all_sentiment_vetoed()
+    ctx = _run(with_pool(view, pool), CFG.model_copy(update={"min_winners": 3}))
+    out = ctx.winners["log_mps"]
+    assert out.stage == 3
+    n_clusters = len(ctx.clusters.sizes)
+    assert len(out.winners) == n_clusters == len(out.forced)
+    assert {ctx.clusters.labels[w] for w in out.winners} == set(range(n_clusters))
+    for w in out.winners:  # each is its cluster's best-scored member
+        c = ctx.clusters.labels[w]
+        members = ctx.clusters.labels.index[ctx.clusters.labels == c]
+        scores = ctx.inference_outputs.scores.loc[members, "log_mps"]
+        assert scores[w] == scores.max()
+    assert [p["n_forced"] for p in _passes(ctx)] == [0, 0, n_clusters]
+
+
+def test_stage_4_fallback_never_readmits_hard_vetoes():
+    view, pool = _all_sentiment_vetoed(seed=3)
+    pool.loc[:9, "Value.Traded"] = 1e6  # hard veto on a quarter of the pool
+    pool.loc[:9, "Recommend.All"] = np.sign(pool.loc[:9, "Recommend.All"]) * -0.9
+    ctx = _run(with_pool(view, pool))
+    out = ctx.winners["log_mps"]
+    assert out.stage == 4 and len(out.winners) == 15
+    hard = ctx.vetoes.to_numpy().any(axis=1)
+    hard_ids = set(ctx.vetoes.index[hard])
+    assert len(hard_ids) == 10 and not hard_ids & set(out.winners)
+    stages = {a.htr_stage for a in ctx.atoms["log_mps"]}
+    assert stages <= {3, 4} and 4 in stages
+    assert [p["stage"] for p in _passes(ctx)] == [1, 2, 3, 4]
+
+
+def test_top_n_per_cluster_and_direction_and_identity_once():
+    ctx = _run(make_view(seed=2, n_assets=60, short_share=0.5))
+    out = ctx.winners["log_mps"]
+    pool, lab = ctx.raw_pool, ctx.clusters.labels
+    if out.stage == 1:
+        df = pd.DataFrame({"c": lab[list(out.winners)], "d": pool.loc[list(out.winners), "direction"]})
+        assert df.groupby(["c", "d"]).size().max() <= 3
+    ident = pool.loc[list(out.winners), "identity"] + "|" + lab[list(out.winners)].astype(str)
+    assert ident.is_unique
+
+
+def test_top_n_floor_takes_max():
+    assert CFG.effective_top_n() == 3
+    assert CFG.v34_settings().effective_top_n() == 5
+
+
+def _book(sectors, alphas, clusters):
+    ids = [f"C{i:02d}" for i in range(len(sectors))]
+    order = sorted(ids, key=lambda i: (-alphas[int(i[1:])], i))
+    return ids, _Book(order=order, alpha={i: alphas[k] for k, i in enumerate(ids)},
+                      sector={i: sectors[k] for k, i in enumerate(ids)},
+                      cluster={i: clusters[k] for k, i in enumerate(ids)},
+                      identity={i: f"X{k}" for k, i in enumerate(ids)},
+                      direction={i: "LONG" for i in ids})
+
+
+def test_sector_cap_drops_lowest_of_most_overfull_sector():
+    sectors = ["A"] * 6 + ["B"] * 2 + ["C"] * 2
+    alphas = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.85, 0.75, 0.65, 0.55]
+    ids, book = _book(sectors, alphas, list(range(10)))
+    book.cluster.update({i: 0 for i in ids[:6]})  # the A's share one cluster
+    dropped, notes = {}, []
+    w = enforce_sector_cap(ids, book, 0.40, dropped, notes)
+    # 6/10 > 4 -> 5/9 > 3.6 -> 4/8 > 3.2 -> 3/7 > 2.8 -> 2/6 <= 2.4: four lowest A's dropped
+    assert sorted(dropped) == ids[2:6] and set(w) == {ids[0], ids[1], *ids[6:]}
+    assert not notes
+
+
+def test_sector_cap_keeps_a_clusters_only_recruit():
+    sectors = ["A"] * 4 + ["B", "C", "D"]
+    alphas = [0.9, 0.8, 0.7, 0.1, 0.5, 0.4, 0.3]
+    clusters = [0, 0, 0, 1, 2, 3, 4]  # the lowest A is its cluster's only recruit
+    ids, book = _book(sectors, alphas, clusters)
+    dropped = {}
+    w = enforce_sector_cap(ids, book, 0.40, dropped, [])
+    # 4/7 > 2.8 -> drop C02; 3/6 > 2.4 -> drop C01; 2/5 <= 2: C03 (lowest alpha) survives
+    assert ids[3] in w and sorted(dropped) == [ids[1], ids[2]]
+
+
+def test_sector_cap_unenforceable_with_two_sectors():
+    ids, book = _book(["A", "A", "B"], [0.9, 0.8, 0.7], [0, 1, 2])
+    notes = []
+    assert enforce_sector_cap(ids, book, 0.40, {}, notes) == ids
+    assert notes == ["sector_cap_unenforceable"]
+
+
+def test_sector_cap_end_to_end():
+    view = make_view(seed=4, n_assets=60, n_sectors=5)
+    pool = view.pool.copy()
+    pool.loc[: 41, "sector"] = "L1"  # 70 % of the pool in one sector
+    ctx = _run(with_pool(view, pool))
+    w = list(ctx.winners["log_mps"].winners)
+    share = pool.set_index(pool["symbol"].str[:4] + "_trend_" + pool["direction"]).loc[w, "sector"]
+    assert share.value_counts().max() <= 0.40 * len(w)
+    off = _run(with_pool(view, pool), CFG.model_copy(update={"sector_cap": None}))
+    w2 = list(off.winners["log_mps"].winners)
+    s2 = pool.set_index(pool["symbol"].str[:4] + "_trend_" + pool["direction"]).loc[w2, "sector"]
+    assert s2.value_counts().max() > 0.40 * len(w2)  # the cap is what held it
+
+
+def test_final_cap_25_keeps_highest_alpha():
+    view = make_view(seed=6, n_assets=200, n_factors=200, n_sectors=8)
+    ctx = _run(with_pool(view, view.pool), CFG.model_copy(update={"sector_cap": None}))
+    out = ctx.winners["log_mps"]
+    assert len(out.winners) == 25
+    uncapped = _run(view, CFG.model_copy(update={"sector_cap": None, "max_winners": None}))
+    full = uncapped.winners["log_mps"].winners
+    assert len(full) > 25
+    alpha = ctx.inference_outputs.scores["log_mps"]
+    top = sorted(full, key=lambda i: (-alpha[i], i))[:25]
+    assert list(out.winners) == top
+
+
+def test_final_cap_drops_forced_last():
+    ids, book = _book(["A", "B", "C", "D"], [0.9, 0.8, 0.7, 0.1], [0, 1, 2, 3])
+    cfg = CFG.model_copy(update={"max_winners": 2, "sector_cap": None, "min_winners": 1})
+    w, forced, dropped, _ = recruit(3, book, {ids[0], ids[2]}, cfg, 4)
+    # eligible: C00, C02; forced: C01 (cluster 1), C03 (cluster 3); cap 2 keeps the forced pair
+    assert forced == {ids[1], ids[3]} and set(w) == {ids[1], ids[3]}
+    assert dropped[ids[0]] == dropped[ids[2]] == "final_cap"
+
+
+def test_ties_broken_by_id_and_row_order_irrelevant():
+    view = make_view(seed=8, n_assets=30)
+    a = _run(view)
+    shuffled = view.pool.sample(frac=1.0, random_state=1)
+    b = _run(with_pool(view, shuffled))
+    assert a.winners["log_mps"].winners == b.winners["log_mps"].winners
+    assert a.clusters.labels.equals(b.clusters.labels)
+    ids, book = _book(["A", "B", "C"], [0.5, 0.5, 0.5], [0, 0, 0])
+    assert book.order == ids  # equal alphas: ascending id
