@@ -13,7 +13,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.covariance import LedoitWolf
+import sklearn
+from sklearn.covariance import ledoit_wolf
 
 from contracts.errors import ConfigError, DataError
 
@@ -66,7 +67,7 @@ def estimate_covariance(
 ) -> np.ndarray:
     """Daily covariance (N x N) of the atom streams.
 
-    ``ledoit_wolf``: ``sklearn.covariance.LedoitWolf`` (centred, shrunk towards a scaled identity; its
+    ``ledoit_wolf``: ``sklearn.covariance.ledoit_wolf`` (centred, shrunk towards a scaled identity; its
     estimate is positive definite even when T < N); ``sample``: the unbiased sample covariance
     (ddof=1). Then the ridge ``(1-s) C + s I`` on the correlation with ``s = shrinkage``, mapped back
     with the estimated variances (see ``ridge_correlation``). NaN -> 0 before estimation.
@@ -81,7 +82,10 @@ def estimate_covariance(
         if np.all(x.std(axis=0) == 0.0):
             cov = np.zeros((n, n))  # LedoitWolf divides by zero on a constant panel; its limit is 0
         else:
-            cov = LedoitWolf(assume_centered=False).fit(x).covariance_
+            # sklearn's ledoit_wolf (the estimator's own kernel); x is already checked finite above,
+            # so sklearn's input re-validation is skipped (a third of the call's time on small panels)
+            with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+                cov = ledoit_wolf(x, assume_centered=False)[0]
     elif method == "sample":
         cov = np.atleast_2d(np.cov(x, rowvar=False, ddof=1))
     else:

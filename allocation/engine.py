@@ -27,7 +27,7 @@ import numpy as np
 from allocation import profiles as pf
 from allocation.config import AllocationConfig
 from allocation.constraints import binding
-from allocation.covariance import VARIANCE_FLOOR, estimate_covariance, ex_ante_volatility, mean_returns
+from allocation.covariance import VARIANCE_FLOOR, estimate_covariance, ex_ante_volatility
 from allocation.native import ProblemCache
 from contracts.allocation import Allocation, AllocationRequest
 from contracts.enums import Backend, Profile
@@ -120,7 +120,7 @@ def allocate(request: AllocationRequest, profile: Profile | str, backend: Backen
             fallback = True
     w = raw.weights
     res = raw.result
-    mu = mean_returns(request.atom_returns)
+    mu = inp.returns().mean(axis=0)  # = covariance.mean_returns, without converting again
     var = float(w @ cov @ w)
     objective = float(mu @ w / np.sqrt(var)) if profile is Profile.MAX_SHARPE and not fallback else var
     bind = binding(w, raw.caps)

@@ -54,8 +54,12 @@ class Inputs:
         return cluster_caps([a.id for a in atoms], [a.cluster for a in atoms],
                             self.config.cluster_cap, self.config.atom_cap)
 
+    clean: Optional[np.ndarray] = None  # the request's streams, NaN -> 0, converted once
+
     def returns(self) -> np.ndarray:
-        return clean_returns(self.request.atom_returns)
+        if self.clean is None:
+            self.clean = clean_returns(self.request.atom_returns)
+        return self.clean
 
 
 def solve(inp: Inputs, kind: str, cov: np.ndarray, caps: Caps, returns: np.ndarray,
