@@ -157,7 +157,7 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
             # warm_start=False: cvxpy otherwise updates a cached Clarabel solver in place, which makes
             # the answer depend on earlier solves in the process (not reproducible across executors)
             with solver_warnings():  # "may be inaccurate" is recorded by the status below
-                prob.problem.solve(solver=solver, warm_start=False, **solver_options(solver, tol))
+                prob.problem.solve(solver=solver, warm_start=False, **solver_options(solver, tol, n))
         except cp.error.SolverError as exc:
             attempts.append(f"{solver}: {exc}".splitlines()[0][:200])
             continue

@@ -18,11 +18,20 @@ _STAR_PRODUCT = re.compile(r"\s*This use of ``\*`` has resulted in matrix multip
 SOLVER_CHAIN = ("CLARABEL", "ECOS", "SCS")
 
 
-def solver_options(solver: str, tol: float) -> dict:
+#: From this many assets on, Clarabel factorises its KKT system with the supernodal ``faer`` LDL
+#: (about 1.8x faster than the default ``qdldl`` at N = 500 on a dense covariance, same solution to
+#: 1e-12); ``max_threads=1`` keeps it sequential, so results do not depend on the worker's core count.
+FAER_MIN_ASSETS = 300
+
+
+def solver_options(solver: str, tol: float, n_assets: int = 0) -> dict:
     """Keyword options per solver: Clarabel with tightened tolerances (``tol`` on the gaps and the
     feasibility); ECOS and SCS with their tight settings (SCS is first-order: 1e-9 is its floor)."""
     if solver == "CLARABEL":
-        return {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
+        opts = {"tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol, "max_iter": 500}
+        if n_assets >= FAER_MIN_ASSETS:
+            opts.update(direct_solve_method="faer", max_threads=1)
+        return opts
     if solver == "ECOS":
         return {"abstol": max(tol, 1e-9), "reltol": max(tol, 1e-9), "feastol": max(tol, 1e-9),
                 "max_iters": 500}

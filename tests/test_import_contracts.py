@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_import_contracts_hold():
     exe = Path(sys.executable).with_name("lint-imports")
-    out = subprocess.run([str(exe), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+    out = subprocess.run([str(exe), str(ROOT / "pyproject.toml")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "broken" not in out.stdout.lower() or "0 broken" in out.stdout.lower()
@@ -25,6 +25,6 @@ def test_contracts_are_checked(tmp_path):
                    '[[tool.importlinter.contracts]]\nname = "aaa must not import bbb"\ntype = "forbidden"\n'
                    'source_modules = ["aaa"]\nforbidden_modules = ["bbb"]\n')
     exe = Path(sys.executable).with_name("lint-imports")
-    out = subprocess.run([str(exe), "--config", str(cfg)], cwd=tmp_path, capture_output=True, text=True,
+    out = subprocess.run([str(exe), str(cfg)], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert out.returncode != 0
