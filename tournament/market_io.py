@@ -1,6 +1,7 @@
 """Load the market a run works on: the embedded synthetic market or a user's data, with provenance."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,13 +59,23 @@ def load_market(spec: DataSpec) -> Market:
         prov = {"source": str(path), "candidates": str(spec.candidates)}
     if bench is not None and bench not in data.closes.columns:
         raise DataError(f"benchmark symbol {bench!r} has no price column")
-    prov.update({"panel_sha256": panel_digest(data.closes), "snapshot_sha256": dict(snaps.digests),
+    prov.update({"panel_sha256": panel_digest(data.closes),
+                 "snapshot_sha256": dict(snaps.digests) or _snapshot_content_digests(snaps),
                  "point_in_time": snaps.point_in_time, "n_symbols": int(data.closes.shape[1]),
                  "n_bars": int(data.closes.shape[0]), "first_date": str(data.closes.index[0].date()),
                  "last_date": str(data.closes.index[-1].date()), "calendar": cal.name,
                  "periods_per_year": cal.periods_per_year})
     prov["derived_fields"] = derived is not None
     return Market(data=data, snapshots=snaps, calendar=cal, benchmark=bench, provenance=prov, derived=derived)
+
+
+def _snapshot_content_digests(snaps: SnapshotStore) -> dict[str, str]:
+    """SHA-256 of each in-memory snapshot's content (the synthetic market has no files to hash)."""
+    out = {}
+    for d in snaps.dates:
+        blob = snaps.frames[d].to_json(orient="split", date_format="iso", double_precision=15).encode()
+        out[f"{d.date().isoformat()}.json"] = hashlib.sha256(blob).hexdigest()
+    return out
 
 
 def _derived_if_needed(data: MarketData, snaps: SnapshotStore) -> dict | None:

@@ -3,7 +3,8 @@ risk profile's band.
 
 Bands (annualised, absolute, fractions): MinVariance 0.35, MarketNeutral 0.35, HRP [0.45, 0.50],
 EqualWeight 0.60, MaxSharpe 0.90, Barbell 0.50. ``distance`` is 0 inside a range, else
-``|vol - nearest edge|``; the cell is flagged ``DRIFT`` (status ``fail``) when ``distance > 0.25``.
+``|vol - nearest edge|``; the cell is flagged ``DRIFT`` (status ``warn``: a flag about the strategy's risk, not a broken
+integrity property, so it never makes a run's audit fail) when ``distance > 0.25``.
 Realised volatility is ``std(ddof=1) * sqrt(P)`` of the daily simple returns (``audit.metrics``).
 Per-window realised vols are computed and reported in ``details["per_window"]``, never flagged
 (``None`` for a window with fewer than 2 bars).
@@ -46,7 +47,7 @@ def check_volatility_band(cell_id: str, profile: Profile | str, returns: Any,
     """Band check of one cell's TWR series.
 
     ``returns``: the cell's daily simple returns; ``windows``: optional window number per return
-    (same length) for the per-window report. Status ``fail`` with ``details["flag"] == "DRIFT"``
+    (same length) for the per-window report. Status ``warn`` with ``details["flag"] == "DRIFT"``
     when the distance exceeds ``drift_threshold``; ``pass`` otherwise.
     """
     prof = Profile(profile)
@@ -67,5 +68,5 @@ def check_volatility_band(cell_id: str, profile: Profile | str, returns: Any,
     details = {"profile": prof.value, "realised_vol": vol, "band": list(band), "distance": dist,
                "drift_threshold": drift_threshold, "flag": "DRIFT" if drift else None,
                "vol_flag": flag, "periods_per_year": p, "per_window": per_window}
-    return make_result(NAME, CheckStatus.FAIL if drift else CheckStatus.PASS, details,
+    return make_result(NAME, CheckStatus.WARN if drift else CheckStatus.PASS, details,
                        cell_id=cell_id)

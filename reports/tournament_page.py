@@ -1,0 +1,267 @@
+"""Sections of the tournament page (``report/index.html``): inputs and ledger, the performance
+matrix and its heatmap, equity curves and drawdowns, volatility bands, and the window index.
+
+The statistics sections (PBO, DSR, verdicts, sensitivity, verification axes, HTR stages, checks)
+are in ``reports.stats_sections``. Plots go to ``report/img/``; every plotted number is also in a
+table. Trial cells are the matrix rows with ``trial`` true (native backend, vectorbt simulator);
+equity curves show the trial cells of the base setting, one figure per profile.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from contracts.enums import RecordType
+from reports import plots
+from reports.html import banner, esc, fmt, kv_table, pct, section, table
+from reports.rundata import RunData, equity_drawdown
+from reports.units import UnitBundle, page_path
+
+DIMS = ["engine", "profile", "backend", "simulator", "step_size", "train_window", "feature_lookback"]
+
+
+def trials(rd: RunData) -> pd.DataFrame:
+    """Trial rows of the performance matrix (``trial`` column, else native x vectorbt)."""
+    m = rd.matrix
+    if m.empty:
+        return m
+    if "trial" in m:
+        return m[m["trial"].astype(str).str.lower().isin(["true", "1"])]
+    return m[(m["backend"] == "native") & (m["simulator"] == "vectorbt")]
+
+
+def at_base(rd: RunData, m: pd.DataFrame) -> pd.DataFrame:
+    base = rd.base_setting()
+    if base is None or m.empty:
+        return m
+    s, t, lb = base
+    return m[(m["step_size"] == s) & (m["train_window"] == t) & (m["feature_lookback"] == lb)]
+
+
+def cell_labels(rd: RunData) -> dict[str, str]:
+    """Readable cell labels ``engine|profile|backend|simulator|s<step>_t<train>_l<lookback>``."""
+    src = rd.frames["cells.parquet"] if not rd.frames["cells.parquet"].empty else rd.matrix
+    if src.empty or "cell_id" not in src:
+        return {}
+    return {r["cell_id"]: f"{r['engine']}|{r['profile']}|{r['backend']}|{r['simulator']}|"
+                          f"s{r['step_size']}_t{r['train_window']}_l{r['feature_lookback']}"
+            for r in src.to_dict("records")}
+
+
+def inputs_section(rd: RunData) -> str:
+    """Run inputs (git commit, data digests, point-in-time) and the ledger's verification."""
+    inp = rd.run_start.get("inputs", {})
+    out = []
+    pit = rd.point_in_time
+    if pit is False:
+        msg = next((w.get("message") for w in rd.of(RecordType.WARNING)
+                    if w.get("code") == "single_undated_export"), None)
+        out.append(banner("Candidates are NOT point-in-time: one undated export was used for every window "
+                          "(survivorship and look-ahead risk). " + (msg or ""), "bad", banner_id="pit-banner"))
+    elif pit is True:
+        out.append(banner("Candidates are point-in-time (dated snapshots as of each cut-off).", "good",
+                          banner_id="pit-banner"))
+    else:
+        out.append(banner("Point-in-time status of the candidates is not recorded.", "warn", banner_id="pit-banner"))
+    lv = rd.ledger
+    has_end = bool(rd.of(RecordType.RUN_END))
+    if lv.ok:
+        text = f"Ledger verified: {lv.message}" + ("" if has_end else
+                                                   " (run_end not yet appended: the report is rendered before it)")
+        out.append(banner(text, "good", banner_id="ledger-status"))
+    else:
+        out.append(banner(f"Ledger verification FAILED at seq {lv.first_bad_seq}: {lv.message}", "bad",
+                          banner_id="ledger-status"))
+    for w in lv.warnings:
+        out.append(banner(w, "warn"))
+    snap = inp.get("snapshot_sha256")
+    pairs = [("run id", rd.run_id), ("git commit", inp.get("git_commit")), ("data source", inp.get("source")),
+             ("panel sha256", inp.get("panel_sha256")),
+             ("snapshot sha256", json.dumps(snap, sort_keys=True) if isinstance(snap, dict) else snap),
+             ("point in time", pit), ("symbols", inp.get("n_symbols")), ("bars", inp.get("n_bars")),
+             ("first date", inp.get("first_date")), ("last date", inp.get("last_date")),
+             ("calendar", inp.get("calendar")), ("periods per year", inp.get("periods_per_year")),
+             ("ledger records", lv.n_records)]
+    out.append(kv_table(pairs, table_id="inputs-table"))
+    versions = rd.run_start.get("versions") or {}
+    if versions:
+        out.append("<details><summary>Library versions</summary>" + table(
+            ["library", "version"], sorted(versions.items()), table_id="versions-table", text_cols=2) + "</details>")
+    events = rd.run_start.get("events")
+    if events:
+        items = sorted(events.items()) if isinstance(events, dict) else enumerate(events if isinstance(events, list)
+                                                                                   else [events])
+        out.append("<h3>Synthetic market events (planted in the data)</h3>" + table(
+            ["event", "details"], [[esc(k), esc(json.dumps(v, default=str))] for k, v in items], raw=True,
+            table_id="events-table", text_cols=2))
+    if rd.missing:
+        out.append(banner("Missing from the run directory: " + ", ".join(rd.missing), "warn",
+                          banner_id="missing-files"))
+    return section("inputs", "Run inputs and ledger", "".join(out))
+
+
+MATRIX_COLS = ["cell_id", *DIMS, "trial", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "cagr", "max_drawdown",
+               "annual_volatility", "vol_band", "band_distance", "psr", "dsr", "n_trials_effective",
+               "liquidated", "drift", "degenerate", "n_windows"]
+
+
+def matrix_section(rd: RunData, img: Path) -> str:
+    """Heatmap of trial Sharpe (engine x profile, one panel per step size at the base train window and
+    lookback) and the full matrix with Sharpe CIs."""
+    m = rd.matrix
+    if m.empty:
+        return section("matrix", "Performance matrix", "<p class='muted'>performance_matrix.csv missing</p>")
+    t = trials(rd)
+    base = rd.base_setting()
+    panels = {}
+    if not t.empty and base is not None:
+        sub = t[(t["train_window"] == base[1]) & (t["feature_lookback"] == base[2])]
+        for s in sorted(sub["step_size"].unique()):
+            piv = sub[sub["step_size"] == s].pivot_table(index="engine", columns="profile", values="sharpe",
+                                                         aggfunc="first")
+            panels[f"step {int(s)}"] = piv
+    body = []
+    if panels:
+        plots.heatmap(panels, img / "heatmap.png", title="trial Sharpe")
+        body.append('<img id="heatmap-img" src="img/heatmap.png" alt="Sharpe heatmap">')
+    cols = [c for c in MATRIX_COLS if c in m.columns]
+    rows = []
+    for r in m[cols].to_dict("records"):
+        row = []
+        for c in cols:
+            v = r[c]
+            if c in ("cagr", "max_drawdown", "annual_volatility", "band_distance"):
+                row.append(pct(v))
+            else:
+                row.append(fmt(v))
+        rows.append(row)
+    body.append("<p class='muted'>Sharpe annualised (rf 0) with its stationary-bootstrap CI; CAGR, max drawdown "
+                "(negative), annualised volatility and band distance in %.</p>")
+    body.append(table([c.replace("_", " ") + (" %" if c in ("cagr", "max_drawdown", "annual_volatility",
+                                                             "band_distance") else "") for c in cols],
+                      rows, raw=True, text_cols=5, table_id="matrix-table"))
+    return section("matrix", "Performance matrix", "".join(body))
+
+
+def equity_section(rd: RunData, img: Path) -> str:
+    """Equity (log) and drawdowns of the base setting's trial cells, one figure per profile;
+    liquidation dates are marked and tabulated."""
+    ret = rd.frames["returns.parquet"]
+    t = at_base(rd, trials(rd))
+    if ret.empty or t.empty:
+        return section("equity", "Equity curves and drawdowns", "<p class='muted'>no returns</p>")
+    by_cell = {cid: g.sort_values("date") for cid, g in ret[ret["cell_id"].isin(set(t["cell_id"]))].groupby("cell_id")}
+    body, liq_rows, eq_rows = [], [], []
+    for profile, grp in t.groupby("profile", sort=True):
+        series, liq = {}, {}
+        for r in grp.sort_values("engine").to_dict("records"):
+            g = by_cell.get(r["cell_id"])
+            if g is None:
+                continue
+            s = pd.Series(g["return"].to_numpy(dtype=float), index=pd.DatetimeIndex(g["date"]))
+            series[r["engine"]] = equity_drawdown(s)
+            eq, dd = series[r["engine"]]
+            eq_rows.append([r["cell_id"], r["engine"], profile, float(eq.iloc[-1]) if len(eq) else None,
+                            pct(float(dd.min()) if len(dd) else None)])
+            hit = g.loc[g["liquidated"].astype(bool), "date"]
+            if len(hit):
+                liq[r["engine"]] = pd.Timestamp(hit.iloc[0])
+                liq_rows.append([r["cell_id"], r["engine"], profile, pd.Timestamp(hit.iloc[0]).strftime("%Y-%m-%d")])
+        if series:
+            name = f"equity_{profile}.png"
+            plots.equity_and_drawdown(series, liq, img / name, title=f"{profile}: equity and drawdown (trial cells)")
+            body.append(f'<h3>{esc(profile)}</h3><img class="equity-img" src="img/{esc(name)}" alt="equity {esc(profile)}">')
+    body.append("<h3>Final equity and max drawdown (initial capital 1; drawdown from the high-water mark "
+                "including the initial capital)</h3>" + table(["cell", "engine", "profile", "final equity",
+                                                              "max drawdown %"], eq_rows, text_cols=3,
+                                                             table_id="equity-table"))
+    body.append("<h3>Liquidations</h3>" + table(["cell", "engine", "profile", "date"], liq_rows,
+                                                 table_id="liquidations-table", text_cols=4))
+    return section("equity", "Equity curves and drawdowns (base setting, trial cells)", "".join(body))
+
+
+def _band(text: str) -> tuple[float, float] | None:
+    try:
+        parts = [float(x) for x in str(text).split("-")]
+    except ValueError:
+        return None
+    return (parts[0], parts[-1]) if parts else None
+
+
+def vol_section(rd: RunData, img: Path) -> str:
+    t = at_base(rd, trials(rd))
+    if t.empty or "annual_volatility" not in t:
+        return section("volatility", "Realised volatility vs bands", "<p class='muted'>no matrix</p>")
+    bands = {}
+    for p, txt in zip(t["profile"], t.get("vol_band", pd.Series([""] * len(t)))):
+        b = _band(txt)
+        if b:
+            bands[str(p)] = b
+    pts = pd.DataFrame({"profile": t["profile"].astype(str), "label": t["engine"].astype(str),
+                        "vol": t["annual_volatility"].astype(float)})
+    body = []
+    if bands:
+        plots.vol_bands(pts, dict(sorted(bands.items())), img / "vol_bands.png")
+        body.append('<img id="vol-img" src="img/vol_bands.png" alt="volatility vs band">')
+    rows = [[r["cell_id"], r["engine"], r["profile"], pct(r["annual_volatility"]), esc(r.get("vol_band")),
+             pct(r.get("band_distance")), fmt(r.get("drift"))] for r in t.to_dict("records")]
+    body.append(table(["cell", "engine", "profile", "realised vol %", "band", "distance %", "DRIFT"], rows,
+                      raw=True, text_cols=3, table_id="vol-table"))
+    return section("volatility", "Realised volatility vs each profile's band (base setting)", "".join(body))
+
+
+def window_index_section(bundles: list[UnitBundle]) -> str:
+    """One row per window page, grouped by setting, with the v4 HTR stage and flag counts."""
+    rows = []
+    for b in bundles:
+        v4 = b.selections.get("v4", {})
+        rows.append([f'<a href="{esc(page_path(b.unit))}">{esc(b.unit)}</a>', esc(b.dates.get("cutoff", "n/a")),
+                     esc(b.dates.get("test_start", "n/a")), esc(b.dates.get("test_end", "n/a")),
+                     fmt(v4.get("htr_stage")), fmt(len(v4.get("atoms") or [])),
+                     fmt((v4.get("manifest") or {}).get("hardened")), fmt(len(b.flags)),
+                     esc(", ".join(sorted({f["kind"] for f in b.flags})))])
+    return section("windows", f"Per-window forensic pages ({len(bundles)})", table(
+        ["window", "cut-off", "test start", "test end", "v4 HTR stage", "v4 winners", "v4 hardened", "flags",
+         "flag kinds"], rows, raw=True, text_cols=4, table_id="windows-table"))
+
+
+def summary_section(rd: RunData, n_windows: int) -> str:
+    """Headline figures: cells, trials, windows, best trial, PBO, and the verdict counts."""
+    m, t = rd.matrix, trials(rd)
+    best = t.sort_values("sharpe", ascending=False).iloc[0].to_dict() if not t.empty and "sharpe" in t else {}
+    pbo = (rd.boot.get("pbo") or {}).get("pbo")
+    ver = (rd.boot.get("paired_tests") or {}).get("verdicts") or {}
+    base = rd.base_setting()
+    pairs = [("cells", len(m)), ("trials", len(t)), ("window pages", n_windows),
+             ("base setting (step, train, lookback)", ", ".join(map(str, base)) if base else None),
+             ("best trial by Sharpe", f"{best.get('engine')} | {best.get('profile')} | step {best.get('step_size')}"
+              f" (Sharpe {fmt(best.get('sharpe'))}, CI {fmt(best.get('sharpe_ci_low'))} .. "
+              f"{fmt(best.get('sharpe_ci_high'))}, DSR {fmt(best.get('dsr'))})" if best else None),
+             ("ledger", f"verified, {rd.ledger.n_records} records" if rd.ledger.ok
+              else f"FAILS verification at seq {rd.ledger.first_bad_seq}"),
+             ("candidates point-in-time", rd.point_in_time),
+             ("PBO", pbo), ("liquidated cells", int(m["liquidated"].astype(bool).sum()) if "liquidated" in m else None),
+             ("DRIFT cells", int(m["drift"].astype(bool).sum()) if "drift" in m else None)]
+    for name, v in sorted(ver.items()):
+        pairs.append((f"{name}: a better / b better (Holm-significant) of n",
+                      f"{v.get('a_better_significant')} / {v.get('b_better_significant')} of {v.get('n')}"))
+    return section("summary", "Summary", kv_table(pairs, table_id="summary-table"))
+
+
+def alerts(rd: RunData) -> str:
+    """Banners shown above everything: candidates not point-in-time, a ledger that fails verification,
+    failed checks."""
+    out = []
+    if rd.point_in_time is False:
+        out.append(banner("WARNING: candidates come from a single undated export (not point-in-time): "
+                          "survivorship and look-ahead risk in every window.", "bad", banner_id="alert-pit"))
+    if not rd.ledger.ok:
+        out.append(banner(f"WARNING: the ledger fails verification ({rd.ledger.message}).", "bad",
+                          banner_id="alert-ledger"))
+    summ = rd.boot.get("checks") or {}
+    if summ and not summ.get("ok", True):
+        out.append(banner(f"{len(summ.get('failures') or [])} audit check(s) failed: see Audit checks.", "warn",
+                          banner_id="alert-checks"))
+    return "".join(out)
