@@ -67,7 +67,7 @@ def _windows_frame(sched: dict, dates: pd.DatetimeIndex) -> pd.DataFrame:
 
 
 def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict,
-               results: dict[str, UnitResult], append) -> Path | None:
+               results: dict[str, UnitResult], append) -> tuple[Path | None, dict]:
     P = market.calendar.periods_per_year
     closes = market.closes
     plans = build_plans(cfg, sched, results)
@@ -120,10 +120,23 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     stats["htr_stages"] = _htr_distribution(results)
     write_json(run_dir / "bootstrap.json", _finite(stats))
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})
+    report = None
     if cfg.report:
         from reports import render_report
-        return render_report(run_dir)
-    return None
+        report = render_report(run_dir)
+    return report, _run_metrics(matrix, stats)
+
+
+def _run_metrics(matrix: pd.DataFrame, stats: dict) -> dict:
+    """What run_end records as the run's metrics: every cell's headline figures and the run-level
+    statistics (PBO, verdicts, effective trials, check counts)."""
+    cols = ["sharpe", "sharpe_ci_low", "sharpe_ci_high", "cagr", "max_drawdown", "annual_volatility", "psr",
+            "dsr", "liquidated", "drift"]
+    cells = {r["cell_id"]: {c: r[c] for c in cols} for r in matrix.to_dict("records")}
+    return _finite({"cells": cells, "pbo": stats.get("pbo", {}).get("pbo"),
+                    "effective_trials": stats.get("effective_trials", {}).get("n_effective"),
+                    "n_trials": stats.get("n_trials"), "verdicts": stats["paired_tests"]["verdicts"],
+                    "checks": stats["checks"]["by_status"], "htr_stages": stats["htr_stages"]})
 
 
 def _htr_distribution(results: dict[str, UnitResult]) -> dict:

@@ -157,9 +157,9 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
             if stop_after_units is not None and n_new >= stop_after_units:
                 return RunOutcome(run_dir, run_dir / "audit.jsonl", None, 0, len(results), time.perf_counter() - t0)
         from tournament.postprocess import finish_run  # heavy imports (vectorbt) only when needed
-        report = finish_run(run_dir, cfg, market, sched, results, append)
+        report, metrics = finish_run(run_dir, cfg, market, sched, results, append)
         artifacts = _artifacts(run_dir)
-        append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts,
+        append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts, "metrics": metrics,
                                                      "seconds": time.perf_counter() - t0,
                                                      "n_units": len(results), "n_cells": len(cfg.cells())})
     finally:

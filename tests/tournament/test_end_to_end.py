@@ -70,6 +70,8 @@ def test_ledger_has_every_record_kind(small_run):
     assert specs[("selection", "random")] == "baseline"
     sel = next(r for r in recs if r["type"] == "selection" and r["data"]["engine"] == "v4")
     assert sel["data"]["pipeline_audit"], "stage transitions go under data.pipeline_audit"
+    end = recs[-1]
+    assert end["type"] == "run_end" and end["data"]["metrics"]["cells"] and end["data"]["artifacts"]
     start = recs[0]["data"]
     assert start["inputs"]["panel_sha256"] and "versions" in start and start["parameters"]["htr"]
 
