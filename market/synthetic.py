@@ -142,7 +142,7 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
     s = 0.012 * _student_t(rng, (T, len(SECTORS)))
 
     events: dict = {}
-    fc = int(0.53 * T)
+    fc = int(0.85 * T)  # inside the last 24 windows that the quick preset tests
     m[fc], m[fc + 1] = -0.32, 0.12
     events["flash_crash"] = {"date": str(dates[fc].date()), "bar": fc, "market_return": -0.32}
 

@@ -105,9 +105,9 @@ def run_window(view: PastView, engines: list[str], config: SelectionConfig, seed
     v4_like = [e for e in engines if e != LEGACY]
     if v4_like:
         ctx = cache.prepared(view, config)
-        scorers = []
-        if "v4" in engines or "random" in engines:
-            scorers.append(CHAMPION)
+        # the champion always runs: `random` sizes its draw on it, and every pass (synthesis included)
+        # must record an event even when only `raw` was asked for
+        scorers = [CHAMPION]
         scorers += [e.split(":", 1)[1] for e in engines if e.startswith("v4:")]
         ctx = select(ctx, list(dict.fromkeys(scorers)))
         for e in engines:

@@ -180,3 +180,11 @@ def test_synthesised_atoms_carry_the_pool_fields(results):
         assert a.sign == (1 if row["direction"] == "LONG" else -1)
         assert a.cluster == res["v4"].clusters[a.id]
         assert a.identity == a.symbol.removesuffix("USDT.P")
+
+
+def test_each_engine_alone_runs():
+    """Every engine can be requested on its own (a pass must always record its event)."""
+    view = make_view()
+    for engine in ("v4", "v4:ridge", "raw", "random"):
+        out = run_window(view, [engine], SelectionConfig(), seed=1)
+        assert list(out) == [engine]

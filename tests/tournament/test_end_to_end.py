@@ -96,3 +96,32 @@ def test_cli_audit_verify(small_run, tmp_path):
     rec = subprocess.run([exe, "audit", "recompute", str(small_run.run_dir)], capture_output=True, text=True,
                          timeout=300)
     assert rec.returncode == 0 and "sharpe=" in rec.stdout
+
+
+def test_quarantine_summary_uses_the_quarantined_windows():
+    """A run whose windows hold a market-wide crash: the crash window is quarantined, and the summary's
+    'ex_quarantine' metrics exclude its bars (the check name is audit's own constant)."""
+    import json
+    import tempfile
+
+    from audit.checks.quarantine import NAME
+    from tests.tournament.conftest import small_config
+    from tournament.run import run_tournament
+
+    cfg = small_config(market={"synthetic_bars": 700, "synthetic_candidates": 48}, engines=["raw"],
+                       profiles=["equal_weight"], backends=["native"], simulators=["reference"], max_windows=6)
+    with tempfile.TemporaryDirectory() as d:
+        out = run_tournament(cfg, d)
+        crash_bar = int(0.85 * 700)
+        b = json.loads((out.run_dir / "bootstrap.json").read_text())
+        wins = pd.read_parquet(out.run_dir / "windows.parquet")
+        dates = pd.read_parquet(out.run_dir / "returns.parquet")["date"]
+        assert NAME == "outlier_quarantine"
+        q = b["quarantine"]["windows"]
+        assert q, "the crash window must be quarantined"
+        w = wins[wins.window.isin(q)]
+        crash_date = pd.Timestamp("2021-01-01", tz="UTC") + pd.Timedelta(days=crash_bar)
+        assert ((w.test_start <= crash_date) & (w.test_end >= crash_date)).any()
+        m = next(iter(b["quarantine"]["metrics_with_and_without"].values()))
+        assert m["n_bars_excluded"] > 0 and m["ex_quarantine"]["n_periods"] < m["all"]["n_periods"]
+        assert len(dates) > 0
