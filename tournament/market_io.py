@@ -60,13 +60,19 @@ def load_market(spec: DataSpec) -> Market:
     if bench is not None and bench not in data.closes.columns:
         raise DataError(f"benchmark symbol {bench!r} has no price column")
     prov.update({"panel_sha256": panel_digest(data.closes),
-                 "snapshot_sha256": dict(snaps.digests) or _snapshot_content_digests(snaps),
+                 "snapshot_sha256": _combined(files := dict(snaps.digests) or _snapshot_content_digests(snaps)),
+                 "snapshot_file_sha256": files,
                  "point_in_time": snaps.point_in_time, "n_symbols": int(data.closes.shape[1]),
                  "n_bars": int(data.closes.shape[0]), "first_date": str(data.closes.index[0].date()),
                  "last_date": str(data.closes.index[-1].date()), "calendar": cal.name,
                  "periods_per_year": cal.periods_per_year})
     prov["derived_fields"] = derived is not None
     return Market(data=data, snapshots=snaps, calendar=cal, benchmark=bench, provenance=prov, derived=derived)
+
+
+def _combined(digests: dict[str, str]) -> str:
+    """One SHA-256 over the sorted ``name:digest`` lines of every snapshot."""
+    return hashlib.sha256("\n".join(f"{k}:{v}" for k, v in sorted(digests.items())).encode()).hexdigest()
 
 
 def _snapshot_content_digests(snaps: SnapshotStore) -> dict[str, str]:
