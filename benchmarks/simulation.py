@@ -9,12 +9,16 @@ first (and the numba cache dir must be set, as the Makefile does). Peak memory i
 ``batched_speedup`` uses CPU time, which a machine shared with other jobs distorts less than wall time
 (both are printed).
 
-Why batching gains less than the 10x target here: one vectorbt call costs ~40 ms of CPU beyond its
-numba loop (wrapping, broadcasting, value/assets arrays), while the loop itself costs ~0.4 us per
-(bar, column) element whether or not an order is placed (``call_seq="auto"`` sorts every group at every
-bar; measured at about half of ``from_orders``' time). A cell of 1061 bars x ~100 atom columns is ~0.1 M
-elements, i.e. ~40 ms of loop, so one call per cell is at most ~2x the batched cost at this size; the
-ratio grows as cells get shorter or narrower (``--quick``: ~3.5x).
+Why batching gains less than the 10x target here: vectorbt's ``simulate_from_orders_nb`` costs about
+0.1 us per (bar, column) element whether or not an order is placed there (``call_seq="auto"`` sorts
+every group at every bar), and the run-directory frames (positions, exposure) have one row per held
+atom per bar. Both are paid once per element or row whichever way the cells are grouped, so batching
+only saves the fixed cost of each call (~40 ms of vectorbt wrapping and of our validation, gates and
+frame building). Columns are recycled (``simulation.packing``): an atom holds a column only while it
+may hold a position, which cuts the loop's elements by ~2.7x at this shape. The benchmark also times
+the vectorbt calls alone (``_from_orders`` on the packed arrays, batched in one call vs one call per
+cell) and prints ``speedup_bound``: per-cell time / the batched vectorbt call's time, the ratio that
+would remain if everything outside that one call cost nothing.
 
 Usage: ``python benchmarks/simulation.py [--quick] [--json]``.
 """
@@ -98,6 +102,33 @@ def timed(fn):
     return out, dt, dc, m.mib
 
 
+def vectorbt_calls(closes: pd.DataFrame, plans: list, cfg: SimulationConfig) -> dict:
+    """CPU seconds of the vectorbt calls alone on the packed arrays: all cells in one call, and one call
+    per cell (schedules compiled and packed beforehand, outside the timings)."""
+    from simulation import packing, vbt_adapter
+    from simulation.schedule import compile_batch, compute_gates, panel_arrays
+
+    gates, keys = compute_gates(closes, plans, cfg.gap)
+    pnl = panel_arrays(closes)
+
+    def prepared(sub):
+        b = compile_batch(closes, sub, gates, keys, pnl)
+        pk = packing.pack(b.target, b.col_group, len(sub))
+        size, price = packing.packed_orders(b.target, b.price, pk)
+        return size, price, pk.slot_group, max(len(sub), 2)
+
+    whole = prepared(plans)
+    single = [prepared([p]) for p in plans]
+    c = time.process_time()
+    vbt_adapter._from_orders(*whole, cfg)
+    batched = time.process_time() - c
+    c = time.process_time()
+    for args in single:
+        vbt_adapter._from_orders(*args, cfg)
+    per_cell = time.process_time() - c
+    return {"slots": int(whole[0].shape[1]), "batched": batched, "per_cell": per_cell}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20 cells x 20 windows")
@@ -116,6 +147,7 @@ def main() -> None:
     vbt_res, t_batched, c_batched, m_batched = timed(lambda: simulate(closes, plans, SimulatorKind.VECTORBT, cfg))
     _, t_cell, c_cell, m_cell = timed(lambda: [simulate(closes, [p], SimulatorKind.VECTORBT, cfg) for p in plans])
     ref_res, t_ref, c_ref, m_ref = timed(lambda: simulate(closes, plans, SimulatorKind.REFERENCE, cfg))
+    calls = vectorbt_calls(closes, plans, cfg)
     cmp = compare_simulators(ref_res, vbt_res)
     n_cols = int(vbt_res.positions.groupby("cell_id").atom_id.nunique().sum())
     out = {
@@ -131,6 +163,11 @@ def main() -> None:
         "peak_rss_mib_batched": round(m_batched, 1), "peak_rss_mib_per_cell": round(m_cell, 1),
         "peak_rss_mib_reference": round(m_ref, 1),
         "max_abs_return_diff": cmp["max_abs_return_diff"],
+        "slot_columns": calls["slots"],
+        "vectorbt_call_batched_cpu_s": round(calls["batched"], 3),
+        "vectorbt_calls_per_cell_cpu_s": round(calls["per_cell"], 3),
+        "vectorbt_call_speedup": round(calls["per_cell"] / calls["batched"], 2),
+        "speedup_bound": round(c_cell / calls["batched"], 2),
         "max_chunk_bytes": cfg.max_chunk_bytes, "quick": bool(a.quick),
     }
     if a.json:
@@ -145,6 +182,10 @@ def main() -> None:
         print(f"{name:<28}{t:>10.3f}{c:>10.3f}{m:>15.1f}")
     print(f"batched speedup (per-cell / batched, CPU time): {out['batched_speedup']:.2f}x "
           f"(wall: {out['batched_speedup_wall']:.2f}x; target >= 10x)")
+    print(f"vectorbt calls alone ({out['slot_columns']} slot columns after recycling): one batched call "
+          f"{out['vectorbt_call_batched_cpu_s']:.3f} s CPU, one call per cell {out['vectorbt_calls_per_cell_cpu_s']:.3f} s "
+          f"-> {out['vectorbt_call_speedup']:.2f}x")
+    print(f"speedup bound (per-cell simulate / the batched vectorbt call alone): {out['speedup_bound']:.2f}x")
     print(f"max |return diff| vectorbt vs reference over {cmp['n_returns']} daily returns: "
           f"{cmp['max_abs_return_diff']:.3e}")
 

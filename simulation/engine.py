@@ -10,7 +10,7 @@ from contracts.schemas import check_frame
 from market.panel import validate_panel
 from simulation.config import CellPlan, SimulationConfig
 from simulation.reference import run_reference
-from simulation.results import SimulationResult, batch_frames, cell_returns, reference_summary
+from simulation.results import Labels, SimulationResult, batch_frames, cell_returns, reference_summary
 from simulation.schedule import check_plans, panel_arrays, chunk_plans, compile_batch, compute_gates
 
 # bytes per (bar, column) of one batched call: the reference keeps ~8 float arrays of that shape,
@@ -41,6 +41,9 @@ def simulate(closes: pd.DataFrame, plans: list[CellPlan], kind: SimulatorKind | 
     panel = panel_arrays(closes)
     if not np.isfinite(gates).all():
         raise DataError("simulate: non-finite gate values")
+    labels = Labels(cells=pd.Index(sorted({p.cell_id for p in plans}), dtype=object),
+                    atoms=pd.Index(sorted({a.id for p in plans for wp in p.windows for a in wp.atoms}), dtype=object),
+                    symbols=pd.Index(sorted(closes.columns), dtype=object))
     chunks = chunk_plans(plans, len(closes), config.max_chunk_bytes, BYTES_PER_VALUE[kind])
     rets, poss, exps, events, liq_cells = [], [], [], [], set()
     for idxs in chunks:
@@ -54,7 +57,7 @@ def simulate(closes: pd.DataFrame, plans: list[CellPlan], kind: SimulatorKind | 
             first = vbt_adapter.run_vectorbt(batch, config)
             r, liq_rows = cell_returns(batch, first, config.liquidation_floor)
             raw = vbt_adapter.book_liquidations(batch, liq_rows, config, first)
-        fr = batch_frames(batch, raw, r, liq_rows)
+        fr = batch_frames(batch, raw, r, liq_rows, labels)
         rets.append(fr.returns)
         poss.append(fr.positions)
         exps.append(fr.exposure)

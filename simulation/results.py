@@ -39,11 +39,28 @@ class SimulationResult:
 
 @dataclass
 class BatchFrames:
+    """Frames of one batch, columns in schema order; label columns are categoricals over the run-wide
+    ``Labels`` (so that batches concatenate without re-labelling); ``simulate`` checks the concatenated
+    frames against the schemas once."""
+
     returns: pd.DataFrame
     positions: pd.DataFrame
     exposure: pd.DataFrame
     events: list[dict]
     liq_rows: dict[int, int]
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Run-wide categories of the label columns: cell ids, atom ids and symbols (each sorted, unique)."""
+
+    cells: pd.Index
+    atoms: pd.Index
+    symbols: pd.Index
+
+
+def _labels(codes: np.ndarray, cats: pd.Index) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=cats)
 
 
 def cell_returns(batch: Batch, run: RawRun, floor: float) -> tuple[list[np.ndarray], dict[int, int]]:
@@ -58,81 +75,94 @@ def cell_returns(batch: Batch, run: RawRun, floor: float) -> tuple[list[np.ndarr
     return out, liq_rows
 
 
-def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: dict[int, int]) -> BatchFrames:
-    """Long frames of one batch, checked against the run-directory schemas."""
+def _close_events(batch: Batch, run: RawRun, g: int, lo: int, hi: int, s: int, e: int) -> list[dict]:
+    """Delisting and bust closes of cell ``g`` (columns ``lo:hi``, rows ``s..e``) where units were held."""
+    events = []
+    for kind, rowarr in (("delisting_close", batch.delist_row), ("bust_close", batch.bust_row)):
+        b = rowarr[lo:hi]
+        for k in np.flatnonzero((b >= s) & (b <= e)):
+            j, bk = lo + k, int(b[k])
+            held = run.units[bk - 1, j] if bk > 0 else 0.0
+            if held != 0:
+                events.append({"type": kind, "cell_id": batch.cell_ids[g], "atom_id": batch.col_atom[j],
+                               "symbol": batch.col_symbol[j], "date": batch.dates[bk].isoformat(),
+                               "bar": batch.b0 + bk, "units": float(held), "price": float(batch.price[bk, j])})
+    return events
+
+
+def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: dict[int, int],
+                 labels: Labels) -> BatchFrames:
+    """Long frames of one batch (schema column order; see ``BatchFrames``).
+
+    Rows: returns per cell and test bar; positions per cell, bar (from the cell's first cut-off) and
+    atom column where units != 0 or a trade happened; exposure per cell, bar and symbol (sorted) where
+    some atom holds the symbol. A cell's columns are contiguous in the batch.
+    """
     R = {k: [] for k in ("cell", "row", "window", "ret", "liq")}
     P = {k: [] for k in ("cell", "row", "col", "units", "trade", "cost")}
     E = {k: [] for k in ("cell", "row", "sym", "net")}
     events: list[dict] = []
-    syms = np.asarray(batch.col_symbol, dtype=object)
-    for g, cell in enumerate(batch.cell_ids):
+    n_groups = len(batch.cell_ids)
+    if len(batch.col_group) and np.any(np.diff(batch.col_group) < 0):
+        raise ValueError("batch_frames: a cell's columns must be contiguous")
+    bounds = np.searchsorted(batch.col_group, np.arange(n_groups + 1), side="left")
+    cell_code = labels.cells.get_indexer(pd.Index(batch.cell_ids, dtype=object))
+    sym_code = labels.symbols.get_indexer(pd.Index(batch.col_symbol, dtype=object))   # per column
+    for g in range(n_groups):
         s, e = int(batch.start_row[g]), int(batch.end_row[g])
         n = e - s
         liq_flag = np.zeros(n, dtype=bool)
         if g in liq_rows:
             L = liq_rows[g]
             liq_flag[L - s - 1:] = True
-            events.append({"type": "liquidation", "cell_id": cell, "date": batch.dates[L].isoformat(), "bar": batch.b0 + L,
-                           "equity": float(np.prod(1.0 + rets[g][:L - s]))})
-        for k, v in (("cell", np.full(n, g)), ("row", np.arange(s + 1, e + 1)), ("window", batch.window_of_row[g]),
-                     ("ret", rets[g]), ("liq", liq_flag)):
+            events.append({"type": "liquidation", "cell_id": batch.cell_ids[g], "date": batch.dates[L].isoformat(),
+                           "bar": batch.b0 + L, "equity": float(np.prod(1.0 + rets[g][:L - s]))})
+        for k, v in (("cell", np.full(n, cell_code[g])), ("row", np.arange(s + 1, e + 1)),
+                     ("window", batch.window_of_row[g]), ("ret", rets[g]), ("liq", liq_flag)):
             R[k].append(v)
-        cols = np.flatnonzero(batch.col_group == g)
-        if not len(cols):
+        lo, hi = int(bounds[g]), int(bounds[g + 1])
+        if lo == hi:
             continue
-        sl = slice(s, e + 1)
-        u, t, c = run.units[sl][:, cols], run.trade[sl][:, cols], run.cost[sl][:, cols]
-        ri, ci = np.nonzero((u != 0) | (t != 0))
-        for k, v in (("cell", np.full(len(ri), g)), ("row", s + ri), ("col", cols[ci]), ("units", u[ri, ci]),
-                     ("trade", t[ri, ci]), ("cost", c[ri, ci])):
+        u, t, c = run.units[s:e + 1, lo:hi], run.trade[s:e + 1, lo:hi], run.cost[s:e + 1, lo:hi]
+        held = u != 0
+        ri, ci = np.nonzero(held | (t != 0))
+        for k, v in (("cell", np.full(len(ri), cell_code[g])), ("row", s + ri), ("col", lo + ci),
+                     ("units", u[ri, ci]), ("trade", t[ri, ci]), ("cost", c[ri, ci])):
             P[k].append(v)
-        prev = np.vstack([run.units[s - 1, cols] if s > 0 else np.zeros(len(cols)), u[:-1]])
-        for kind, rowarr in (("delisting_close", batch.delist_row), ("bust_close", batch.bust_row)):
-            b = rowarr[cols]
-            for k in np.flatnonzero((b >= s) & (b <= e)):
-                j, bk = cols[k], int(b[k])
-                if prev[bk - s, k] != 0:
-                    events.append({"type": kind, "cell_id": cell, "atom_id": batch.col_atom[j],
-                                   "symbol": batch.col_symbol[j], "date": batch.dates[bk].isoformat(), "bar": batch.b0 + bk,
-                                   "units": float(prev[bk - s, k]), "price": float(batch.price[bk, j])})
+        events.extend(_close_events(batch, run, g, lo, hi, s, e))
         # net exposure per symbol: sum(units * close) / end-of-bar value, where some atom holds the symbol
-        usyms, inv = np.unique(syms[cols], return_inverse=True)
-        by_sym = np.argsort(inv, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(inv[by_sym]) != 0])
-        net = np.add.reduceat((u * batch.price[sl][:, cols])[:, by_sym], starts, axis=1)
-        ri, si = np.nonzero(np.logical_or.reduceat((u != 0)[:, by_sym], starts, axis=1))
-        for k, v in (("cell", np.full(len(ri), g)), ("row", s + ri), ("sym", usyms[si]),
-                     ("net", net[ri, si] / run.values[s + ri, g])):
+        sc = sym_code[lo:hi]
+        by_sym = np.argsort(sc, kind="stable")
+        usym = sc[by_sym]
+        pv = (u * batch.price[s:e + 1, lo:hi])[:, by_sym]
+        hs = held[:, by_sym]
+        if len(usym) > 1 and np.any(usym[1:] == usym[:-1]):   # several atoms on one symbol: sum them
+            starts = np.flatnonzero(np.r_[True, usym[1:] != usym[:-1]])
+            pv = np.add.reduceat(pv, starts, axis=1)
+            hs = np.logical_or.reduceat(hs, starts, axis=1)
+            usym = usym[starts]
+        ri, si = np.nonzero(hs)
+        for k, v in (("cell", np.full(len(ri), cell_code[g])), ("row", s + ri), ("sym", usym[si]),
+                     ("net", pv[ri, si] / run.values[s + ri, g])):
             E[k].append(v)
     cat = {name: {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in d.items()}
            for name, d in (("r", R), ("p", P), ("e", E))}
     r, p, x = cat["r"], cat["p"], cat["e"]
-    cells = pd.Index(batch.cell_ids, dtype=object)
-    atom_index = pd.Index(sorted(set(batch.col_atom)), dtype=object)
-    sym_index = pd.Index(sorted(set(batch.col_symbol)), dtype=object)
-    atom_code = atom_index.get_indexer(pd.Index(batch.col_atom, dtype=object))   # per column
-    sym_code = sym_index.get_indexer(pd.Index(batch.col_symbol, dtype=object))
-
-    def labels(codes: np.ndarray, cats: pd.Index) -> pd.Categorical:
-        # categorical labels: check_frame's cast to "string" then maps the few categories, not every row
-        return pd.Categorical.from_codes(codes.astype(np.int64), categories=cats) if len(cats) else \
-            pd.Categorical([], categories=cats)
-
+    atom_code = labels.atoms.get_indexer(pd.Index(batch.col_atom, dtype=object))   # per column
     pcol = p["col"].astype(np.int64)
-    returns = pd.DataFrame({"cell_id": labels(r["cell"], cells), "date": batch.dates[r["row"].astype(np.int64)],
+    dates = batch.dates
+    returns = pd.DataFrame({"cell_id": _labels(r["cell"], labels.cells), "date": dates[r["row"].astype(np.int64)],
                             "window": r["window"].astype(np.int64), "return": r["ret"].astype(np.float64),
                             "liquidated": r["liq"].astype(bool)})
-    positions = pd.DataFrame({"cell_id": labels(p["cell"], cells), "date": batch.dates[p["row"].astype(np.int64)],
-                              "atom_id": labels(atom_code[pcol], atom_index),
-                              "symbol": labels(sym_code[pcol], sym_index),
+    positions = pd.DataFrame({"cell_id": _labels(p["cell"], labels.cells), "date": dates[p["row"].astype(np.int64)],
+                              "atom_id": _labels(atom_code[pcol], labels.atoms),
+                              "symbol": _labels(sym_code[pcol], labels.symbols),
                               "units": p["units"].astype(np.float64), "trade": p["trade"].astype(np.float64),
                               "cost": p["cost"].astype(np.float64)})
-    exposure = pd.DataFrame({"cell_id": labels(x["cell"], cells), "date": batch.dates[x["row"].astype(np.int64)],
-                             "symbol": labels(sym_index.get_indexer(x["sym"]) if len(x["sym"]) else
-                                              np.zeros(0, dtype=np.int64), sym_index),
+    exposure = pd.DataFrame({"cell_id": _labels(x["cell"], labels.cells), "date": dates[x["row"].astype(np.int64)],
+                             "symbol": _labels(x["sym"], labels.symbols),
                              "net_exposure": x["net"].astype(np.float64)})
-    return BatchFrames(check_frame(returns, "returns.parquet"), check_frame(positions, "positions.parquet"),
-                       check_frame(exposure, "exposure.parquet"), events, liq_rows)
+    return BatchFrames(returns, positions, exposure, events, liq_rows)
 
 
 def reference_summary(returns: pd.DataFrame, periods_per_year: int) -> pd.DataFrame:

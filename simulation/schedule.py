@@ -107,8 +107,8 @@ def panel_arrays(closes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
     finite = np.isfinite(raw)
     n = raw.shape[0]
     last = n - 1 - np.argmax(finite[::-1], axis=0)
-    val = pd.DataFrame(raw).ffill().bfill().to_numpy()
-    tradable = finite & (raw > 0)
+    val = np.ascontiguousarray(pd.DataFrame(raw).ffill().bfill().to_numpy())  # row-major: rows are gathered
+    tradable = np.ascontiguousarray(finite & (raw > 0))
     bust = np.where(finite[last, np.arange(raw.shape[1])] & (raw[last, np.arange(raw.shape[1])] == 0),
                     last, -1)
     return val, tradable, last, bust
@@ -186,8 +186,8 @@ def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray
             if L < n_bars - 1 and p.start_bar <= L < p.end_bar and tradable_sym[L, col_sym_a[j]]:
                 target[L - b0, j] = 0.0
     sl = slice(b0, b1 + 1)
-    price = val[sl][:, col_sym_a] if n_cols else np.zeros((rows, 0))
-    tradable = tradable_sym[sl][:, col_sym_a] if n_cols else np.zeros((rows, 0), dtype=bool)
+    price = np.take(val[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0))  # C-ordered
+    tradable = np.take(tradable_sym[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0), dtype=bool)
     target[~tradable] = np.nan
     bust = bust_sym[col_sym_a] if n_cols else np.zeros(0, dtype=np.int64)
     bust_row = np.where((bust >= b0) & (bust <= b1), bust - b0, -1)
@@ -199,7 +199,7 @@ def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray
     for p in plans:
         lab = np.concatenate([np.full(wp.window.n_test, wp.window.index, dtype=np.int64) for wp in p.windows])
         wor.append(lab)
-    return Batch(b0=b0, dates=closes.index[sl], price=np.ascontiguousarray(price), tradable=tradable,
+    return Batch(b0=b0, dates=closes.index[sl], price=price, tradable=tradable,
                  target=target, bust_row=bust_row, delist_row=delist_row,
                  col_group=np.asarray(col_group, dtype=np.int64),
                  col_atom=col_atom, col_symbol=col_symbol, col_sign=np.asarray(col_sign, dtype=np.float64),

@@ -1,11 +1,19 @@
 """The only module that imports vectorbt. Every setting that matters is passed on every call.
 
-One ``vbt.Portfolio.from_orders`` call per batch: one column per (cell, atom), grouped per cell with
+One ``vbt.Portfolio.from_orders`` call per batch: each (cell, atom) is a column on its asset's price,
+grouped per cell with
 ``cash_sharing=True``, ``direction="both"``, ``size_type="targetpercent"`` (vectorbt sizes each order
 itself from ``d * g * w`` and its own group value), ``price = val_price = close`` (our filled close),
 ``call_seq="auto"``, ``update_value=False`` (all orders of a close are sized from the group value before
 that close's trades, as in the model), ``ffill_val_price=True``, ``freq="1D"``, ``engine="numba"``,
 explicit fees and slippage per column, ``allow_partial=True``, ``lock_cash=False``.
+
+Column recycling (``simulation.packing``): an atom occupies a column only over the bars where it may
+hold a position (from an opening order to its closing order); a cell's columns are reused by later
+atoms once free, so the call has ~max-concurrent-atoms columns per cell instead of one per atom ever
+held (vectorbt's loop costs per bar and column, orders or not). Outputs are mapped back to one column
+per atom. If vectorbt leaves units after a closing order (a buy-to-cover cut by cash beyond the
+credit line), the batch is re-run with one column per atom for its whole range.
 
 Credit line: vectorbt never lets cash go negative (a buy is cut to the cash left), while the model sets
 positions from the portfolio's value, so a gate switching on after other holdings drifted up may need
@@ -38,6 +46,7 @@ import vectorbt as vbt
 from vectorbt.portfolio.enums import Direction as VbtDirection
 from vectorbt.portfolio.enums import OrderSide, SizeType
 
+from simulation import packing
 from simulation.config import SimulationConfig
 from simulation.floor import INITIAL_CAPITAL, drawdown_breached
 from simulation.reference import RawRun
@@ -59,54 +68,78 @@ def _n_sim_groups(batch: Batch) -> int:
     return max(len(batch.cell_ids), 2)
 
 
-def _layout(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-    """Column order of the vectorbt call (each cell's atoms then its credit column) and group labels."""
-    n_cols = batch.shape[1]
+def _layout(col_group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column order of the vectorbt call (each cell's columns then its credit column) and group labels."""
+    n_cols = len(col_group)
     order, labels = [], []
-    for g in range(_n_sim_groups(batch)):
-        cols = np.flatnonzero(batch.col_group == g)
+    for g in range(n_groups):
+        cols = np.flatnonzero(col_group == g)
         order.extend(cols.tolist())
         order.append(n_cols + g)  # credit column of cell g
         labels.extend([g] * (len(cols) + 1))
     return np.asarray(order, dtype=np.int64), np.asarray(labels, dtype=np.int64)
 
 
-def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig):
-    n, n_cols = batch.shape
-    n_groups = _n_sim_groups(batch)
-    order, labels = _layout(batch)
-    price = np.hstack([batch.price, np.ones((n, n_groups))])[:, order]
-    size = np.hstack([target, np.full((n, n_groups), np.nan)])
-    size[0, n_cols:] = -config.credit_line
-    size = size[:, order]
-    is_credit = order >= n_cols
+def _from_orders(size: np.ndarray, price: np.ndarray, col_group: np.ndarray, n_groups: int,
+                 config: SimulationConfig):
+    """One vectorbt call over ``size``/``price`` (n, K) plus one credit column per group.
+
+    Returns (values (n, n_groups), units (n, K), order records as (column in 0..K-1, row, size, price,
+    fees, side) for the K columns).
+    """
+    n, k_cols = size.shape
+    order, labels = _layout(col_group, n_groups)
+    price_all = np.hstack([price, np.ones((n, n_groups))])[:, order]
+    size_all = np.hstack([size, np.full((n, n_groups), np.nan)])
+    size_all[0, k_cols:] = -config.credit_line
+    size_all = size_all[:, order]
+    is_credit = order >= k_cols
     size_type = np.where(is_credit, SizeType.Amount, SizeType.TargetPercent)
     fees = np.where(is_credit, 0.0, config.fees)
     slippage = np.where(is_credit, 0.0, config.slippage)
-    close = pd.DataFrame(price, index=pd.RangeIndex(n), copy=False)
-    max_orders = int(np.count_nonzero(~np.isnan(size))) + 1
+    close = pd.DataFrame(price_all, index=pd.RangeIndex(n), copy=False)
+    max_orders = int(np.count_nonzero(~np.isnan(size_all))) + 1
     pf = vbt.Portfolio.from_orders(
-        close=close, size=size, size_type=size_type, direction=VbtDirection.Both, price=price,
-        val_price=price, fees=fees, fixed_fees=0.0, slippage=slippage, min_size=0.0, max_size=np.inf,
+        close=close, size=size_all, size_type=size_type, direction=VbtDirection.Both, price=price_all,
+        val_price=price_all, fees=fees, fixed_fees=0.0, slippage=slippage, min_size=0.0, max_size=np.inf,
         size_granularity=np.nan, reject_prob=0.0, lock_cash=False, allow_partial=True,
         raise_reject=False, log=False, init_cash=np.ones(n_groups), cash_sharing=True,
         call_seq="auto", ffill_val_price=True, update_value=False, max_orders=max_orders, max_logs=0,
         group_by=labels, freq=FREQ, attach_call_seq=False, seed=0, engine=ENGINE,
     )
-    values = pf.value().to_numpy().reshape(n, n_groups)[:, :len(batch.cell_ids)]
-    units = np.empty((n, n_cols + n_groups))
-    units[:, order] = pf.assets().to_numpy().reshape(n, n_cols + n_groups)
+    values = pf.value().to_numpy().reshape(n, n_groups)
+    units = np.empty((n, k_cols + n_groups))
+    units[:, order] = pf.assets().to_numpy().reshape(n, k_cols + n_groups)
     rec = pf.orders.values
     col = order[rec["col"]]
-    keep = col < n_cols
-    col, idx = col[keep], rec["idx"][keep]
-    sz, px, fee, side = rec["size"][keep], rec["price"][keep], rec["fees"][keep], rec["side"][keep]
+    keep = col < k_cols
+    return (values, units[:, :k_cols], col[keep], rec["idx"][keep], rec["size"][keep],
+            rec["price"][keep], rec["fees"][keep], rec["side"][keep])
+
+
+def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: bool = True):
+    """vectorbt over the batch; with ``pack`` the atom columns are recycled into slots
+    (``simulation.packing``) and the outputs mapped back to one column per atom."""
+    n, n_cols = batch.shape
+    n_groups = _n_sim_groups(batch)
+    if pack:
+        pk = packing.pack(target, batch.col_group, len(batch.cell_ids))
+        size, price = packing.packed_orders(target, batch.price, pk)
+        values, units_s, col, idx, sz, px, fee, side = _from_orders(size, price, pk.slot_group, n_groups, config)
+        if len(packing.unclosed_pieces(units_s, pk)):
+            # a close was cut (cash): the slot is not free after it, so run one column per atom
+            return _simulate(batch, target, config, pack=False)
+        units = packing.unpack_units(units_s, pk, n_cols)
+        col = pk.occ[idx, col]
+    else:
+        values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price, batch.col_group,
+                                                                  n_groups, config)
+    values = values[:, :len(batch.cell_ids)]
     trade = np.zeros((n, n_cols))
     cost = np.zeros((n, n_cols))
-    signed = np.where(side == OrderSide.Buy, sz, -sz)
-    np.add.at(trade, (idx, col), signed)
-    np.add.at(cost, (idx, col), fee + sz * np.abs(px - batch.price[idx, col]))
-    units = units[:, :n_cols]
+    # vectorbt fills at most one order per (bar, column), and a logical column is in one slot per bar
+    trade[idx, col] = np.where(side == OrderSide.Buy, sz, -sz)
+    cost[idx, col] = fee + sz * np.abs(px - batch.price[idx, col])
     for j in np.flatnonzero(batch.bust_row >= 0):  # book the close at 0 that vectorbt cannot fill
         b = int(batch.bust_row[j])
         trade[b, j] -= units[b, j]
