@@ -74,7 +74,7 @@ def cluster_caps(ids: list[str], clusters: list[int], cluster_cap: float,
     labels_c = sorted(set(clusters))
     k = len(labels_c)
     cap = effective_cluster_cap(cluster_cap, k)
-    A = np.array([[1.0 if c == j else 0.0 for c in clusters] for j in labels_c]).reshape(k, n)
+    A = (np.array(labels_c).reshape(k, 1) == np.array(clusters).reshape(1, n)).astype(np.float64)
     counts = A.sum(axis=1)
     relaxed: dict[str, float] = {}
     ub = np.ones(n)
@@ -117,10 +117,15 @@ def project(w: np.ndarray, caps: Caps) -> np.ndarray:
     weights inside a cluster are kept wherever no atom cap binds; from equal weights this is the
     classic water-filling. Uses the cluster rows (0/1 membership) of ``caps`` and ``ub``. Atoms with
     zero weight stay at zero; SolverError when the caps cannot hold the total.
+
+    When no cap is exceeded (``w <= ub`` and every cluster sum ``<= b``), every scale above is at
+    least 1 and ``lambda = 1``, so the result is ``w`` itself: returned without the water-filling.
     """
     w = np.array(w, dtype=np.float64)
     w = w / w.sum()
     member = caps.A > 0.5
+    if np.all(w <= caps.ub) and np.all(member.astype(np.float64) @ w <= caps.b):
+        return w
     eff = np.array(caps.ub, dtype=np.float64)
     for j in range(member.shape[0]):
         m = member[j]

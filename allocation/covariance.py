@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.covariance import ledoit_wolf
+from sklearn.covariance import empirical_covariance, ledoit_wolf_shrinkage, shrunk_covariance
 
 from contracts.errors import ConfigError, DataError
 
@@ -25,16 +25,27 @@ VARIANCE_FLOOR = 1e-12
 
 
 def clean_returns(returns: pd.DataFrame | np.ndarray, what: str = "atom_returns") -> np.ndarray:
-    """Return a float array (T x N) with NaN replaced by 0; raise DataError on an infinite value."""
-    x = np.asarray(returns, dtype=np.float64)
+    """Return a float array (T x N) with NaN replaced by 0; raise DataError on an infinite value.
+
+    One pass in the common case (every value finite): the frame's float64 values are returned as a
+    read-only view, without a copy; otherwise a copy with NaN -> 0."""
+    if isinstance(returns, pd.DataFrame):
+        x = returns.to_numpy(dtype=np.float64, copy=False)
+    else:
+        x = np.asarray(returns, dtype=np.float64)
     if x.ndim != 2:
         raise DataError(f"{what}: expected a 2-D array (bars x columns), got shape {x.shape}")
-    if np.isinf(x).any():
-        rows, cols = np.nonzero(np.isinf(x))
+    if np.isfinite(x).all():
+        x = x.view()
+        x.flags.writeable = False  # a view of the caller's data: never written through
+        return x
+    inf = np.isinf(x)
+    if inf.any():
+        rows, cols = np.nonzero(inf)
         name = returns.columns[cols[0]] if isinstance(returns, pd.DataFrame) else int(cols[0])
         date = returns.index[rows[0]] if isinstance(returns, pd.DataFrame) else int(rows[0])
         raise DataError(f"{what}: infinite return for {name!r} at {date}")
-    return np.nan_to_num(x, nan=0.0)
+    return np.where(np.isnan(x), 0.0, x)
 
 
 def ridge_correlation(cov: np.ndarray, shrinkage: float) -> np.ndarray:
@@ -67,8 +78,8 @@ def estimate_covariance(
 ) -> np.ndarray:
     """Daily covariance (N x N) of the atom streams.
 
-    ``ledoit_wolf``: ``sklearn.covariance.ledoit_wolf`` (centred, shrunk towards a scaled identity; its
-    estimate is positive definite even when T < N); ``sample``: the unbiased sample covariance
+    ``ledoit_wolf``: sklearn's Ledoit-Wolf estimate (``ledoit_wolf_covariance``: centred, shrunk
+    towards a scaled identity; positive definite even when T < N); ``sample``: the unbiased sample covariance
     (ddof=1). Then the ridge ``(1-s) C + s I`` on the correlation with ``s = shrinkage``, mapped back
     with the estimated variances (see ``ridge_correlation``). NaN -> 0 before estimation.
     """
@@ -79,18 +90,29 @@ def estimate_covariance(
     if t < 2:
         raise DataError(f"atom_returns: {t} bar(s); at least 2 are needed to estimate a covariance")
     if method == "ledoit_wolf":
-        if np.all(x.std(axis=0) == 0.0):
-            cov = np.zeros((n, n))  # LedoitWolf divides by zero on a constant panel; its limit is 0
-        else:
-            # sklearn's ledoit_wolf (the estimator's own kernel); x is already checked finite above,
-            # so sklearn's input re-validation is skipped (a third of the call's time on small panels)
-            with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-                cov = ledoit_wolf(x, assume_centered=False)[0]
+        cov = ledoit_wolf_covariance(x)
     elif method == "sample":
         cov = np.atleast_2d(np.cov(x, rowvar=False, ddof=1))
     else:
         raise ConfigError(f"covariance method {method!r} is not one of 'ledoit_wolf', 'sample'")
     return ridge_correlation(cov, shrinkage)
+
+
+def ledoit_wolf_covariance(x: np.ndarray) -> np.ndarray:
+    """Ledoit-Wolf covariance of finite returns ``x`` (T x N, T >= 2), daily units squared.
+
+    sklearn's own kernels, called as ``LedoitWolf.fit`` calls them: centre on the column means, then
+    ``ledoit_wolf_shrinkage`` and ``empirical_covariance`` on the centred data and
+    ``shrunk_covariance`` (``(1 - s) S + s mu I``). Equal, bit for bit, to
+    ``sklearn.covariance.ledoit_wolf(x)[0]`` (tests/allocation/test_covariance.py), without the
+    estimator's precision matrix (``pinvh``) and with sklearn's input validation skipped (``x`` is
+    checked finite by ``clean_returns``): 0.16 ms instead of 0.27 ms per call on 252 x 20. A
+    constant panel gives zero (sklearn's shrinkage is 0 when ``beta == 0``)."""
+    xc = x - x.mean(0)
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        shrinkage = ledoit_wolf_shrinkage(xc, assume_centered=True)
+        emp = empirical_covariance(xc, assume_centered=True)
+        return np.atleast_2d(shrunk_covariance(emp, shrinkage))
 
 
 def mean_returns(returns: pd.DataFrame | np.ndarray) -> np.ndarray:

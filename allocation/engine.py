@@ -27,7 +27,8 @@ import numpy as np
 from allocation import profiles as pf
 from allocation.config import AllocationConfig
 from allocation.constraints import binding
-from allocation.covariance import VARIANCE_FLOOR, estimate_covariance, ex_ante_volatility
+from allocation.covariance import (VARIANCE_FLOOR, clean_returns, estimate_covariance,
+                                   ex_ante_volatility)
 from allocation.native import ProblemCache
 from contracts.allocation import Allocation, AllocationRequest
 from contracts.enums import Backend, Profile
@@ -56,16 +57,18 @@ def _to_dict(ids: list[str], w: np.ndarray) -> dict[str, float]:
     return {a: float(x) for a, x in zip(ids, w)}
 
 
-def _covariance(request: AllocationRequest, config: AllocationConfig,
+def _covariance(request: AllocationRequest, returns: np.ndarray, config: AllocationConfig,
                 cache: Optional[ProblemCache]) -> np.ndarray:
-    """Covariance of the train-slice atom streams, computed once per window and atom set when a
-    cache is passed (every profile and backend of the window reuses it)."""
-    compute = lambda: estimate_covariance(request.atom_returns, request.shrinkage, config.covariance)  # noqa: E731
+    """Covariance of the train-slice atom streams (``returns``: the request's, NaN -> 0), computed
+    once per window and atom set when a cache is passed (every profile and backend of the window
+    reuses it). The key digests the cleaned streams, which are all the estimate reads."""
+    compute = lambda: estimate_covariance(returns, request.shrinkage, config.covariance)  # noqa: E731
     if cache is None:
         return compute()
-    frame = request.atom_returns
-    digest = hashlib.sha256(np.ascontiguousarray(frame.to_numpy(dtype=np.float64)).tobytes()).hexdigest()
-    key = (digest, tuple(map(str, frame.columns)), float(request.shrinkage), config.covariance)
+    digest = hashlib.sha256(np.ascontiguousarray(returns).tobytes()).hexdigest()
+    # the atom ids are the frame's columns (AllocationRequest checks it)
+    key = (digest, returns.shape, tuple(a.id for a in request.atoms), float(request.shrinkage),
+           config.covariance)
     return cache.covariance(key, compute)
 
 
@@ -87,7 +90,8 @@ def allocate(request: AllocationRequest, profile: Profile | str, backend: Backen
                           diagnostics={"objective": 0.0, "ex_ante_vol_annual": 0.0})
     if len(request.atom_returns) < 2:
         raise DataError(f"atom_returns: {len(request.atom_returns)} train bar(s); at least 2 are needed")
-    cov = _covariance(request, config, cache)
+    returns = clean_returns(request.atom_returns)
+    cov = _covariance(request, returns, config, cache)
     if len(ids) == 1:
         var = float(cov[0, 0])
         return Allocation(**base, weights={ids[0]: 1.0}, status="optimal",
@@ -95,7 +99,7 @@ def allocate(request: AllocationRequest, profile: Profile | str, backend: Backen
                           diagnostics={"objective": var, "variance_daily": var,
                                        "ex_ante_vol_annual": ex_ante_volatility(
                                            np.ones(1), cov, request.periods_per_year)})
-    inp = pf.Inputs(request, cov, backend, config, cache)
+    inp = pf.Inputs(request, cov, backend, config, cache, clean=returns)
     reason: list[str] = []
     fallback = False
     failed = None
@@ -150,6 +154,6 @@ def allocate(request: AllocationRequest, profile: Profile | str, backend: Backen
 def _fallback(inp: pf.Inputs) -> pf.Raw:
     """The configured fallback profile (EqualWeight or native HRP: no solver needed) under the caps."""
     if inp.config.fallback_profile is Profile.HRP:
-        native = pf.Inputs(inp.request, inp.cov, Backend.NATIVE, inp.config, None)
+        native = pf.Inputs(inp.request, inp.cov, Backend.NATIVE, inp.config, None, clean=inp.clean)
         return pf.hrp_profile(native)
     return pf.equal_weight(inp)

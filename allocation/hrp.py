@@ -4,7 +4,7 @@ Both take the same daily covariance S and follow the same steps, so they agree b
 
 1. correlation ``rho`` of S; distance ``d = sqrt(0.5 (1 - rho))`` (clipped to [0, 1]);
 2. single linkage (``scipy.cluster.hierarchy.linkage``, no optimal leaf ordering), quasi-diagonal order
-   = the dendrogram's leaves left to right;
+   = the dendrogram's leaves left to right (``leaves_order``, = scipy's ``leaves_list``);
 3. recursive bisection of that order into halves; each half's variance is that of its
    inverse-variance portfolio; the left half gets ``1 - V_left / (V_left + V_right)`` of the parent.
 
@@ -18,7 +18,7 @@ import io
 
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import squareform
 
 from contracts.errors import SolverError
@@ -34,35 +34,83 @@ def correlation_distance(cov: np.ndarray) -> np.ndarray:
     return d
 
 
+def leaves_order(z: np.ndarray) -> np.ndarray:
+    """Leaves of the linkage matrix ``z`` (scipy's format) from left to right: the same order as
+    ``scipy.cluster.hierarchy.leaves_list``, without its linkage validity check (``z`` comes from
+    ``scipy.cluster.hierarchy.linkage``, valid by construction)."""
+    n = z.shape[0] + 1
+    children = z[:, :2].astype(np.int64).tolist()
+    out: list[int] = []
+    stack = [2 * n - 2]  # the root
+    while stack:
+        node = stack.pop()
+        if node < n:
+            out.append(node)
+        else:
+            left, right = children[node - n]
+            stack.append(right)  # popped after the whole left subtree
+            stack.append(left)
+    return np.array(out, dtype=np.int64)
+
+
 def quasi_diagonal_order(cov: np.ndarray) -> np.ndarray:
     """Leaf order of the single-linkage dendrogram on the correlation distance."""
     if cov.shape[0] == 1:
         return np.zeros(1, dtype=int)
     z = linkage(squareform(correlation_distance(cov), checks=False), method="single")
-    return leaves_list(z)
+    return leaves_order(z)
 
 
-def _cluster_variance(cov: np.ndarray, items: np.ndarray) -> float:
-    sub = cov[np.ix_(items, items)]
-    ivp = 1.0 / np.diag(sub)
-    ivp = ivp / ivp.sum()
-    return float(ivp @ sub @ ivp)
+def _halves(n: int) -> tuple[np.ndarray, int]:
+    """The recursive bisection of positions ``0..n-1`` as labels: ``labels[l, i]`` is the half that
+    holds position i at level l (halves numbered so that siblings are ``2j, 2j + 1``), or ``h`` (the
+    number of halves) when position i is already alone at that level."""
+    rows: list[list[tuple[int, int]]] = []
+    segments = [(0, n)] if n > 1 else []
+    while segments:
+        level = [h for a, b in segments for h in ((a, a + (b - a) // 2), (a + (b - a) // 2, b))]
+        rows.append(level)
+        segments = [(a, b) for a, b in level if b - a > 1]
+    h = sum(len(level) for level in rows)
+    out, g = [], 0
+    for level in rows:
+        row = [h] * n
+        for a, b in level:
+            row[a:b] = [g] * (b - a)
+            g += 1
+        out.append(row)
+    return np.array(out, dtype=np.int64), h
 
 
 def hrp_native(cov: np.ndarray) -> np.ndarray:
-    """HRP weights (non-negative, sum 1) of daily covariance ``cov`` (see module docstring)."""
+    """HRP weights (non-negative, sum 1) of daily covariance ``cov`` (see module docstring).
+
+    Vectorised over the whole bisection: in the quasi-diagonal order every cluster is a contiguous
+    block, and a split's share ``alpha`` depends only on its two halves' variances, so the variances
+    of every half of every level come from one masked product and the weights are the products of
+    the shares along each position's path (one masked product per level). The per-cluster loop (``ivp' S_cc ivp`` for each half,
+    level by level) is the oracle in ``tests/allocation/test_hrp_kernels.py``; the two differ by
+    float summation order only."""
     n = cov.shape[0]
-    w = np.ones(n)
-    items = [quasi_diagonal_order(cov)]
-    while items:
-        items = [part for it in items if len(it) > 1
-                 for part in (it[: len(it) // 2], it[len(it) // 2:])]
-        for left, right in zip(items[0::2], items[1::2]):
-            v_l, v_r = _cluster_variance(cov, left), _cluster_variance(cov, right)
-            alpha = 1.0 - v_l / (v_l + v_r)
-            w[left] *= alpha
-            w[right] *= 1.0 - alpha
-    return w / w.sum()
+    if n == 1:
+        return np.ones(1)
+    order = quasi_diagonal_order(cov)
+    c = cov[np.ix_(order, order)]
+    inv = 1.0 / np.diag(c)
+    labels, h = _halves(n)
+    flat = labels.ravel()
+    ivp = inv / np.bincount(flat, weights=np.tile(inv, len(labels)), minlength=h + 1)[labels]
+    rows = np.empty(labels.shape)
+    for lev, lab in enumerate(labels):  # one level at a time: O(N^2) memory, like the covariance
+        rows[lev] = np.where(lab[:, None] == lab[None, :], c, 0.0) @ ivp[lev]
+    var = np.bincount(flat, weights=(ivp * rows).ravel(), minlength=h + 1)
+    alpha = 1.0 - var[0:h:2] / (var[0:h:2] + var[1:h:2])
+    share = np.ones(h + 1)
+    share[0:h:2], share[1:h:2] = alpha, 1.0 - alpha
+    w = np.prod(share[labels], axis=0)
+    out = np.empty(n)
+    out[order] = w / w.sum()
+    return out
 
 
 def hrp_riskfolio(cov: np.ndarray, returns: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from allocation.barbell import sleeves
 from allocation.config import AllocationConfig
 from allocation.constraints import (Caps, cluster_caps, market_neutral_caps, max_feasible_mean,
                                     project)
-from allocation.covariance import atom_betas, clean_returns, mean_returns
+from allocation.covariance import atom_betas, clean_returns
 from allocation.hrp import hrp_native, hrp_riskfolio
 from allocation.native import ProblemCache, solve_native
 from allocation.riskfolio_backend import solve_riskfolio
@@ -115,7 +115,7 @@ def max_sharpe(inp: Inputs) -> Raw:
     transformed problem is infeasible; the min-variance portfolio under the same caps is returned,
     flagged as a fallback."""
     caps = inp.caps()
-    mu = mean_returns(inp.request.atom_returns)
+    mu = inp.returns().mean(axis=0)  # = covariance.mean_returns, without converting again
     best = max_feasible_mean(mu, caps)
     note = f"no admissible portfolio has a positive mean return (max {best:.3g}/day)"
     if best > 0:

@@ -121,6 +121,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number literal as a float; ``ValueError`` when it overflows to infinity (e.g. ``1e999``,
+    which ``json`` would otherwise read as ``inf``, a value no canonical record can hold)."""
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"number {text!r} is out of the float range")
+    return x
+
+
 def parse_line(line: bytes) -> Any:
-    """Parse one ledger line strictly (no NaN/Infinity constants). Raises ``ValueError``."""
-    return json.loads(line.decode("ascii"), parse_constant=_reject_constant)
+    """Parse one ledger line strictly (no NaN/Infinity constants, no number that overflows to
+    infinity). Raises ``ValueError``."""
+    return json.loads(line.decode("ascii"), parse_constant=_reject_constant, parse_float=_finite_float)

@@ -102,3 +102,13 @@ def test_market_neutral_constraints_hold_to_1e6(make_request, backend: str) -> N
     assert abs(beta @ w) <= cfg.beta_cap + 1e-6
     signs = np.array([a.sign for a in req.atoms])
     assert w[signs > 0].sum() <= 0.6 + 1e-6 and w[signs < 0].sum() <= 0.6 + 1e-6
+
+
+def test_projection_is_identity_when_no_cap_is_exceeded() -> None:
+    # every scale of the water-filling is then >= 1 and lambda = 1: the weights come back as given
+    caps = cluster_caps(list("abcde"), [0, 0, 1, 2, 3], 0.4, 0.3)
+    w = np.array([0.2, 0.2, 0.3, 0.1, 0.2])  # cluster 0 exactly at its cap 0.4, atom c at 0.3
+    assert np.array_equal(project(w, caps), w)
+    # one atom over its cap: the water-filling runs and moves weight to the others
+    x = project(np.array([0.1, 0.1, 0.5, 0.1, 0.2]), caps)
+    assert x[2] == pytest.approx(0.3, abs=1e-12) and x.sum() == pytest.approx(1.0, abs=1e-12)

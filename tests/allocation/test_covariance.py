@@ -8,7 +8,8 @@ from scipy import stats
 from sklearn.covariance import ledoit_wolf
 
 from allocation import estimate_covariance, ex_ante_volatility
-from allocation.covariance import VARIANCE_FLOOR, atom_betas, factor
+from allocation.covariance import (VARIANCE_FLOOR, atom_betas, clean_returns, factor,
+                                   ledoit_wolf_covariance)
 from contracts.errors import DataError
 
 
@@ -80,3 +81,36 @@ def test_factor_reproduces_singular_covariance() -> None:
     s = np.cov(x, rowvar=False)
     g = factor(s)
     np.testing.assert_allclose(g.T @ g, s, atol=1e-12)
+
+
+@pytest.mark.parametrize("t, n", [(252, 20), (30, 80), (5, 3), (2, 2), (200, 1), (100, 300)])
+def test_ledoit_wolf_kernel_matches_sklearn(t: int, n: int) -> None:
+    # ledoit_wolf_covariance calls the kernels LedoitWolf.fit calls, on the same centred data, so the
+    # two are equal up to float noise (1e-12 relative has room to spare); a constant column when n > 1
+    rng = np.random.default_rng(t * 1000 + n)
+    x = rng.normal(0, 0.02, size=(t, n))
+    if n > 1:
+        x[:, 1] = 0.003
+    ref = ledoit_wolf(x)[0]
+    np.testing.assert_allclose(ledoit_wolf_covariance(x), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 0.01])
+def test_ledoit_wolf_kernel_constant_panel_matches_sklearn(value: float) -> None:
+    # exactly 0 when the column means are exact (0, 0.5); ~1e-36 for 0.01 (its mean is not exact);
+    # sklearn's own kernels on the same centred data, so equal
+    x = np.full((10, 4), value)
+    np.testing.assert_array_equal(ledoit_wolf_covariance(x), ledoit_wolf(x)[0])
+
+
+def test_clean_returns_one_pass_view_and_nan_copy() -> None:
+    idx = pd.date_range("2024-01-01", periods=4, tz="UTC")
+    df = pd.DataFrame({"a": [0.01, -0.02, 0.0, 0.03], "b": [0.0, 0.01, 0.02, -0.01]}, index=idx)
+    x = clean_returns(df)
+    np.testing.assert_array_equal(x, df.to_numpy())
+    assert not x.flags.writeable  # a view of the caller's data is never writable
+    df.iloc[1, 0] = np.nan
+    y = clean_returns(df)
+    assert y[1, 0] == 0.0 and np.isnan(df.iloc[1, 0])  # NaN -> 0 on a copy; the frame is unchanged
+    with pytest.raises(DataError, match="2-D"):
+        clean_returns(np.zeros(3))

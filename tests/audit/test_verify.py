@@ -56,6 +56,17 @@ def test_edit_a_number_keeps_json_valid_but_breaks_the_hash(run_dir):
     assert report.first_bad_seq == 3 and "hash" in report.message
 
 
+def test_a_number_edited_to_overflow_is_reported_not_raised(run_dir):
+    # found by the single-byte property: one byte turns an exponent into e.g. 1e999, which Python's
+    # json reads as inf; verify must report that line, not crash on re-encoding it
+    lines = _lines(run_dir)
+    assert b'"window":2' in lines[3]
+    lines[3] = lines[3].replace(b'"window":2', b'"window":2e999')
+    _write(run_dir, lines)
+    report = verify_ledger(run_dir)
+    assert not report.ok and report.first_bad_seq == 3 and "float range" in report.message
+
+
 @pytest.mark.parametrize("seq", [0, 2, 6])
 def test_delete_a_record(run_dir, seq):
     lines = _lines(run_dir)
