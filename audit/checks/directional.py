@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from audit.checks.result import CheckResult, CheckStatus, make_result
@@ -42,29 +43,50 @@ def check_directional(cell_id: str, atoms_by_window: Mapping[int, Sequence[Strat
             if direction.setdefault(a.id, a.direction) is not a.direction:
                 violations.append({"stage": "selection", "window": int(k), "atom_id": a.id,
                                    "issue": "atom id selected with both directions"})
-    selected = {int(k): {a.id: a.direction for a in atoms} for k, atoms in atoms_by_window.items()}
-    for row in w.itertuples(index=False):
-        k, aid = int(row.window), str(row.atom_id)
-        sel = selected.get(k, {})
-        if aid not in sel:
+    # weights rows, in file order: each looked up in its window's selection (vectorised; only the
+    # violating rows are turned into dicts)
+    sel_key = pd.MultiIndex.from_tuples(
+        [(int(k), a.id) for k, atoms in atoms_by_window.items() for a in atoms], names=["window", "atom_id"])
+    sel_dir = pd.Series([a.direction.value for atoms in atoms_by_window.values() for a in atoms],
+                        index=sel_key, dtype=object)
+    sel_dir = sel_dir[~sel_dir.index.duplicated(keep="last")]
+    wk = w["window"].to_numpy(dtype="int64")
+    wa = w["atom_id"].astype(str).to_numpy(dtype=object)
+    wd = w["direction"].astype(str).to_numpy(dtype=object)
+    ww = w["weight"].to_numpy(dtype="float64")
+    pos_in_sel = sel_dir.index.get_indexer(pd.MultiIndex.from_arrays([wk, wa]))
+    expected = np.append(sel_dir.to_numpy(dtype=object), None)[pos_in_sel]   # -1 (not selected) -> None
+    missing = pos_in_sel < 0
+    flipped = ~missing & (wd != expected)
+    negative = ~missing & ~(ww >= -WEIGHT_NEG_TOL)
+    for i in np.flatnonzero(missing | flipped | negative):
+        k, aid = int(wk[i]), str(wa[i])
+        if missing[i]:
             violations.append({"stage": "weights", "window": k, "atom_id": aid,
                                "issue": "atom not in the window's selection"})
             continue
-        if str(row.direction) != sel[aid].value:
+        if flipped[i]:
             violations.append({"stage": "weights", "window": k, "atom_id": aid,
-                               "issue": f"direction {row.direction} != selected {sel[aid].value}"})
-        if not float(row.weight) >= -WEIGHT_NEG_TOL:
+                               "issue": f"direction {wd[i]} != selected {expected[i]}"})
+        if negative[i]:
             violations.append({"stage": "weights", "window": k, "atom_id": aid,
-                               "issue": f"negative weight {float(row.weight)!r}"})
-    allocated = set(w["atom_id"].astype(str))
-    for row in pos.itertuples(index=False):
-        aid, units = str(row.atom_id), float(row.units)
-        d = direction.get(aid)
-        date = pd.Timestamp(row.date).isoformat()
-        if d is None or aid not in allocated:
+                               "issue": f"negative weight {float(ww[i])!r}"})
+    allocated = set(wa)
+    # positions rows, in file order: the atom's selected direction bounds the sign of its units
+    pa = pos["atom_id"].astype(str).to_numpy(dtype=object)
+    pu = pos["units"].to_numpy(dtype="float64")
+    codes, uniq = pd.factorize(pa)
+    known = np.array([a in allocated and a in direction for a in uniq], dtype=bool)[codes]
+    short = np.array([direction.get(a) is Direction.SHORT for a in uniq], dtype=bool)[codes]
+    wrong_sign = known & np.where(short, pu > 0, pu < 0)
+    for i in np.flatnonzero(~known | wrong_sign):
+        aid, units = str(pa[i]), float(pu[i])
+        date = pd.Timestamp(pos["date"].iat[i]).isoformat()
+        if not known[i]:
             violations.append({"stage": "positions", "date": date, "atom_id": aid,
                                "issue": "position in an atom never allocated to the cell"})
-        elif (d is Direction.SHORT and units > 0) or (d is Direction.LONG and units < 0):
+        else:
+            d = direction[aid]
             violations.append({"stage": "positions", "date": date, "atom_id": aid,
                                "issue": f"{d.value} atom holds units {units!r}"})
     shorts = sorted(a for a, d in direction.items() if d is Direction.SHORT and a in allocated)

@@ -156,6 +156,58 @@ def test_position_in_unallocated_atom_caught():
     assert res.status is CheckStatus.FAIL and "never allocated" in res.details["violations"][0]["issue"]
 
 
+def _directional_loop(cell_id, atoms_by_window, w, pos):
+    """The row-by-row definition (the check's first version), as the oracle of the vectorised one."""
+    w, pos = w[w.cell_id == cell_id], pos[pos.cell_id == cell_id]
+    direction, out = {}, []
+    for atoms in atoms_by_window.values():
+        for a in atoms:
+            direction.setdefault(a.id, a.direction)
+    selected = {int(k): {a.id: a.direction for a in atoms} for k, atoms in atoms_by_window.items()}
+    for row in w.itertuples(index=False):
+        sel = selected.get(int(row.window), {})
+        if row.atom_id not in sel:
+            out.append(("weights", row.atom_id, "atom not in the window's selection"))
+            continue
+        if row.direction != sel[row.atom_id].value:
+            out.append(("weights", row.atom_id, f"direction {row.direction} != selected {sel[row.atom_id].value}"))
+        if not row.weight >= -1e-10:
+            out.append(("weights", row.atom_id, f"negative weight {float(row.weight)!r}"))
+    allocated = set(w.atom_id)
+    for row in pos.itertuples(index=False):
+        d = direction.get(row.atom_id)
+        if d is None or row.atom_id not in allocated:
+            out.append(("positions", row.atom_id, "position in an atom never allocated to the cell"))
+        elif (d.value == "SHORT" and row.units > 0) or (d.value == "LONG" and row.units < 0):
+            out.append(("positions", row.atom_id, f"{d.value} atom holds units {float(row.units)!r}"))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_directional_vectorised_equals_row_loop(seed):
+    rng = np.random.default_rng(seed)
+    syms = ["BTC", "ETH", "SOL", "ADA", "XRP"]
+    atoms = {k: [_atom(s, "SHORT" if rng.random() < 0.5 else "LONG") for s in rng.choice(syms, 3, replace=False)]
+             for k in range(4)}
+    wrows, prows = [], []
+    for k, lst in atoms.items():
+        for a in lst:
+            d = a.direction.value if rng.random() > 0.1 else ("LONG" if a.direction.value == "SHORT" else "SHORT")
+            wrows.append(["c1", k, a.id, a.symbol, d, float(rng.choice([0.3, -0.2]) if rng.random() < 0.1 else 0.3)])
+            for t in range(3):
+                sign = -1.0 if a.direction.value == "SHORT" else 1.0
+                u = sign * rng.random() * (-1.0 if rng.random() < 0.05 else 1.0)
+                prows.append(["c1", f"2024-01-{k * 3 + t + 1:02d}", a.id, a.symbol, u, u, 0.0])
+    wrows.append(["c1", 2, "DOGE_mom_LONG", "DOGE", "LONG", 0.1])          # never selected
+    prows.append(["c1", "2024-02-01", "DOT_mom_SHORT", "DOT", -1.0, -1.0, 0.0])  # never allocated
+    prows.append(["c2", "2024-02-01", "BTC_mom_LONG", "BTC", -5.0, 0.0, 0.0])   # another cell
+    w, pos = _weights(wrows), _positions(prows)
+    res = check_directional("c1", atoms, w, pos)
+    got = [(v["stage"], v["atom_id"], v["issue"]) for v in res.details["violations"]
+           if v["stage"] != "selection"]
+    assert got == _directional_loop("c1", atoms, w, pos)[:len(got)] and len(got) > 2
+
+
 # ---- funnel -------------------------------------------------------------------------------------
 def _funnel(**kw):
     base = dict(snapshot=10, deduplicated=8, after_hard_vetoes=5, after_all_vetoes_stage1=3,
