@@ -22,7 +22,9 @@ are set as above, then cvxpy's own compiled parametric program (kept once per pr
 Clarabel's data and Clarabel is called directly, skipping cvxpy's per-solve re-processing (~1.5 ms
 of a ~2 ms solve on 20 atoms). Rule: only a clean ``Solved`` with finite weights is taken from it;
 any other outcome (inaccurate, infeasible, failed) runs ``problem.solve`` with Clarabel and then the
-rest of the chain exactly as before, so every status is decided by cvxpy's full path.
+rest of the chain exactly as before, so every status is decided by cvxpy's full path. A problem
+whose compiled form the fast path refuses is always solved by ``problem.solve`` (recorded in the
+attempts).
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ class _Problem:
     weights: Callable[[dict], np.ndarray | None]
     #: cvxpy's compiled Clarabel program (compiled.py), compiled on the first Clarabel solve
     compiled: CompiledClarabel | None = None
+    #: why ``compile_clarabel`` refused this problem (then ``problem.solve`` is always used)
+    compile_error: str | None = None
 
     def values(self) -> dict:
         """The variables' values after ``problem.solve`` (by variable id)."""
@@ -185,7 +189,7 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
         _set(prob, form, kind, cov, caps, mu, bounded)
         opts = solver_options(solver, tol, n)
         if solver == "CLARABEL":
-            w = _fast(prob, opts)
+            w = _fast(prob, opts, attempts)
             if w is not None:
                 attempts.append(f"{solver}: {cp.OPTIMAL}")
                 return SolveResult(clean_weights(w), "optimal", solver, None, attempts, hit)
@@ -208,12 +212,22 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
     return SolveResult(None, "failed", None, "; ".join(attempts), attempts, hit)
 
 
-def _fast(prob: _Problem, opts: dict) -> np.ndarray | None:
+def _fast(prob: _Problem, opts: dict, attempts: list[str]) -> np.ndarray | None:
     """Weights from the compiled Clarabel fast path (compiled.py) when Clarabel reports a clean
-    ``Solved`` with finite weights; None otherwise (the caller then runs ``problem.solve``)."""
+    ``Solved`` with finite weights; None otherwise (the caller then runs ``problem.solve``).
+
+    A problem that cvxpy compiles into a form the fast path does not handle (``compile_clarabel``
+    raises ValueError) is solved by ``problem.solve`` from then on; the reason is added to
+    ``attempts`` (recorded with the allocation)."""
+    if prob.compiled is None and prob.compile_error is None:
+        try:
+            with solver_warnings():
+                prob.compiled = compile_clarabel(prob.problem, prob.variables)
+        except ValueError as exc:
+            prob.compile_error = str(exc).splitlines()[0][:200]
     if prob.compiled is None:
-        with solver_warnings():
-            prob.compiled = compile_clarabel(prob.problem, prob.variables)
+        attempts.append(f"CLARABEL fast path unavailable ({prob.compile_error}); cvxpy's problem.solve used")
+        return None
     status, values = solve_compiled(prob.compiled, opts)
     if status != cp.OPTIMAL or values is None:
         return None

@@ -116,6 +116,23 @@ def test_forced_fallback_runs_problem_solve_with_the_same_answer(kind: str, monk
     np.testing.assert_allclose(slow.weights, fast.weights, rtol=0, atol=W_TOL)
 
 
+def test_a_form_the_fast_path_refuses_is_solved_by_cvxpy_and_recorded(monkeypatch) -> None:
+    cov, caps, mu = _case(20, 252, seed=2, rows=True, bounded=False)
+    fast = solve_native("min_variance", cov, caps, cache=ProblemCache(), tol=TOL)
+
+    def refuse(problem, variables):
+        raise ValueError("compile_clarabel: only QPs over zero and non-negative cones are supported")
+
+    monkeypatch.setattr(native, "compile_clarabel", refuse)
+    cache = ProblemCache()
+    for _ in range(2):  # refused once per problem, then problem.solve every time
+        res = solve_native("min_variance", cov, caps, cache=cache, tol=TOL)
+        assert res.status == "optimal" and res.solver == "CLARABEL"
+        assert res.attempts[0].startswith("CLARABEL fast path unavailable (compile_clarabel: only QPs")
+        assert res.attempts[1:] == ["CLARABEL: optimal"]
+        np.testing.assert_allclose(res.weights, fast.weights, rtol=0, atol=W_TOL)
+
+
 def test_unsolved_status_is_reported_and_gives_no_values() -> None:
     cov, caps, mu = _case(20, 252, seed=3, rows=True, bounded=True)
     prob = _built("min_variance", cov, caps, mu)
