@@ -6,7 +6,7 @@ bytes plus ``\\n`` (``audit.canonical``), then flushed and fsynced before ``appe
 
 Resume (``resume=True``): the existing file is re-verified (chain, canonical bytes, side files;
 artifacts are checked by ``verify_ledger`` only) and ``seq``/``prev_hash`` continue from its last
-record. A partial last line left by a crash (bytes after the last ``\\n``, or a last line that does not
+record; a finished ledger (last record ``run_end``) is refused. A partial last line left by a crash (bytes after the last ``\\n``, or a last line that does not
 parse as JSON) is moved into the side file ``audit.partial-<n>.jsonl`` in the run directory (``n`` the
 smallest unused integer from 1) and a ``resume`` record is appended at once with
 ``data["partial"] = {"file", "sha256", "bytes"}`` (``None`` when there was nothing to move), plus any
@@ -70,6 +70,8 @@ class LedgerWriter:
         self._lock = threading.Lock()
         self._seq = 0
         self._prev = GENESIS_HASH
+        #: the verified records found on resume (empty for a new ledger)
+        self.records: list[dict] = []
         self.run_dir.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists and not resume:
@@ -117,6 +119,10 @@ class LedgerWriter:
         if records and records[0]["run_id"] != self.run_id:
             raise ConfigError(f"cannot resume {self.path}: run_id {self.run_id!r} != "
                               f"{records[0]['run_id']!r} of the ledger")
+        if records and records[-1]["type"] == RecordType.RUN_END.value:
+            raise LedgerError(f"cannot resume {self.path}: the run finished (run_end at seq "
+                              f"{records[-1]['seq']}); a finished ledger is never appended to")
+        self.records = records
         if records:
             self._seq, self._prev = records[-1]["seq"] + 1, records[-1]["hash"]
         if not tail:

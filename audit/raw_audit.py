@@ -121,3 +121,64 @@ def check_ledger_vs_returns(run_dir: str | os.PathLike, returns: pd.DataFrame) -
     status = CheckStatus.FAIL if issues else CheckStatus.PASS
     return make_result("raw_returns", status, {"issues": issues[:20], "n_issues": len(issues),
                                                "n_cells": len(series)})
+
+
+#: metrics compared by ``compare_with_run`` (performance_matrix.csv column = compute_metrics key)
+COMPARED_METRICS = ("sharpe", "max_drawdown", "cagr", "annual_volatility")
+
+
+def compare_with_run(run_dir: str | os.PathLike, *, rtol: float = 1e-8, atol: float = 1e-10,
+                     require_run_end: bool = True) -> dict[str, Any]:
+    """The raw return audit of a run folder: every cell's metrics recomputed from the ledger's
+    ``simulation`` records alone, compared with ``performance_matrix.csv``, and the ledger's daily
+    returns compared with ``returns.parquet`` bit for bit.
+
+    Tolerance ``|matrix - ledger| <= atol + rtol * |ledger|``: the matrix is written with 10
+    significant digits (relative rounding up to 5e-10) and both sides compute in float64 from the
+    same returns, so 1e-8 relative leaves room for the rounding and nothing else. A matrix cell left
+    blank (``no_position``: a cell that never held a position) matches a ledger series of zero
+    variance. Returns ``{"ok", "metrics": {cell: {...}}, "differences": [rows], "raw_returns":
+    CheckResult data, "n_cells", "periods_per_year"}``; the ledger is verified first
+    (``require_run_end``: a finished run; ``LedgerError`` otherwise).
+    """
+    root = os.fspath(run_dir)
+    load_records(root, require_run_end=require_run_end)  # raises naming the first bad seq
+    series, p = ledger_returns(root)
+    if p is None:
+        raise ConfigError(f"{root}: no periods_per_year in the ledger's simulation records")
+    metrics = {cell: compute_metrics(s.to_numpy(), p) for cell, s in series.items()}
+    matrix_path = os.path.join(root, "performance_matrix.csv")
+    returns_path = os.path.join(root, "returns.parquet")
+    diffs: list[dict[str, Any]] = []
+    if not os.path.isfile(matrix_path):
+        diffs.append({"file": "performance_matrix.csv", "cell_id": None, "metric": None,
+                      "issue": "file missing"})
+    else:
+        mat = pd.read_csv(matrix_path).set_index("cell_id")
+        for cid in sorted(set(mat.index.astype(str)) ^ set(metrics)):
+            diffs.append({"file": "performance_matrix.csv", "cell_id": cid, "metric": None,
+                          "issue": "only in " + ("the ledger" if cid in metrics else "performance_matrix.csv")})
+        for cid in sorted(set(mat.index.astype(str)) & set(metrics)):
+            m = metrics[cid]
+            for col in COMPARED_METRICS:
+                if col not in mat.columns:
+                    continue
+                got = float(mat.at[cid, col])
+                want = float(m[col])
+                if np.isnan(got) and "sharpe:zero_variance" in m.get("flags", []):
+                    continue
+                if not (abs(got - want) <= atol + rtol * abs(want)):
+                    diffs.append({"file": "performance_matrix.csv", "cell_id": cid, "metric": col,
+                                  "matrix": got, "ledger": want,
+                                  "abs_diff": abs(got - want) if np.isfinite(got) else None})
+    raw = None
+    if not os.path.isfile(returns_path):
+        diffs.append({"file": "returns.parquet", "cell_id": None, "metric": None, "issue": "file missing"})
+    else:
+        res = check_ledger_vs_returns(root, pd.read_parquet(returns_path))
+        raw = res.details
+        for it in res.details["issues"]:
+            diffs.append({"file": "returns.parquet", "cell_id": it["cell_id"], "metric": "return",
+                          "issue": it["issue"]})
+    return {"ok": not diffs, "metrics": metrics, "differences": diffs, "raw_returns": raw,
+            "n_cells": len(metrics), "periods_per_year": p}

@@ -5,14 +5,27 @@
 by ``\\n``, its ``prev_hash`` the previous record's ``hash`` (``GENESIS_HASH`` for ``seq`` 0), its
 ``hash`` the SHA-256 of the canonical record without ``hash``, its ``run_id`` that of record 0. A
 ``resume`` record naming a side file (``data["partial"] = {"file", "sha256", "bytes"}``) must match
-that file; a ``run_end`` record's ``data["artifacts"]`` (``{relative path: sha256}``) must match the
-files under the run directory. The first failure is reported as ``first_bad_seq``: the ``seq`` the
-failing line should have held (an edited, deleted, reordered or truncated record, or a reformatted
-line, all surface there).
+that file. Every file the run writes is digested in an ``artifact`` record when it is written
+(``data = {"key", "path", "sha256", "bytes"}``; a file written again gets a new record and the last
+one counts); each digested file must still match its last digest. A ``run_end`` record's
+``data["artifacts"]`` (``{relative path: sha256}``, the final state) must match the files too. A
+``run_end`` must be the last record (nothing may follow it). The first failure is reported as
+``first_bad_seq``: the ``seq`` the failing line should have held (an edited, deleted, reordered or
+truncated record, or a reformatted line, all surface there), or the seq of the ``artifact`` record of
+an edited or missing file (the message names the file).
 
-Known limit: a file cut cleanly at a record boundary is a valid shorter chain. Pass
-``require_run_end=True`` for a finished run: a last record that is not ``run_end`` then fails at
-``first_bad_seq == n_records`` (the missing record).
+What the chain proves, and what it does not:
+- without an anchor, a valid chain proves internal consistency: no record was edited, inserted,
+  deleted or reordered *unless every later record was rewritten too*. Someone with write access can
+  re-chain a ledger from an edited record to the end (or drop the tail and append forged records) and
+  it verifies. ``require_run_end=True`` (the CLI default) catches a tail cut at a record boundary;
+- with an anchor, the head (``head_seq``, ``head_hash``: the last record's seq and hash, printed by
+  ``tournament run`` and ``tournament audit verify``) published or kept out of the writer's reach
+  (committed, signed, sent), ``expect_head=HASH`` fails when the ledger no longer ends on that record:
+  extended after it, cut before it, or re-chained (the head's hash changes with any earlier byte).
+
+Files in the run directory that no record digests are listed in ``unverified`` (the report folder is
+derived from the verified files and always listed there: re-render it with ``tournament report``).
 """
 from __future__ import annotations
 
@@ -48,6 +61,13 @@ class VerifyReport:
     first_bad_seq: int | None
     message: str
     warnings: tuple[str, ...] = field(default=())
+    #: seq and hash of the last verified record (None when no record verified)
+    head_seq: int | None = None
+    head_hash: str | None = None
+    #: the last record is ``run_end``
+    complete: bool = False
+    #: files under the run directory that no record digests (relative paths; ``report/`` as one entry)
+    unverified: tuple[str, ...] = field(default=())
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -139,17 +159,36 @@ def check_artifacts(run_dir: Path, record: dict) -> str:
     return ""
 
 
+def check_artifact_record(record: dict) -> str:
+    """An ``artifact`` record's shape: a relative ``path``, a hex ``sha256`` and ``bytes``."""
+    data, seq = record["data"], record["seq"]
+    if not isinstance(data.get("path"), str) or not isinstance(data.get("sha256"), str) \
+            or not _HEX64.match(data["sha256"]) or not isinstance(data.get("bytes"), int):
+        return f"seq {seq}: artifact record is malformed (needs path, sha256, bytes)"
+    return ""
+
+
 def verify_lines(lines: list[bytes], run_dir: Path, *, artifacts: bool = True
                  ) -> tuple[list[dict], int | None, str]:
-    """Check complete lines in order; returns (good records, first bad seq or None, message)."""
+    """Check complete lines in order; returns (good records, first bad seq or None, message).
+
+    Chain, canonical bytes, side files, the shape of ``artifact`` records, ``run_end`` last; with
+    ``artifacts=True`` also ``run_end``'s digests (the per-file ``artifact`` records are checked by
+    ``check_artifact_files`` once the whole chain is known, since a later record may supersede one).
+    """
     records: list[dict] = []
     prev, run_id = GENESIS_HASH, None
     for seq, line in enumerate(lines):
         rec, err = check_line(line, seq, prev, run_id)
         if rec is None:
             return records, seq, err
+        if records and records[-1]["type"] == RecordType.RUN_END.value:
+            return records, seq, (f"seq {seq}: record after run_end (seq {seq - 1}): "
+                                  "the ledger was extended after the run finished")
         if rec["type"] == RecordType.RESUME.value:
             err = check_side_file(run_dir, rec)
+        elif rec["type"] == RecordType.ARTIFACT.value:
+            err = check_artifact_record(rec)
         elif rec["type"] == RecordType.RUN_END.value and artifacts:
             err = check_artifacts(run_dir, rec)
         if err:
@@ -159,6 +198,56 @@ def verify_lines(lines: list[bytes], run_dir: Path, *, artifacts: bool = True
     return records, None, ""
 
 
+def latest_artifacts(records: list[dict]) -> dict[str, dict]:
+    """The last ``artifact`` record per path (``{path: record}``)."""
+    out: dict[str, dict] = {}
+    for rec in records:
+        if rec["type"] == RecordType.ARTIFACT.value:
+            out[rec["data"]["path"]] = rec
+    return out
+
+
+def check_artifact_files(run_dir: Path, records: list[dict]) -> tuple[int | None, str]:
+    """Every digested file must match its last ``artifact`` record; returns (seq, message) of the
+    first mismatch in ledger order, or (None, "")."""
+    for path_rel, rec in sorted(latest_artifacts(records).items(), key=lambda kv: kv[1]["seq"]):
+        seq = rec["seq"]
+        path = _inside(run_dir, path_rel)
+        if path is None:
+            return seq, f"seq {seq}: artifact path {path_rel!r} is not inside the run directory"
+        if not path.is_file():
+            return seq, f"seq {seq}: file {path_rel} is missing (digested by seq {seq})"
+        if path.stat().st_size != rec["data"]["bytes"] or file_sha256(path) != rec["data"]["sha256"]:
+            return seq, f"seq {seq}: file {path_rel} does not match its sha256 (digested by seq {seq}): edited"
+    return None, ""
+
+
+#: files of a run directory that are never digested: the ledger itself, its side files, temporaries
+def _undigestable(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return rel == LEDGER_NAME or bool(PARTIAL_RE.match(rel)) or name.startswith(".")
+
+
+def unverified_files(run_dir: Path, records: list[dict]) -> tuple[str, ...]:
+    """Files under ``run_dir`` that no ``artifact`` record and no ``run_end`` digest names;
+    ``report/`` counts as one entry (derived, never digested)."""
+    named = set(latest_artifacts(records))
+    for rec in records:
+        if rec["type"] == RecordType.RUN_END.value and isinstance(rec["data"].get("artifacts"), dict):
+            named |= set(rec["data"]["artifacts"])
+    out: list[str] = []
+    report = False
+    for p in sorted(run_dir.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(run_dir).as_posix()
+        if rel.startswith("report/"):
+            report = True
+        elif rel not in named and not _undigestable(rel):
+            out.append(rel)
+    return tuple((["report/"] if report else []) + out)
+
+
 def _ledger_path(run_dir: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(run_dir)
     if p.suffix == ".jsonl":
@@ -166,11 +255,11 @@ def _ledger_path(run_dir: str | os.PathLike) -> tuple[Path, Path]:
     return p, p / LEDGER_NAME
 
 
-def load_records(run_dir: str | os.PathLike) -> list[dict]:
+def load_records(run_dir: str | os.PathLike, *, require_run_end: bool = False) -> list[dict]:
     """Verified records of a run's ledger; raises ``LedgerError`` naming the first bad seq."""
     from contracts.errors import LedgerError
 
-    report = verify_ledger(run_dir)
+    report = verify_ledger(run_dir, require_run_end=require_run_end)
     if not report.ok:
         raise LedgerError(f"ledger of {run_dir} fails verification: {report.message}")
     _, path = _ledger_path(run_dir)
@@ -178,8 +267,14 @@ def load_records(run_dir: str | os.PathLike) -> list[dict]:
     return [parse_line(line) for line in lines]
 
 
-def verify_ledger(run_dir: str | os.PathLike, *, require_run_end: bool = False) -> VerifyReport:
-    """Verify ``<run_dir>/audit.jsonl`` (``run_dir`` may also be the ledger file, ``*.jsonl``)."""
+def verify_ledger(run_dir: str | os.PathLike, *, require_run_end: bool = False,
+                  expect_head: str | None = None) -> VerifyReport:
+    """Verify ``<run_dir>/audit.jsonl`` (``run_dir`` may also be the ledger file, ``*.jsonl``).
+
+    ``require_run_end``: a ledger whose last record is not ``run_end`` fails (an unfinished or cut
+    run); the CLI sets it unless ``--allow-incomplete``. ``expect_head``: the hash (or a prefix of at
+    least 12 hex digits) of the record the ledger must end on (see the module docstring).
+    """
     root, path = _ledger_path(run_dir)
     if not path.is_file():
         return VerifyReport(False, 0, None, f"ledger {path} is missing")
@@ -187,16 +282,38 @@ def verify_ledger(run_dir: str | os.PathLike, *, require_run_end: bool = False) 
     n_records = len(lines) + (1 if tail else 0)
     records, bad, msg = verify_lines(lines, root)
     warnings = _orphan_side_files(root, records)
+    head = (records[-1]["seq"], records[-1]["hash"]) if records else (None, None)
+    complete = bool(records) and records[-1]["type"] == RecordType.RUN_END.value
+
+    def report(ok: bool, bad_seq: int | None, message: str) -> VerifyReport:
+        return VerifyReport(ok, n_records, bad_seq, message, warnings, head[0], head[1], complete,
+                            unverified_files(root, records))
+
     if bad is not None:
-        return VerifyReport(False, n_records, bad, msg, warnings)
+        return report(False, bad, msg)
     if tail:
-        return VerifyReport(False, n_records, len(lines),
-                            f"seq {len(lines)}: last line is partial (no trailing newline; "
-                            "truncated or crashed write)", warnings)
-    if require_run_end and (not records or records[-1]["type"] != RecordType.RUN_END.value):
-        return VerifyReport(False, n_records, len(records),
-                            f"seq {len(records)}: run_end missing (ledger truncated?)", warnings)
-    return VerifyReport(True, n_records, None, f"{n_records} records verified", warnings)
+        return report(False, len(lines), f"seq {len(lines)}: last line is partial (no trailing newline; "
+                                          "truncated or crashed write)")
+    bad, msg = check_artifact_files(root, records)
+    if bad is not None:
+        return report(False, bad, msg)
+    if expect_head is not None:
+        pinned = expect_head.strip().lower()
+        if len(pinned) < 12 or not re.fullmatch(r"[0-9a-f]+", pinned):
+            return report(False, None, f"--expect-head {expect_head!r} is not a hash (>= 12 hex digits)")
+        hits = [r["seq"] for r in records if r["hash"].startswith(pinned)]
+        if not hits:
+            return report(False, len(records), f"pinned head {pinned[:16]} is not in the ledger: the ledger "
+                                               "was cut before it or rewritten (head now seq "
+                                               f"{head[0]} {str(head[1])[:16]})")
+        if hits[-1] != head[0]:
+            s0 = hits[-1] + 1
+            return report(False, s0, f"seq {s0}: ledger extended after the pinned head (seq {hits[-1]}): "
+                                     f"{head[0] - hits[-1]} record(s) appended")
+    if require_run_end and not complete:
+        return report(False, len(records), f"seq {len(records)}: run_end missing (run unfinished, "
+                                           "killed, or ledger cut)")
+    return report(True, None, f"{n_records} records verified")
 
 
 def _orphan_side_files(root: Path, records: list[dict]) -> tuple[str, ...]:

@@ -80,3 +80,4 @@ class RecordType(str, Enum):
     RESUME = "resume"
     RUN_END = "run_end"
     WARNING = "warning"
+    ARTIFACT = "artifact"

@@ -44,6 +44,12 @@ def _guard(fn):
         _fail(exc)
 
 
+#: exit codes of ``tournament run``: 0 done; 2 bad input or configuration (one line on stderr);
+#: 3 the run finished but an integrity check failed (its outputs disagree with each other or with the
+#: ledger: see the check summary printed and bootstrap.json)
+EXIT_INTEGRITY = 3
+
+
 @app.command()
 def run(
     preset: Optional[str] = typer.Option(None, help="quick (default, about a minute) or full."),
@@ -51,21 +57,26 @@ def run(
     data: Optional[Path] = typer.Option(None, help="Lakehouse folder or wide close file (default: synthetic)."),
     candidates: Optional[Path] = typer.Option(None, help="Snapshot folder (YYYY-MM-DD.json) or one undated export."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders are created."),
-    resume: Optional[Path] = typer.Option(None, help="Resume this run folder after a crash."),
+    resume: Optional[Path] = typer.Option(None, help="Finish this run folder after a crash (its own config; "
+                                                      "only --executor, --workers, --scheduler, --report may be given)."),
     executor: Optional[str] = typer.Option(None, help="serial, process or dask."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (process/dask)."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)."),
     seed: Optional[int] = typer.Option(None, help="Base seed."),
     calendar: Optional[str] = typer.Option(None, help="crypto (365) or exchange (252)."),
     benchmark: Optional[str] = typer.Option(None, help="Benchmark symbol for beta."),
-    report: bool = typer.Option(True, "--report/--no-report", help="Render the HTML report."),
+    report: Optional[bool] = typer.Option(None, "--report/--no-report",
+                                          help="Render the HTML report (default: the config's `report`, true)."),
 ) -> None:
-    """Run a tournament (selection x allocation x simulation, audited) and print where its outputs are."""
+    """Run a tournament (selection x allocation x simulation, audited) and print where its outputs are.
+
+    Exit codes: 0 done; 2 bad input (one line naming the file, field or flag); 3 an integrity check
+    failed (the check summary says which)."""
     from tournament.config import load_config
     from tournament.run import run_tournament
 
     def go():
-        overrides: dict = {"report": report}
+        overrides: dict = {}
         market = {}
         if data is not None or candidates is not None:
             market.update({"data": str(data) if data else None,
@@ -76,18 +87,51 @@ def run(
             market["benchmark"] = benchmark
         if market:
             overrides["market"] = market
-        for k, v in (("executor", executor), ("workers", workers), ("scheduler", scheduler), ("seed", seed)):
+        for k, v in (("executor", executor), ("workers", workers), ("scheduler", scheduler), ("seed", seed),
+                     ("report", report)):
             if v is not None:
                 overrides[k] = v
-        cfg = load_config(config, preset, overrides)
-        out = run_tournament(cfg, runs_dir, resume=resume, progress=_progress())
+        if resume is not None:
+            if config is not None or preset is not None:
+                overrides["config" if config is not None else "preset"] = str(config or preset)
+            out = run_tournament(None, runs_dir, resume=resume, progress=_progress(), resume_overrides=overrides)
+        else:
+            cfg = load_config(config, preset, overrides)
+            out = run_tournament(cfg, runs_dir, progress=_progress())
         typer.echo(f"run:     {out.run_dir}")
         typer.echo(f"ledger:  {out.ledger}")
+        typer.echo(f"head:    {out.head_seq} {out.head_hash}  (keep it: `tournament audit verify RUN "
+                   f"--expect-head HASH` detects a ledger cut or extended after it)")
         typer.echo(f"matrix:  {out.run_dir / 'performance_matrix.csv'}")
         if out.report:
             typer.echo(f"report:  {out.report}")
         typer.echo(f"cells: {out.n_cells}  units: {out.n_units}  seconds: {out.seconds:.1f}")
+        _echo_checks(out)
+        if out.integrity_failures:
+            typer.echo(f"INTEGRITY FAILED: {', '.join(out.integrity_failures)} (exit {EXIT_INTEGRITY}; the "
+                       "failing checks are in audit.jsonl and bootstrap.json)", err=True)
+            raise typer.Exit(code=EXIT_INTEGRITY)
     _guard(go)
+
+
+def _echo_checks(out) -> None:
+    """The check summary (counts by status, then the checks that failed or warned, by name) and the
+    cells and windows that held no position."""
+    if not out.checks:
+        return
+    st = out.checks["by_status"]
+    typer.echo(f"checks:  {st.get('pass', 0)} passed, {st.get('warn', 0)} warnings, {st.get('fail', 0)} failed")
+    for name, counts in out.checks["by_name"].items():
+        if counts.get("fail") or counts.get("warn"):
+            typer.echo(f"  {name:<24} fail {counts.get('fail', 0):>4}  warn {counts.get('warn', 0):>4}  "
+                       f"pass {counts.get('pass', 0):>4}")
+    if out.no_position_cells:
+        names = ", ".join(out.no_position_cells[:10]) + (" ..." if len(out.no_position_cells) > 10 else "")
+        typer.echo(f"no position: {len(out.no_position_cells)} cell(s) never held a position (no Sharpe is "
+                   f"reported for them): {names}")
+    if out.no_position_windows:
+        names = ", ".join(out.no_position_windows[:10]) + (" ..." if len(out.no_position_windows) > 10 else "")
+        typer.echo(f"no position: {len(out.no_position_windows)} window(s) with no winner (held in cash): {names}")
 
 
 def _progress():
@@ -126,29 +170,68 @@ def synth(out: Path = typer.Option(..., help="Folder to write (lakehouse/ + snap
 
 
 @audit_app.command("verify")
-def verify(run_dir: Path = typer.Argument(..., help="Run folder holding audit.jsonl.")) -> None:
-    """Check the ledger's hash chain, side files and artifact digests; exit 1 naming the first bad seq."""
+def verify(run_dir: Path = typer.Argument(..., help="Run folder holding audit.jsonl."),
+           allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                                 help="Accept a run without run_end (killed or still running); "
+                                                      "prints INCOMPLETE."),
+           expect_head: Optional[str] = typer.Option(None, "--expect-head",
+                                                     help="Hash of the head published for this run: fail when "
+                                                          "the ledger no longer ends on it.")) -> None:
+    """Check the hash chain, side files and every file's digest; exit 1 naming the first bad seq or file.
+
+    Prints the head (last seq and hash). Without --expect-head the chain proves internal consistency
+    only: a ledger rewritten from some record to its end verifies. Pin the head (commit, sign or send
+    it) and pass it here to detect a ledger cut, extended or rewritten after it was published."""
     from audit.verify import verify_ledger
 
     def go():
-        rep = verify_ledger(run_dir)
-        if rep.ok:
-            typer.echo(f"ok: {rep.n_records} records, chain and artifacts verified ({run_dir})")
-        else:
-            typer.echo(f"FAILED at seq {rep.first_bad_seq}: {rep.message}", err=True)
+        rep = verify_ledger(run_dir, require_run_end=not allow_incomplete, expect_head=expect_head)
+        if not rep.ok:
+            where = f"seq {rep.first_bad_seq}" if rep.first_bad_seq is not None else "ledger"
+            typer.echo(f"FAILED at {where}: {rep.message}", err=True)
             raise typer.Exit(code=1)
+        state = "complete" if rep.complete else "INCOMPLETE (no run_end: killed or unfinished)"
+        typer.echo(f"ok: {rep.n_records} records, chain and file digests verified, {state} ({run_dir})")
+        typer.echo(f"head: {rep.head_seq} {rep.head_hash}" + (" (matches --expect-head)" if expect_head else ""))
+        for w in rep.warnings:
+            typer.echo(f"warning: {w}")
+        if rep.unverified:
+            shown = ", ".join(rep.unverified[:10]) + (" ..." if len(rep.unverified) > 10 else "")
+            typer.echo(f"unverified (no digest in the ledger): {shown}")
     _guard(go)
 
 
 @audit_app.command("recompute")
-def recompute(run_dir: Path = typer.Argument(..., help="Run folder holding audit.jsonl.")) -> None:
-    """Recompute every cell's metrics from the ledger's daily returns alone (the raw return audit)."""
-    from audit.raw_audit import recompute_from_ledger
+def recompute(run_dir: Path = typer.Argument(..., help="Run folder holding audit.jsonl."),
+              allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                                    help="Accept a run without run_end.")) -> None:
+    """Recompute every cell's metrics from the ledger's daily returns alone and compare them with
+    performance_matrix.csv and returns.parquet; exit 1 on any difference beyond tolerance."""
+    from audit.raw_audit import compare_with_run
+    from contracts.errors import LedgerError
 
     def go():
-        res = recompute_from_ledger(run_dir)
-        for cid, m in sorted(res.items()):
+        try:
+            res = compare_with_run(run_dir, require_run_end=not allow_incomplete)
+        except LedgerError as exc:
+            typer.echo(f"FAILED: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        for cid, m in sorted(res["metrics"].items()):
             typer.echo(f"{cid}  sharpe={m['sharpe']:.4f}  max_dd={m['max_drawdown']:.4f}  cagr={m['cagr']:.4f}")
+        n = res["n_cells"]
+        if res["ok"]:
+            typer.echo(f"ok: {n} cells recomputed from the ledger match performance_matrix.csv "
+                       "(sharpe, max_drawdown, cagr, annual_volatility) and returns.parquet")
+            return
+        typer.echo(f"MISMATCH: {len(res['differences'])} difference(s) between the ledger's returns and the "
+                   "run's files:", err=True)
+        typer.echo(f"  {'file':<22} {'cell':<13} {'metric':<18} {'file value':>14} {'ledger':>14}  issue", err=True)
+        for d in res["differences"][:30]:
+            fv = f"{d['matrix']:.10g}" if d.get("matrix") is not None else ""
+            lv = f"{d['ledger']:.10g}" if d.get("ledger") is not None else ""
+            typer.echo(f"  {d['file']:<22} {str(d['cell_id']):<13} {str(d['metric']):<18} {fv:>14} {lv:>14}  "
+                       f"{d.get('issue', '')}", err=True)
+        raise typer.Exit(code=1)
     _guard(go)
 
 

@@ -1,35 +1,49 @@
-"""After the units: simulate every cell (batched per simulator), run the audit checks, write files.
+"""After the units: simulate every cell (batched per simulator), write the files, run the audit checks.
 
-Verification axes (DESIGN section 4): the riskfolio backend and the reference simulator re-run the
-base-setting trials; their differences are recorded as ``backend_disagreement`` and
-``simulator_disagreement`` checks, never counted as trials.
+The checks are ``audit.run_audit.audit_run`` over the files just written (one implementation, in
+audit/): each simulator's own metrics are compared under that simulator's stated conventions
+(``SIM_CONVENTIONS``). Verification axes (DESIGN section 4): the riskfolio backend and the reference
+simulator re-run the base-setting trials; their differences are recorded as ``backend_disagreement``
+and ``simulator_disagreement`` checks, never counted as trials. Every file written is digested in an
+``artifact`` ledger record at once (``record_file``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from audit.checks import (SimConventions, check_bankruptcy, check_directional, check_funnel,
-                          check_metric_mismatch, check_volatility_band, make_result, CheckStatus,
-                          metrics_with_and_without, quarantine_windows, summarize_checks)
+from audit.checks import SimConventions, metrics_with_and_without, summarize_checks
 from audit.raw_audit import simulation_record_data
-from contracts.cell import CellKey
+from audit.run_audit import audit_run, write_checks
 from contracts.enums import RecordType, SimulatorKind, SpecVersion
 from market.panel import simple_returns
 from simulation import CellPlan, SimulationConfig, WindowPlan, simulate
 from tournament.config import TournamentConfig
 from tournament.market_io import Market
-from tournament.records import spec_of
 from tournament.rundir import write_json, write_parquet
 from tournament.unit import UnitResult, alloc_key
 
-#: vectorbt vs reference, per daily return: frictionless they agree to 1e-10; with costs the
-#: simulation pillar documents the order-of-fills difference (see simulation.compare).
-SIM_TOLERANCE = 1e-6
-#: riskfolio vs native weights on well-posed problems (allocation pillar's agreement target).
-BACKEND_TOLERANCE = 1e-4
+
+def sim_conventions(periods_per_year: int) -> dict[str, SimConventions]:
+    """How each simulator computes its own metrics (``simulation.simulate``'s docstring): both use
+    Sharpe ``mean/std(ddof=1)*sqrt(P)`` with rf 0; the reference simulator's drawdown high-water mark
+    includes the initial capital, vectorbt's does not (``simulation.vbt_adapter.vbt_summary``)."""
+    return {SimulatorKind.REFERENCE.value: SimConventions(periods_per_year=periods_per_year),
+            SimulatorKind.VECTORBT.value: SimConventions(periods_per_year=periods_per_year,
+                                                         drawdown_includes_initial_capital=False)}
+
+
+@dataclass
+class FinishOutcome:
+    report: Path | None
+    metrics: dict
+    checks: dict
+    integrity_failures: tuple[str, ...]
+    no_position_cells: tuple[str, ...]
+    no_position_windows: tuple[str, ...]
 
 
 def build_plans(cfg: TournamentConfig, sched: dict, results: dict[str, UnitResult]) -> dict[str, tuple[CellKey, CellPlan]]:
@@ -67,7 +81,7 @@ def _windows_frame(sched: dict, dates: pd.DatetimeIndex) -> pd.DataFrame:
 
 
 def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict,
-               results: dict[str, UnitResult], append) -> tuple[Path | None, dict]:
+               results: dict[str, UnitResult], append, record_file) -> FinishOutcome:
     P = market.calendar.periods_per_year
     closes = market.closes
     plans = build_plans(cfg, sched, results)
@@ -91,39 +105,61 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                            "sim_max_drawdown": float(summary.at[cid, "sim_max_drawdown"]),
                            "liquidated": bool(summary.at[cid, "liquidated"]),
                            "n_windows": int(summary.at[cid, "n_windows"])} for cid, (c, _) in plans.items()])
-    write_parquet(run_dir, "windows.parquet", _windows_frame(sched, closes.index))
-    write_parquet(run_dir, "weights.parquet", weights)
-    write_parquet(run_dir, "returns.parquet", returns)
-    write_parquet(run_dir, "positions.parquet", positions)
-    write_parquet(run_dir, "exposure.parquet", exposure)
-    write_parquet(run_dir, "cells.parquet", cells)
+    for name, frame in (("windows.parquet", _windows_frame(sched, closes.index)), ("weights.parquet", weights),
+                        ("returns.parquet", returns), ("positions.parquet", positions),
+                        ("exposure.parquet", exposure), ("cells.parquet", cells)):
+        record_file(write_parquet(run_dir, name, frame))
 
     _simulation_records(append, plans, returns, P)
     for i, ev in enumerate(events):
         append(RecordType.SIMULATION, SpecVersion.RUN, {"key": f"simevent:{i}", "event": ev})
 
-    checks, quarantined = _checks(cfg, market, sched, plans, results, returns, weights, positions, summary, P)
-    for ch in checks:
-        key = f"check:{ch.name}:{ch.cell_id}:{ch.window}"
-        append(RecordType.CHECK, SpecVersion.RUN, {"key": key, **ch.to_ledger_data()})
+    base = cfg.settings()[0]
+    audit = audit_run(run_dir, conventions=sim_conventions(P), liquidation_floor=cfg.liquidation_floor,
+                      base_setting_id=base.id, market_returns=simple_returns(closes),
+                      trial_simulator=cfg.trial_simulator.value)
+    checks, quarantined = audit.checks, audit.quarantined
+    write_checks(append, checks)
     summary_checks = summarize_checks(checks)
 
-    base_cells = [cid for cid, (c, _) in plans.items() if c.setting == cfg.settings()[0]]
+    base_cells = [cid for cid, (c, _) in plans.items() if c.setting == base]
     with_without = metrics_with_and_without(returns[returns.cell_id.isin(base_cells)], quarantined, P)
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
     matrix, stats = performance_matrix(cfg, plans, returns, checks, P)
+    matrix = _mark_no_position(matrix, audit.no_position_cells)
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
+    record_file(run_dir / "performance_matrix.csv")
     stats["checks"] = summary_checks
     stats["quarantine"] = {"windows": quarantined, "metrics_with_and_without": with_without}
     stats["htr_stages"] = _htr_distribution(results)
+    stats["no_position"] = {"cells": audit.no_position_cells, "windows": audit.no_position_windows}
     write_json(run_dir / "bootstrap.json", _finite(stats))
+    record_file(run_dir / "bootstrap.json")
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})
     report = None
     if cfg.report:
         from reports import render_report
         report = render_report(run_dir)
-    return report, _run_metrics(matrix, stats)
+    return FinishOutcome(report, _run_metrics(matrix, stats), summary_checks, tuple(audit.integrity_failures),
+                         tuple(audit.no_position_cells), tuple(audit.no_position_windows))
+
+
+#: matrix figures that mean nothing for a cell that never held a position (blank, not 0)
+NO_POSITION_BLANK = ("sharpe", "sharpe_ci_low", "sharpe_ci_high", "psr", "dsr")
+
+
+def _mark_no_position(matrix: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
+    """``no_position`` column; a cell that never held a position gets blank Sharpe, CI, PSR and DSR
+    (its returns are all 0: "no position", not a Sharpe of 0)."""
+    out = matrix.copy()
+    mask = out["cell_id"].isin(cells)
+    out["no_position"] = mask
+    for col in NO_POSITION_BLANK:
+        if col in out.columns:
+            out[col] = out[col].astype("float64")
+            out.loc[mask, col] = np.nan
+    return out
 
 
 def _run_metrics(matrix: pd.DataFrame, stats: dict) -> dict:
@@ -177,79 +213,3 @@ def _simulation_records(append, plans, returns: pd.DataFrame, P: int) -> None:
             data = simulation_record_data(int(k), list(piv.index), {c: piv[c].to_numpy() for c in piv.columns},
                                           P, setting_id=sid, key=f"simulation:{sid}/{int(k)}")
             append(RecordType.SIMULATION, SpecVersion.RUN, data)
-
-
-def _checks(cfg, market, sched, plans, results, returns, weights, positions, summary, P) -> tuple[list, list[int]]:
-    checks = []
-    base = cfg.settings()[0]
-    ret_by_cell = {cid: g.sort_values("date") for cid, g in returns.groupby("cell_id")}
-    w_by_cell = {cid: g for cid, g in weights.groupby("cell_id", sort=False)}
-    p_by_cell = {cid: g for cid, g in positions.groupby("cell_id", sort=False)}
-    empty_w, empty_p = weights.iloc[:0], positions.iloc[:0]
-    for cid, (cell, plan) in plans.items():
-        g = ret_by_cell[cid]
-        r = g["return"].to_numpy()
-        checks.append(check_metric_mismatch(
-            cid, r, sim_sharpe=float(summary.at[cid, "sim_sharpe"]),
-            sim_max_drawdown=float(summary.at[cid, "sim_max_drawdown"]),
-            sim_total_return=float(summary.at[cid, "sim_total_return"]),
-            conventions=SimConventions(periods_per_year=P)))
-        checks.append(check_volatility_band(cid, cell.profile, r, P, g["window"].to_numpy()))
-        checks.append(check_directional(cid, {wp.window.index: wp.atoms for wp in plan.windows},
-                                        w_by_cell.get(cid, empty_w).reset_index(drop=True),
-                                        p_by_cell.get(cid, empty_p).reset_index(drop=True)))
-    checks += check_bankruptcy(returns)
-    # funnel per unit and engine
-    for res in results.values():
-        for engine, sel in res.selections.items():
-            if sel.funnel is None:
-                continue
-            winners = [a.id for a in sel.atoms]
-            checks.append(check_funnel(res.key.window.index, sel.funnel, winners, list(sel.clusters),
-                                       engine=engine, cell_id=f"{res.key.setting.id}:{engine}"))
-    # quarantine on the base setting's windows (market-wide moves of every listed symbol)
-    dates = market.closes.index
-    wod = {}
-    for w in sched[base.id]:
-        for b in range(w.test_start, w.test_end + 1):
-            wod[dates[b]] = w.index
-    mret = simple_returns(market.closes)
-    q_ids, q_checks = quarantine_windows(mret, pd.Series(wod))
-    checks += q_checks
-    checks += _verification_checks(cfg, plans, ret_by_cell)
-    return checks, sorted(int(k) for k in q_ids)
-
-
-def _verification_checks(cfg, plans, ret_by_cell) -> list:
-    """Simulator disagreement (vectorbt vs reference) and backend disagreement (riskfolio vs native)."""
-    out = []
-    index = {(c.engine, c.profile, c.backend, c.simulator, c.setting.id): cid for cid, (c, _) in plans.items()}
-    for (e, p, b, s, sid), cid in index.items():
-        if s == SimulatorKind.VECTORBT:
-            other = index.get((e, p, b, SimulatorKind.REFERENCE, sid))
-            if other is not None:
-                a = ret_by_cell[cid]["return"].to_numpy()
-                r = ret_by_cell[other]["return"].to_numpy()
-                diff = float(np.max(np.abs(a - r))) if len(a) == len(r) else float("inf")
-                st = CheckStatus.PASS if diff <= SIM_TOLERANCE else CheckStatus.FAIL
-                out.append(make_result("simulator_disagreement", st, {
-                    "vectorbt_cell": cid, "reference_cell": other, "max_abs_return_diff": diff,
-                    "tolerance": SIM_TOLERANCE}, cell_id=cid))
-    for (e, p, b, s, sid), cid in index.items():
-        if b.value == "native" and s == cfg.trial_simulator:
-            other = index.get((e, p, type(b)("riskfolio"), s, sid))
-            if other is None:
-                continue
-            wa, wb = plans[cid][1].windows, plans[other][1].windows
-            diffs = []
-            for x, y in zip(wa, wb):
-                keys = set(x.weights) | set(y.weights)
-                diffs.append(max((abs(x.weights.get(k, 0.0) - y.weights.get(k, 0.0)) for k in keys), default=0.0))
-            worst = int(np.argmax(diffs)) if diffs else 0
-            md = float(max(diffs, default=0.0))
-            st = CheckStatus.PASS if md <= BACKEND_TOLERANCE else CheckStatus.WARN
-            out.append(make_result("backend_disagreement", st, {
-                "native_cell": cid, "riskfolio_cell": other, "max_abs_weight_diff": md,
-                "worst_window": wa[worst].window.index if wa else None, "tolerance": BACKEND_TOLERANCE},
-                cell_id=cid))
-    return out

@@ -25,9 +25,9 @@ import pandas as pd
 import yaml
 
 from audit.ledger import LedgerWriter
-from audit.verify import file_sha256, load_records
+from audit.verify import file_sha256, latest_artifacts, split_lines, verify_lines
 from contracts.enums import RecordType, SpecVersion
-from contracts.errors import ConfigError
+from contracts.errors import ConfigError, LedgerError
 from selection.config import SelectionConfig
 from simulation import make_windows
 from tournament.config import TournamentConfig, dump_config
@@ -49,6 +49,16 @@ class RunOutcome:
     n_cells: int
     n_units: int
     seconds: float
+    #: the ledger's head after the run (seq, hash): publish it to pin the ledger's end
+    head_seq: int | None = None
+    head_hash: str | None = None
+    #: check counts: {"by_status": {...}, "by_name": {name: {status: n}}}
+    checks: dict | None = None
+    #: names of integrity checks that failed (``INTEGRITY_CHECKS``); non-empty -> exit code 3
+    integrity_failures: tuple[str, ...] = ()
+    #: cells that held no position in any window, and (setting, window, engine) with no winners
+    no_position_cells: tuple[str, ...] = ()
+    no_position_windows: tuple[str, ...] = ()
 
 
 def _git_commit() -> str | None:
@@ -107,18 +117,24 @@ class Appender:
 
 def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume: str | Path | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   stop_after_units: int | None = None) -> RunOutcome:
+                   stop_after_units: int | None = None,
+                   resume_overrides: dict | None = None) -> RunOutcome:
     """Run (or resume) a tournament; returns where its outputs are.
 
+    Resume (``resume`` = a run folder): the ledger is verified first (a torn last line is moved to
+    a side file by the writer), a finished run (``run_end`` present) is refused, ``config.yaml``
+    must match its digest in the ledger, and a unit file whose digest does not match its ledger
+    ``artifact`` record (or has none: written just before a crash) is recomputed, with a
+    ``unit_recomputed`` warning record, never reloaded. ``resume_overrides`` may set the options
+    that do not change results (``report``, ``executor``, ``workers``, ``scheduler``); ``cfg`` is
+    then ignored in favour of the run's own ``config.yaml``.
     ``stop_after_units`` (tests) returns after that many new units, leaving a resumable run.
     """
     t0 = time.perf_counter()
     pin_threads()
     if resume is not None:
         run_dir = Path(resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-        cfg = TournamentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        cfg = _resumable_config(run_dir, resume_overrides or {})
         run_id = run_dir.name
     else:
         run_id = new_run_id(cfg)
@@ -127,27 +143,38 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         (run_dir / "config.yaml").write_text(dump_config(cfg))
     market = load_market(cfg.market)
     dates = market.closes.index
-    existing = {r["data"].get("key") for r in load_records(run_dir)} if resume is not None else set()
     writer = LedgerWriter(run_dir / "audit.jsonl", run_id, resume=resume is not None,
-                          resume_data={"reason": "tournament run --resume"} if resume is not None else None)
+                          resume_data={"reason": "tournament run --resume",
+                                       "overrides": dict(resume_overrides or {})} if resume is not None else None)
     try:
+        existing = {r["data"].get("key") for r in writer.records}
         append = Appender(writer, existing - {None})
+        record_file = ArtifactRecorder(run_dir, append)
         _run_start(append, cfg, market)
+        record_file(run_dir / "config.yaml")
+        digests = {rel: rec["data"]["sha256"] for rel, rec in latest_artifacts(writer.records).items()}
         sched = schedules(cfg, len(dates))
         keys = [UnitKey(s, w) for s in cfg.settings() for w in sched[s.id]]
-        done = {k.id for k in keys if unit_path(run_dir, k.setting.id, k.window.index).is_file()}
         results: dict[str, UnitResult] = {}
-        for k in keys:  # units finished before a crash: reload, and append any missing records
-            if k.id in done:
-                res = UnitResult.from_json(json.loads(unit_path(run_dir, k.setting.id, k.window.index).read_text()))
-                results[k.id] = res
-                for rec in unit_records(res, dates):
-                    append(*rec)
-        todo = [k for k in keys if k.id not in done]
+        for k in keys:  # units finished before a crash: reload the verified ones, recompute the others
+            path = unit_path(run_dir, k.setting.id, k.window.index)
+            if not path.is_file():
+                continue
+            bad = _unit_untrusted(run_dir, k, digests)
+            if bad:
+                append(RecordType.WARNING, SpecVersion.RUN, {
+                    "key": f"warning:unit_recomputed:{k.id}:{bad['found_sha256']}", "code": "unit_recomputed",
+                    "unit": k.id, **bad})
+                continue
+            res = UnitResult.from_json(json.loads(path.read_text()))
+            results[k.id] = res
+            for rec in unit_records(res, dates):
+                append(*rec)
+        todo = [k for k in keys if k.id not in results]
         ctx = UnitContext(market=market, config=cfg)
         n_new = 0
         for res in execute(ctx, todo, cfg.executor, cfg.workers, cfg.scheduler):
-            _persist_unit(run_dir, res)
+            _persist_unit(run_dir, res, record_file)
             for rec in unit_records(res, dates):
                 append(*rec)
             results[res.key.id] = res
@@ -155,17 +182,88 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
             if progress:
                 progress(len(results), len(keys))
             if stop_after_units is not None and n_new >= stop_after_units:
-                return RunOutcome(run_dir, run_dir / "audit.jsonl", None, 0, len(results), time.perf_counter() - t0)
+                return RunOutcome(run_dir, run_dir / "audit.jsonl", None, 0, len(results), time.perf_counter() - t0,
+                                  writer.next_seq - 1, writer.last_hash)
         from tournament.postprocess import finish_run  # heavy imports (vectorbt) only when needed
-        report, metrics = finish_run(run_dir, cfg, market, sched, results, append)
+        fin = finish_run(run_dir, cfg, market, sched, results, append, record_file)
         artifacts = _artifacts(run_dir)
-        append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts, "metrics": metrics,
+        append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts,
+                                                     "metrics": fin.metrics,
                                                      "seconds": time.perf_counter() - t0,
                                                      "n_units": len(results), "n_cells": len(cfg.cells())})
+        head = (writer.next_seq - 1, writer.last_hash)
     finally:
         writer.close()
-    return RunOutcome(run_dir, run_dir / "audit.jsonl", report, len(cfg.cells()), len(results),
-                      time.perf_counter() - t0)
+    return RunOutcome(run_dir, run_dir / "audit.jsonl", fin.report, len(cfg.cells()), len(results),
+                      time.perf_counter() - t0, head[0], head[1], fin.checks, fin.integrity_failures,
+                      fin.no_position_cells, fin.no_position_windows)
+
+
+#: options a resume may change: they change how the run executes or renders, never its results
+RESUME_OVERRIDABLE = ("report", "executor", "workers", "scheduler")
+
+
+def _resumable_config(run_dir: Path, overrides: dict) -> TournamentConfig:
+    """The run's own config for a resume, checked against the ledger before anything trusts it."""
+    ledger = run_dir / "audit.jsonl"
+    if not (run_dir / "config.yaml").is_file() or not ledger.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml or audit.jsonl)")
+    bad = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
+    if bad:
+        raise ConfigError(f"--resume: {', '.join(bad)} would change the run's results; a resume takes them "
+                          f"from {run_dir / 'config.yaml'} (only {', '.join(RESUME_OVERRIDABLE)} may be given)")
+    lines, _ = split_lines(ledger.read_bytes())
+    records, bad_seq, msg = verify_lines(lines, run_dir, artifacts=False)
+    if bad_seq is not None:
+        raise LedgerError(f"cannot resume {run_dir}: ledger fails verification at seq {bad_seq}: {msg}")
+    if records and records[-1]["type"] == RecordType.RUN_END.value:
+        raise ConfigError(f"cannot resume {run_dir}: the run finished (run_end at seq {records[-1]['seq']}); "
+                          "verify it with `tournament audit verify`")
+    text = (run_dir / "config.yaml").read_text()
+    pinned = latest_artifacts(records).get("config.yaml")
+    if pinned is not None and file_sha256(run_dir / "config.yaml") != pinned["data"]["sha256"]:
+        raise LedgerError(f"cannot resume {run_dir}: config.yaml does not match its sha256 in the ledger "
+                          f"(seq {pinned['seq']}): edited after the run started")
+    started = next((r for r in records if r["type"] == RecordType.RUN_START.value), None)
+    cfg = TournamentConfig.model_validate(yaml.safe_load(text))
+    if started is not None and started["data"]["parameters"]["config"] != \
+            json.loads(json.dumps(cfg.model_dump(mode="json"))):
+        raise LedgerError(f"cannot resume {run_dir}: config.yaml differs from the config in run_start "
+                          f"(seq {started['seq']})")
+    if overrides:
+        cfg = cfg.model_copy(update={k: v for k, v in overrides.items()})
+        cfg = TournamentConfig.model_validate(cfg.model_dump())
+    return cfg
+
+
+def _unit_untrusted(run_dir: Path, key: UnitKey, digests: dict[str, str]) -> dict | None:
+    """Why a unit's files cannot be reloaded (None when both match their ledger digests)."""
+    for path in (unit_path(run_dir, key.setting.id, key.window.index),
+                 candidates_path(run_dir, key.setting.id, key.window.index)):
+        rel = path.relative_to(run_dir).as_posix()
+        found = file_sha256(path) if path.is_file() else None
+        want = digests.get(rel)
+        if found is None or want is None or found != want:
+            return {"file": rel, "found_sha256": found, "ledger_sha256": want,
+                    "reason": ("file missing" if found is None else
+                               "no digest in the ledger (written just before a crash)" if want is None else
+                               "file does not match its digest in the ledger")}
+    return None
+
+
+class ArtifactRecorder:
+    """Digests a file the run just wrote into an ``artifact`` ledger record (key: path + digest, so
+    a file rewritten with other bytes gets a new record and the last one counts)."""
+
+    def __init__(self, run_dir: Path, append: "Appender"):
+        self.run_dir = run_dir
+        self.append = append
+
+    def __call__(self, path: Path) -> None:
+        rel = path.relative_to(self.run_dir).as_posix()
+        digest = file_sha256(path)
+        self.append(RecordType.ARTIFACT, SpecVersion.RUN, {"key": f"artifact:{rel}:{digest}", "path": rel,
+                                                           "sha256": digest, "bytes": path.stat().st_size})
 
 
 def _run_start(append: Appender, cfg: TournamentConfig, market: Market) -> None:
@@ -189,19 +287,21 @@ def _run_start(append: Appender, cfg: TournamentConfig, market: Market) -> None:
                        "survivorship and look-ahead risk (membership and fields are not point-in-time)"})
 
 
-def _persist_unit(run_dir: Path, res: UnitResult) -> None:
+def _persist_unit(run_dir: Path, res: UnitResult, record_file: ArtifactRecorder) -> None:
     from selection.output import portfolio_candidates
 
     sid, k = res.key.setting.id, res.key.window.index
     write_json(candidates_path(run_dir, sid, k), portfolio_candidates(res.selections))
-    write_json(unit_path(run_dir, sid, k), res.to_json())  # last: its presence marks the unit done
+    write_json(unit_path(run_dir, sid, k), res.to_json())
+    record_file(candidates_path(run_dir, sid, k))
+    record_file(unit_path(run_dir, sid, k))  # last: the unit counts as done once both are digested
 
 
 def _artifacts(run_dir: Path) -> dict[str, str]:
     out = {}
     for p in sorted(run_dir.rglob("*")):
         rel = p.relative_to(run_dir).as_posix()
-        if p.is_file() and rel != "audit.jsonl" and not rel.startswith(("report/", "units/", "audit.partial")) \
+        if p.is_file() and rel != "audit.jsonl" and not rel.startswith(("report/", "audit.partial")) \
                 and not p.name.startswith("."):
             out[rel] = file_sha256(p)
     return out

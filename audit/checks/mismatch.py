@@ -61,8 +61,9 @@ def check_metric_mismatch(cell_id: str, returns: Any, *, sim_sharpe: float,
     """Compare the simulator's own metrics of one cell with the recomputation from its daily returns.
 
     ``returns``: the cell's stitched daily simple returns (TWR series). Status ``fail`` if any metric
-    is off tolerance; ``warn`` if the simulator reports NaN where the audit's degenerate rule gives 0
-    (zero variance or a single return); ``pass`` otherwise. ``details`` lists every metric with
+    is off tolerance; ``warn`` if the simulator reports a non-finite Sharpe (NaN, or vectorbt's ``inf``
+    for a constant nonzero series) where the audit's degenerate rule gives 0 (zero variance or a
+    single return); ``pass`` otherwise. ``details`` lists every metric with
     ``sim``, ``audit``, ``abs_diff`` and ``ok``.
     """
     r = _as_returns(returns)
@@ -76,9 +77,9 @@ def check_metric_mismatch(cell_id: str, returns: Any, *, sim_sharpe: float,
     rows: dict[str, dict[str, Any]] = {}
     for key, a in audit_vals.items():
         s = float(sim_vals[key])
-        if math.isnan(s) and key == "sharpe" and sh_flag is not None:
+        if not math.isfinite(s) and key == "sharpe" and sh_flag is not None:
             rows[key] = {"sim": s, "audit": a, "abs_diff": None, "ok": True,
-                         "note": f"simulator NaN, audit rule {sh_flag} -> 0.0"}
+                         "note": f"simulator {s!r}, audit rule {sh_flag} -> 0.0"}
             if status is CheckStatus.PASS:
                 status = CheckStatus.WARN
             continue

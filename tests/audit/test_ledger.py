@@ -62,7 +62,21 @@ def test_single_writer_and_no_silent_overwrite(tmp_path, clock):
         LedgerWriter(tmp_path / "other" / "audit.jsonl", "r", resume=True)
 
 
+def _drop_run_end(run_dir):
+    lines = (run_dir / "audit.jsonl").read_bytes().splitlines(keepends=True)
+    assert b'"type":"run_end"' in lines[-1]
+    (run_dir / "audit.jsonl").write_bytes(b"".join(lines[:-1]))
+
+
+def test_resume_of_a_finished_ledger_is_refused(run_dir, clock):
+    raw = (run_dir / "audit.jsonl").read_bytes()
+    with pytest.raises(LedgerError, match="the run finished"):
+        LedgerWriter(run_dir / "audit.jsonl", "run-test", resume=True, clock=clock)
+    assert (run_dir / "audit.jsonl").read_bytes() == raw  # nothing appended
+
+
 def test_resume_continues_seq_and_prev_hash(run_dir, clock):
+    _drop_run_end(run_dir)
     before = verify_ledger(run_dir)
     last = json.loads((run_dir / "audit.jsonl").read_bytes().splitlines()[-1])
     with LedgerWriter(run_dir / "audit.jsonl", "run-test", resume=True, clock=clock,
@@ -93,6 +107,7 @@ def test_resume_refuses_a_tampered_chain(run_dir):
 def test_crash_partial_line_moved_aside_on_resume(run_dir, clock, cut):
     """A crash mid-write leaves a last line without newline: it goes to a side file, and the
     resume record carries its SHA-256 and length; the repaired ledger verifies."""
+    _drop_run_end(run_dir)  # a crashed run never wrote its run_end
     path = run_dir / "audit.jsonl"
     good = path.read_bytes()
     n_good = good.count(b"\n")
@@ -119,6 +134,7 @@ def test_crash_partial_line_moved_aside_on_resume(run_dir, clock, cut):
 
 
 def test_unparseable_last_line_with_newline_is_moved_aside(run_dir, clock):
+    _drop_run_end(run_dir)  # a crashed run never wrote its run_end
     path = run_dir / "audit.jsonl"
     good = path.read_bytes()
     path.write_bytes(good + b'{"seq":7,"ty\n')
@@ -129,6 +145,7 @@ def test_unparseable_last_line_with_newline_is_moved_aside(run_dir, clock):
 
 
 def test_second_crash_uses_next_side_file(run_dir, clock):
+    _drop_run_end(run_dir)  # a crashed run never wrote its run_end
     path = run_dir / "audit.jsonl"
     for n, junk in ((1, b'{"a"'), (2, b'{"b":')):
         path.write_bytes(path.read_bytes() + junk)
