@@ -187,18 +187,28 @@ def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: Simulation
 def vbt_summary(returns_wide: pd.DataFrame, config: SimulationConfig) -> pd.DataFrame:
     """vectorbt's own total return, Sharpe and max drawdown of each cell's stitched daily returns.
 
-    ``returns_wide``: dates x cell ids, NaN outside a cell's test bars (vectorbt skips NaN). These are
-    the routines ``Portfolio.sharpe_ratio/max_drawdown`` delegate to (``total`` is the
-    accessor's ``prod(1 + r) - 1``, which ``Portfolio.total_return`` equals on the same value path), called on the floored
-    stitched series (the Portfolio's own value path knows neither the floor nor the cell's range).
+    ``returns_wide``: dates x cell ids, NaN outside a cell's test bars. These are the routines
+    ``Portfolio.sharpe_ratio/max_drawdown`` delegate to (``total`` is the accessor's
+    ``prod(1 + r) - 1``, which ``Portfolio.total_return`` equals on the same value path), called on the
+    floored stitched series (the Portfolio's own value path knows neither the floor nor the cell's range).
+    Each column is measured from its own first non-NaN row: vectorbt compounds NaN rows as a flat
+    wealth of 1.0, so a column that starts after NaN rows would otherwise get the initial capital as a
+    drawdown peak that a column starting on the first row does not (columns are grouped by start row,
+    one vectorbt call per group).
     Conventions (vectorbt 1.2): total return ``prod(1 + r) - 1``; Sharpe ``mean / std(ddof=1) *
     sqrt(year_freq / freq)`` with rf 0, ``inf`` when the std is 0 and NaN with fewer than 2 returns;
     max drawdown ``min(W / cummax(W) - 1)`` over the compounded wealth after each bar, whose running
     peak does NOT include the initial capital (a loss on the first bar is not a drawdown).
     """
-    acc = returns_wide.vbt.returns(freq=FREQ, year_freq=_year_freq(config))
-    return pd.DataFrame({
-        "sim_total_return": acc.total(engine=ENGINE).to_numpy(),
-        "sim_sharpe": acc.sharpe_ratio(risk_free=0.0, ddof=1, engine=ENGINE).to_numpy(),
-        "sim_max_drawdown": acc.max_drawdown(engine=ENGINE).to_numpy(),
-    }, index=returns_wide.columns)
+    valid = returns_wide.notna().to_numpy()
+    first = np.where(valid.any(axis=0), valid.argmax(axis=0), 0)
+    parts = []
+    for start in np.unique(first):
+        cols = returns_wide.columns[first == start]
+        acc = returns_wide.iloc[int(start):][cols].vbt.returns(freq=FREQ, year_freq=_year_freq(config))
+        parts.append(pd.DataFrame({
+            "sim_total_return": acc.total(engine=ENGINE).to_numpy(),
+            "sim_sharpe": acc.sharpe_ratio(risk_free=0.0, ddof=1, engine=ENGINE).to_numpy(),
+            "sim_max_drawdown": acc.max_drawdown(engine=ENGINE).to_numpy(),
+        }, index=cols))
+    return pd.concat(parts).reindex(returns_wide.columns)

@@ -1,0 +1,182 @@
+"""The run checks (audit.run_audit.audit_run) never cry wolf on honest runs, and fire on planted defects.
+
+False FAILs came from comparing vectorbt's own metrics under the reference simulator's conventions
+(vectorbt's drawdown peak excludes the initial capital): every cell pays costs on its first bar, so its
+first return is negative and the two conventions differ whenever the cell's trough comes before its
+first new high, which short runs hit often (1, 2 or 3 windows). Each defect below is planted in the
+files of a real run and must be caught from the files alone.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from audit.checks import CheckStatus, check_bankruptcy, check_metric_mismatch
+from audit.run_audit import audit_run
+from simulation.config import SimulationConfig
+from simulation.vbt_adapter import vbt_summary
+from tests.tournament.conftest import SMALL, small_config
+from tournament.postprocess import sim_conventions
+
+P = 365
+EXE = str(Path(sys.executable).with_name("tournament"))
+DATES = pd.date_range("2024-01-01", periods=8, freq="D", tz="UTC")
+
+
+def _failed(checks, names=("metric_mismatch", "directional", "zero_bankruptcy")):
+    return [(c.name, c.cell_id, c.window) for c in checks if c.status is CheckStatus.FAIL and c.name in names]
+
+
+# -- the conventions, on vectorbt's own numbers ---------------------------------------------------
+
+def _vbt(wide: pd.DataFrame) -> pd.DataFrame:
+    return vbt_summary(wide, SimulationConfig(periods_per_year=P))
+
+
+def _mismatch(r: np.ndarray, sim: pd.Series, simulator: str):
+    return check_metric_mismatch("c", r, sim_sharpe=float(sim["sim_sharpe"]),
+                                 sim_max_drawdown=float(sim["sim_max_drawdown"]),
+                                 sim_total_return=float(sim["sim_total_return"]),
+                                 conventions=sim_conventions(P)[simulator])
+
+
+def test_trough_before_the_first_new_high_passes_under_vectorbts_conventions():
+    # costs make day 1 negative; the trough (day 2) comes before the first new high above 1.0
+    r = np.array([-0.002, -0.03, 0.01, 0.05, -0.01, 0.02, -0.004, 0.006])
+    sim = _vbt(pd.DataFrame({"c": r}, index=DATES)).loc["c"]
+    assert _mismatch(r, sim, "vectorbt").status is CheckStatus.PASS
+    # the defect: the reference simulator's convention (peak includes 1.0) on vectorbt's figure
+    assert _mismatch(r, sim, "reference").status is CheckStatus.FAIL
+
+
+def test_a_column_that_starts_after_nan_rows():
+    a = np.array([0.01, -0.02, 0.03, -0.01, 0.02, 0.0, -0.005, 0.004])
+    b = np.array([np.nan, np.nan, np.nan, -0.004, -0.02, 0.015, 0.03, -0.01])
+    sim = _vbt(pd.DataFrame({"a": a, "b": b}, index=DATES))
+    assert _mismatch(b[3:], sim.loc["b"], "vectorbt").status is CheckStatus.PASS
+    assert _mismatch(a, sim.loc["a"], "vectorbt").status is CheckStatus.PASS
+
+
+@pytest.mark.parametrize("value", [0.0, 0.001])
+def test_a_constant_cell_is_a_warning_not_a_failure(value):
+    r = np.full(len(DATES), value)
+    sim = _vbt(pd.DataFrame({"c": r}, index=DATES)).loc["c"]
+    assert not np.isfinite(sim["sim_sharpe"])  # vectorbt: NaN for 0/0, inf for a constant gain
+    res = _mismatch(r, sim, "vectorbt")
+    assert res.status is CheckStatus.WARN, res.details
+
+
+# -- honest small tournaments: no false FAIL ------------------------------------------------------
+
+@pytest.mark.parametrize("n_windows", [1, 2, 3])
+def test_small_tournaments_raise_no_false_fail(tmp_path, n_windows):
+    from tournament.run import run_tournament
+
+    cfg = small_config(engines=["v4", "raw"], profiles=["equal_weight", "min_variance"], backends=["native"],
+                       max_windows=n_windows)
+    assert cfg.costs.fees > 0 and cfg.costs.slippage > 0  # costs on: the first return is negative
+    out = run_tournament(cfg, tmp_path)
+    assert out.integrity_failures == () and out.checks["by_status"]["fail"] == 0, out.checks["failures"]
+    cells = pd.read_parquet(out.run_dir / "cells.parquet")
+    ret = pd.read_parquet(out.run_dir / "returns.parquet")
+    vbt = cells[cells.simulator == "vectorbt"]
+    # the fixture does exercise the convention: some vectorbt cell's drawdown differs between them
+    differs = 0
+    for cid in vbt.cell_id:
+        r = ret[ret.cell_id == cid].sort_values("date")["return"].to_numpy()
+        eq = np.cumprod(1 + r)
+        with_capital = (eq / np.maximum.accumulate(np.maximum(eq, 1.0)) - 1).min()
+        differs += abs(with_capital - (eq / np.maximum.accumulate(eq) - 1).min()) > 1e-9
+    if n_windows < 3:  # (with 3 windows every cell makes a new high before its trough: no false FAIL either)
+        assert differs > 0, "no cell has its trough before its first new high: the fixture guards nothing"
+
+
+# -- planted defects in a real run's files -------------------------------------------------------
+
+@pytest.fixture
+def run(small_run, tmp_path) -> Path:
+    d = tmp_path / "run"
+    shutil.copytree(small_run.run_dir, d)
+    return d
+
+
+def _audit(d: Path, floor: float = -1.0):
+    return audit_run(d, conventions=sim_conventions(P), liquidation_floor=floor)
+
+
+def test_the_real_run_passes(run):
+    assert _failed(_audit(run).checks, names=("metric_mismatch", "directional", "zero_bankruptcy", "funnel",
+                                              "raw_returns", "simulator_disagreement")) == []
+
+
+def test_a_sign_flip_in_weights_parquet_fires_directional(run):
+    w = pd.read_parquet(run / "weights.parquet")
+    i = int(np.flatnonzero(w["direction"].astype(str).to_numpy() == "LONG")[0])
+    w["direction"] = w["direction"].astype(str)
+    w.loc[i, "direction"] = "SHORT"
+    w.to_parquet(run / "weights.parquet", index=False)
+    failed = _failed(_audit(run).checks)
+    assert failed == [("directional", w.loc[i, "cell_id"], None)]
+
+
+def test_a_shifted_return_fires_metric_mismatch_and_the_raw_audit(run):
+    ret = pd.read_parquet(run / "returns.parquet")
+    cid = sorted(ret.cell_id.unique())[0]
+    idx = ret.index[ret.cell_id == cid]
+    vals = ret.loc[idx].sort_values("date")["return"].to_numpy()
+    ret.loc[ret.loc[idx].sort_values("date").index, "return"] = np.r_[0.0, vals[:-1]]  # shifted by a day
+    ret.to_parquet(run / "returns.parquet", index=False)
+    checks = _audit(run).checks
+    assert ("metric_mismatch", cid, None) in _failed(checks)
+    raw = next(c for c in checks if c.name == "raw_returns")
+    assert raw.status is CheckStatus.FAIL and raw.details["issues"][0]["cell_id"] == cid
+
+
+def test_equity_through_the_floor_without_the_flag_fires_bankruptcy():
+    """Under a -50% floor the path 1 -> 1.1 -> 0.77 -> 0.462 is 58% below its peak: liquidated, whatever
+    the flag says (the old check trusted the flag for any floor above -100%)."""
+    rows = [["c", d, 0, r, False] for d, r in zip(DATES[:4], [0.1, -0.3, -0.4, 0.2])]
+    df = pd.DataFrame(rows, columns=["cell_id", "date", "window", "return", "liquidated"])
+    res = check_bankruptcy(df, liquidation_floor=-0.5)[0]
+    assert res.status is CheckStatus.FAIL
+    assert res.details["liquidated_date"] == DATES[2].isoformat()
+    assert res.details["min_drawdown"] == pytest.approx(0.462 / 1.1 - 1, abs=1e-12)
+    assert "without the flag" in res.details["inconsistencies"][0]
+    assert check_bankruptcy(df, liquidation_floor=-0.6)[0].status is CheckStatus.PASS
+    flagged = df.assign(liquidated=[False, False, True, True])
+    assert "above the floor" in check_bankruptcy(flagged, liquidation_floor=-0.6)[0].details["inconsistencies"][0]
+
+
+# -- a pool that is entirely vetoed: "no position", named, no false check ---------------------------
+
+def test_an_entirely_vetoed_pool_is_reported_as_no_position(tmp_path):
+    out = subprocess.run([EXE, "data", "synth", "--out", str(tmp_path / "m")], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    for p in (tmp_path / "m" / "snapshots").glob("*.json"):
+        recs = json.loads(p.read_text())
+        for r in recs:
+            r["Value.Traded"] = 1.0  # $1 traded: below every liquidity floor (a hard veto)
+        p.write_text(json.dumps(recs))
+    cfg = {k: v for k, v in SMALL.items() if k != "market"}
+    cfg.update(engines=["v4", "raw"], profiles=["equal_weight"], backends=["native"], max_windows=2)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([EXE, "run", "--config", str(tmp_path / "c.yaml"), "--data", str(tmp_path / "m" / "lakehouse"),
+                          "--candidates", str(tmp_path / "m" / "snapshots"), "--runs-dir", str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    assert "no position: 4 cell(s) never held a position" in out.stdout, out.stdout
+    assert "window(s) with no winner" in out.stdout and "checks:" in out.stdout
+    run_dir = next((tmp_path / "runs").iterdir())
+    mat = pd.read_csv(run_dir / "performance_matrix.csv")
+    assert mat["no_position"].all() and mat["sharpe"].isna().all()
+    b = json.loads((run_dir / "bootstrap.json").read_text())
+    assert b["checks"]["by_status"]["fail"] == 0, b["checks"]["failures"]
