@@ -70,6 +70,10 @@ def inputs_section(rd: RunData) -> str:
     if lv.ok:
         text = f"Ledger verified: {lv.message}" + ("" if has_end else
                                                    " (run_end not yet appended: the report is rendered before it)")
+        text += (f"; head when rendered: seq {lv.head_seq} {lv.head_hash}. The chain alone proves internal "
+                 "consistency; `tournament audit verify RUN --expect-head HASH` with the head printed at the "
+                 "end of the run proves the ledger was not cut, extended or rewritten since. This report is "
+                 "derived from the verified files and is not itself digested.")
         out.append(banner(text, "good", banner_id="ledger-status"))
     else:
         out.append(banner(f"Ledger verification FAILED at seq {lv.first_bad_seq}: {lv.message}", "bad",
