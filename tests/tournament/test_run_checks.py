@@ -176,6 +176,8 @@ def test_an_entirely_vetoed_pool_is_reported_as_no_position(tmp_path):
     assert "no position: 4 cell(s) never held a position" in out.stdout, out.stdout
     assert "window(s) with no winner" in out.stdout and "checks:" in out.stdout
     run_dir = next((tmp_path / "runs").iterdir())
+    # `report: false` in the YAML holds: --report/--no-report overrides the file only when given
+    assert not (run_dir / "report").exists() and "report:" not in out.stdout
     mat = pd.read_csv(run_dir / "performance_matrix.csv")
     assert mat["no_position"].all() and mat["sharpe"].isna().all()
     b = json.loads((run_dir / "bootstrap.json").read_text())
