@@ -1,6 +1,7 @@
 """The ``tournament`` command line. Errors print one readable line (``--debug`` shows the traceback)."""
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -9,6 +10,18 @@ from typing import Optional
 import typer
 
 from contracts.errors import ToolkitError
+
+
+def _numba_cache_dir() -> None:
+    """numba's compiled-function cache goes to the user's cache folder (``$XDG_CACHE_HOME`` or
+    ``~/.cache``, ``wfaudit/numba``), never into the installed package's source folder; an explicit
+    ``NUMBA_CACHE_DIR`` wins. Set before anything imports numba."""
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["NUMBA_CACHE_DIR"] = os.path.join(base, "wfaudit", "numba")
+
+
+_numba_cache_dir()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Walk-forward backtesting and forensic audit toolkit.")
@@ -27,11 +40,13 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 
 def _fail(exc: BaseException) -> None:
+    """One line on stderr (a parser's multi-line hints are folded into it; ``--debug`` shows all)."""
     if _STATE["debug"]:
         traceback.print_exception(exc)
     notes = "; ".join(getattr(exc, "__notes__", []) or [])
     msg = f"error: {exc}" + (f" ({notes})" if notes else "")
-    typer.echo(msg, err=True)
+    msg = " ".join(part.strip() for part in msg.splitlines() if part.strip())
+    typer.echo(msg[:1000] + (" ..." if len(msg) > 1000 else ""), err=True)
     raise typer.Exit(code=2)
 
 
@@ -63,7 +78,7 @@ def run(
     workers: Optional[int] = typer.Option(None, help="Worker processes (process/dask)."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)."),
     seed: Optional[int] = typer.Option(None, help="Base seed."),
-    calendar: Optional[str] = typer.Option(None, help="crypto (365) or exchange (252)."),
+    calendar: Optional[str] = typer.Option(None, help="crypto (365) or exchange (252); default: inferred from the data."),
     benchmark: Optional[str] = typer.Option(None, help="Benchmark symbol for beta."),
     report: Optional[bool] = typer.Option(None, "--report/--no-report",
                                           help="Render the HTML report (default: the config's `report`, true)."),

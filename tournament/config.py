@@ -6,7 +6,7 @@ user's file and CLI overrides (precedence: CLI > file > preset > defaults).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -54,7 +54,9 @@ class DataSpec(_Strict):
 
     data: Optional[str] = Field(default=None, description="lakehouse folder or wide close file")
     candidates: Optional[str] = Field(default=None, description="snapshot folder or one undated export")
-    calendar: str = Field(default="crypto", description="crypto (365) or exchange (252)")
+    calendar: Optional[Literal["crypto", "exchange"]] = Field(
+        default=None, description="crypto (365 bars a year) or exchange (252); None: inferred from the data "
+                                  "(weekday-only bars -> exchange, else crypto) and recorded")
     benchmark: Optional[str] = Field(default="BTCUSDT", description="benchmark symbol for beta")
     synthetic_seed: int = Field(default=7, description="seed of the synthetic market")
     synthetic_bars: int = Field(default=1461, ge=400, description="bars of the synthetic market")
@@ -205,7 +207,9 @@ def load_config(path: str | Path | None = None, preset: str | None = None,
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"config key {loc!r}: {err['msg']}") from None
+        got = err.get("input")
+        shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) or got is None else ""
+        raise ConfigError(f"config key {loc!r}: {err['msg']}{shown}") from None
 
 
 def dump_config(cfg: TournamentConfig) -> str:

@@ -140,6 +140,14 @@ def test_window_page_elements_and_numbers(fixture_run):
     assert funnel["clusters"] == str(f["n_clusters"])
     vetoes = dict((r[0], int(r[1])) for r in doc.tables["vetoes-v4"][1:])
     assert vetoes == {"liquidity_floor": 2, "sentiment": 2, "adx_floor": 2}
+    # the names behind the counts: every vetoed candidate with its reasons, sorted by reason
+    rej = fx.candidates[unit]["engines"]["v4"]["rejected"]
+    vt = doc.tables["vetoed-v4"]
+    assert vt[0] == ["reasons", "symbol", "candidate", "last stage"]
+    assert sorted(r[2] for r in vt[1:]) == sorted(x["id"] for x in rej)
+    assert [r[0] for r in vt[1:]] == sorted(", ".join(x["reasons"]) for x in rej)
+    by_id = {x["id"]: x for x in rej}
+    assert all(r[1] == by_id[r[2]]["symbol"] for r in vt[1:])
     # realised vol of the window: independent numpy recomputation (std ddof=1 * sqrt(365))
     vt = doc.tables["vol-table"]
     head = vt[0]
