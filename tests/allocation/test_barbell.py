@@ -99,3 +99,48 @@ def test_barbell_without_long_atoms_uses_min_variance_core(backend: str) -> None
     w = list(alloc.weights.values())
     assert w[0] == pytest.approx(0.1)
     np.testing.assert_allclose(w[1:], 0.9 * np.array(list(ref.values())), atol=1e-4)
+
+
+# -- issue 19: the 90/10 split and the mandatory cluster cap ----------------------------------------
+
+def _issue19_request(make_request) -> AllocationRequest:
+    """The issue's 10-atom example: 4 SHORT atoms (A0..A3, clusters 1..4) and 6 LONG atoms (A4..A9)
+    all in cluster 0. Convictions: A0_SHORT 10, every LONG 5, the other SHORTs 0, so the Aggressor
+    (round(0.2 * 10) = 2 atoms) is A0_SHORT plus the first non-Core LONG by id. The allocated atoms
+    (3 Core LONGs + 2 Aggressors) span clusters {0, 1}: effective cap max(0.25, 1/2) = 0.5, and
+    cluster 0 holds the whole Core and one Aggressor."""
+    base = make_request(n=10, shorts=4, seed=19)
+    atoms = []
+    for i, a in enumerate(base.atoms):
+        short = a.direction is Direction.SHORT
+        conv = (10.0 if i == 0 else 0.0) if short else 5.0
+        atoms.append(a.model_copy(update={"cluster": i + 1 if short else 0,
+                                          "conviction": {"champion": conv, "challenger": 0.0}}))
+    return AllocationRequest(atoms=atoms, atom_returns=base.atom_returns, asset_returns=base.asset_returns,
+                             benchmark_returns=base.benchmark_returns, shrinkage=base.shrinkage)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 19: the cap projection rewrites the split and says optimal")
+@pytest.mark.parametrize("backend", ["native", "riskfolio"])
+def test_issue19_split_moves_only_as_far_as_the_cap_forces(make_request, backend: str) -> None:
+    req = _issue19_request(make_request)
+    core, aggr, _ = sleeves(req.atoms, req.asset_returns, 365)
+    assert len(core) == 3 and aggr[0] == "A0_mom_SHORT" and aggr[1].endswith("_LONG")
+    alloc = allocate(req, "barbell", backend)
+    w = alloc.weights
+    core_share = sum(w[a] for a in core)
+    assert alloc.diagnostics["effective_cluster_cap"] == pytest.approx(0.5)
+    # cluster 0 holds every Core atom and its cap is 0.5, so the Core can hold at most 0.5 (the
+    # projection before the fix gave 0.5 * 0.9 / 0.95 = 0.474, the Aggressor LONG taking the rest of
+    # cluster 0); the Aggressor then needs 0.5, which only A0_SHORT (cluster 1, cap 0.5) can hold.
+    assert core_share == pytest.approx(0.5, abs=1e-12)
+    assert w[aggr[0]] == pytest.approx(0.5, abs=1e-12) and w[aggr[1]] == pytest.approx(0.0, abs=1e-12)
+    assert alloc.status == "relaxed" and not alloc.fallback_used
+    assert alloc.relaxed["barbell_core_share"] == pytest.approx(0.5, abs=1e-12)
+    assert alloc.diagnostics["core_share"] == pytest.approx(0.5, abs=1e-12)
+    assert alloc.diagnostics["aggressor_share"] == pytest.approx(0.5, abs=1e-12)
+    assert "0.5/0.5" in alloc.reason and "0.9/0.1" in alloc.reason
+    # inside the Core, the HRP proportions are kept: the uncapped barbell's Core weights scaled 0.5/0.9
+    free = allocate(req, "barbell", backend, AllocationConfig(cluster_cap=1.0))
+    np.testing.assert_allclose([w[a] for a in core], [free.weights[a] * 0.5 / 0.9 for a in core],
+                               rtol=1e-12)
