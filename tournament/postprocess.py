@@ -22,6 +22,7 @@ from simulation import CellPlan, SimulationConfig, WindowPlan, simulate
 from tournament.config import TournamentConfig
 from tournament.market_io import Market
 from tournament.records import spec_of
+from tournament.relaxations import add_allocation_counts
 from tournament.rundir import write_json, write_parquet
 from tournament.unit import UnitResult, alloc_key
 
@@ -113,6 +114,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
     matrix, stats = performance_matrix(cfg, plans, returns, checks, P)
+    matrix = add_allocation_counts(matrix, plans, results)  # n_relaxed, n_fallback (issue 19)
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     stats["checks"] = summary_checks
     stats["quarantine"] = {"windows": quarantined, "metrics_with_and_without": with_without}
