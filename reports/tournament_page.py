@@ -1,5 +1,6 @@
 """Sections of the tournament page (``report/index.html``): inputs and ledger, the performance
-matrix and its heatmap, equity curves and drawdowns, volatility bands, and the window index.
+matrix and its heatmap, equity curves and drawdowns, volatility bands, the allocations relaxed or
+replaced per profile (issue 19), and the window index.
 
 The statistics sections (PBO, DSR, verdicts, sensitivity, verification axes, HTR stages, checks)
 are in ``reports.stats_sections``. Plots go to ``report/img/``; every plotted number is also in a
