@@ -215,8 +215,8 @@ def _vol_html(b: UnitBundle) -> str:
                      fmt(None if ex is None or real is None else real - ex), esc(b.bands.get(str(a.get("profile")), "")),
                      esc(cid or "")])
     return table(["engine", "profile", "backend", "solver", "status", "fallback", "binding", "relaxed",
-                  "Core / Aggressor", "reason", "ex-ante vol", "realised vol", "realised - ex-ante", "band", "cell"], rows, raw=True,
-                 text_cols=3, table_id="vol-table")
+                  "Core / Aggressor", "reason", "ex-ante vol", "realised vol", "realised - ex-ante", "band",
+                  "cell"], rows, raw=True, text_cols=3, table_id="vol-table")
 
 
 def _leaves_html(groups: list, engines: dict[str, dict]) -> str:

@@ -322,3 +322,11 @@ def test_window_page_shows_reason_of_a_relaxed_allocation(fixture_run):
     row = next(r for r in vt[1:] if r[:3] == ["v4", "hrp", "native"])
     assert row[head.index("status")].endswith("relaxed")
     assert row[head.index("reason")] == "relaxed to stay feasible: atom_cap=0.3"
+
+
+def test_window_page_split_column_shows_a_moved_barbell_split():
+    from reports.window_page import _split
+    moved = {"diagnostics": {"core_share": 0.5, "aggressor_share": 0.5, "core_share_target": 0.9}}
+    held = {"diagnostics": {"core_share": 0.9 - 1e-15, "aggressor_share": 0.1, "core_share_target": 0.9}}
+    assert _split(moved) == "0.5 / 0.5 (target 0.9 / 0.1)"
+    assert _split(held) == "0.9 / 0.1" and _split({"diagnostics": {}}) == ""
