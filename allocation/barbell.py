@@ -159,10 +159,12 @@ def split(prior: np.ndarray, is_core: np.ndarray, caps: Caps, target: float,
     def done(x: np.ndarray, method: str, solver: Optional[str] = None) -> Split:
         return Split(x, float(s), s_lo, s_hi, method, solver)
 
-    if s < target:   # the Core is at its capacity
-        return done(first_then(core, s), "core_at_capacity")
-    if s > target:   # the Aggressor is at its capacity
-        return done(first_then(aggr, 1.0 - s), "aggressor_at_capacity")
+    if s != target:  # one sleeve is at its capacity: it goes first, the other in the room left
+        at_core = s < target
+        x = first_then(core, s) if at_core else first_then(aggr, 1.0 - s)
+        if not ok(x):
+            raise SolverError("barbell: the split at a sleeve's capacity breaks a cap or a share")
+        return done(x, "core_at_capacity" if at_core else "aggressor_at_capacity")
     x = fill(core, s, b) + fill(aggr, 1.0 - s, b)
     if ok(x):
         return done(x, "sleeves")

@@ -270,3 +270,17 @@ def test_split_least_squares_when_neither_sleeve_can_go_first() -> None:
                    options={"ftol": 1e-14, "maxiter": 500})
     assert ref.success
     np.testing.assert_allclose(x, ref.x, atol=1e-6)  # SLSQP's accuracy, not Clarabel's (1e-10)
+
+
+def test_split_aggressor_at_capacity_moves_the_split_up_only_as_far_as_forced() -> None:
+    """Core C1 (c0, prior 0.6), C2 (c3, prior 0.4); Aggressor G1 (c1), G2 (c2) with atom caps 0.15;
+    cluster caps 0.5; target Core share 0.5. The Aggressor can hold at most 0.3, so the Core share
+    rises to exactly 0.7 (not further): G1 = G2 = 0.15, the Core's 0.7 split 0.6/0.4 (no cap binds)."""
+    from allocation.barbell import split
+    from allocation.constraints import Caps
+    A = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0]], dtype=float)  # c0 c1 c2 c3
+    caps = Caps(A, np.full(4, 0.5), ["c0", "c1", "c2", "c3"], np.array([1.0, 1.0, 0.15, 0.15]), ["a"] * 4)
+    sp = split(np.array([0.6, 0.4, 0.5, 0.5]), np.array([True, True, False, False]), caps, 0.5)
+    assert sp.method == "aggressor_at_capacity"
+    assert sp.core_share == pytest.approx(0.7, abs=1e-15) and sp.core_min == pytest.approx(0.7, abs=1e-15)
+    np.testing.assert_allclose(sp.weights, [0.42, 0.28, 0.15, 0.15], atol=1e-15)
