@@ -1,5 +1,6 @@
 """Sections of the tournament page (``report/index.html``): inputs and ledger, the performance
-matrix and its heatmap, equity curves and drawdowns, volatility bands, and the window index.
+matrix and its heatmap, equity curves and drawdowns, volatility bands, the allocations relaxed or
+replaced per profile (issue 19), and the window index.
 
 The statistics sections (PBO, DSR, verdicts, sensitivity, verification axes, HTR stages, checks)
 are in ``reports.stats_sections``. Plots go to ``report/img/``; every plotted number is also in a
@@ -214,6 +215,69 @@ def vol_section(rd: RunData, img: Path) -> str:
     body.append(table(["cell", "engine", "profile", "realised vol %", "band", "distance %", "DRIFT"], rows,
                       raw=True, text_cols=3, table_id="vol-table"))
     return section("volatility", "Realised volatility vs each profile's band (base setting)", "".join(body))
+
+
+#: fallback reasons (``allocation.engine``) and the rule each names
+_FALLBACK_RULES = (("max_sharpe undefined", "max_sharpe undefined -> min_variance"),
+                   ("zero covariance", "zero covariance -> fallback profile"),
+                   ("solver chain failed", "solver chain failed -> fallback profile"))
+
+
+def _fallback_rule(reason: str | None) -> str:
+    text = str(reason or "")
+    return next((rule for key, rule in _FALLBACK_RULES if key in text), "fallback (other)")
+
+
+def relaxations_section(rd: RunData) -> str:
+    """How often each profile was not itself (issue 19): per profile and backend, the windows whose
+    allocation was relaxed or replaced by a fallback (the matrix's ``n_relaxed``/``n_fallback``,
+    counted once over the cells of one simulator), what was relaxed or which rule replaced it (the
+    ledger's allocation records), and every cell with a non-zero count."""
+    m = rd.matrix
+    title = "Allocations relaxed or replaced (how often a profile was not itself)"
+    if m.empty or not {"n_relaxed", "n_fallback"} <= set(m.columns):
+        return section("relaxations", title, "<p class='muted'>performance_matrix.csv has no n_relaxed / "
+                                             "n_fallback columns</p>")
+    body = ["<p class='muted'>A window's allocation is <b>relaxed</b> when a constraint or target was relaxed "
+            "to stay feasible (market-neutral beta or LONG/SHORT share caps, the atom cap, the Barbell's "
+            "Core/Aggressor split under the cluster cap) and a <b>fallback</b> when a documented rule replaced "
+            "the profile (MaxSharpe undefined -> min variance; solver chain failed or zero covariance -> the "
+            "fallback profile). Counts per window; cells of the two simulators share their allocations, so "
+            "the first table counts the cells of one simulator.</p>"]
+    one = m
+    if "simulator" in m and m["simulator"].nunique() > 1:
+        one = m[m["simulator"] == sorted(m["simulator"].astype(str).unique())[-1]]
+    rows = []
+    for (prof, be), g in one.groupby(["profile", "backend"], sort=True):
+        n = int(g["n_windows"].sum()) if "n_windows" in g else None
+        nr, nf = int(g["n_relaxed"].sum()), int(g["n_fallback"].sum())
+        rows.append([prof, be, n, nr, nf, pct((nr + nf) / n) if n else "n/a"])
+    body.append("<h3>Per profile and backend (windows over every engine and setting)</h3>" + table(
+        ["profile", "backend", "windows", "relaxed", "fallback", "not itself %"], rows, text_cols=2,
+        table_id="relaxations-table"))
+    what: dict[tuple, list] = {}
+    for a in rd.of(RecordType.ALLOCATION):
+        key = (str(a.get("profile")), str(a.get("backend")))
+        if a.get("fallback_used") or a.get("status") == "fallback":
+            what.setdefault(key + (_fallback_rule(a.get("reason")),), []).append(None)
+        elif a.get("status") == "relaxed":
+            for name, value in sorted((a.get("relaxed") or {}).items()):
+                what.setdefault(key + (name,), []).append(value)
+    rows = []
+    for (prof, be, name), vals in sorted(what.items()):
+        nums = [float(v) for v in vals if isinstance(v, (int, float))]
+        rows.append([prof, be, name, len(vals), fmt(min(nums)) if nums else "", fmt(max(nums)) if nums else ""])
+    body.append("<h3>What was relaxed or which rule replaced the profile (ledger allocation records, every "
+                "engine)</h3><p class='muted'>For a relaxed constraint, the relaxed values' range (e.g. the beta "
+                "cap used; for <code>barbell_core_share</code>, the realised Core share instead of 0.9).</p>"
+                + table(["profile", "backend", "relaxed constraint / fallback rule", "allocations", "min value",
+                         "max value"], rows, raw=True, text_cols=3, table_id="relaxed-what-table"))
+    cols = [c for c in ["cell_id", *DIMS, "n_windows", "n_relaxed", "n_fallback"] if c in m.columns]
+    hit = m[(m["n_relaxed"] > 0) | (m["n_fallback"] > 0)]
+    body.append(f"<h3>Cells with a relaxed or replaced window ({len(hit)} of {len(m)})</h3>" + table(
+        [c.replace("_", " ") for c in cols], hit[cols].itertuples(index=False, name=None), text_cols=5,
+        table_id="relaxed-cells-table"))
+    return section("relaxations", title, "".join(body))
 
 
 def window_index_section(bundles: list[UnitBundle]) -> str:

@@ -207,6 +207,18 @@ def _weights_html(b: UnitBundle) -> str:
     return "".join(out) or "<p class='muted'>no allocation records for this window</p>"
 
 
+def _split(a: dict) -> str:
+    """The Barbell's realised Core / Aggressor shares (and the target when they differ); '' otherwise."""
+    d = a.get("diagnostics") or {}
+    if "core_share" not in d or "aggressor_share" not in d:
+        return ""
+    text = f"{fmt(d['core_share'])} / {fmt(d['aggressor_share'])}"
+    target = d.get("core_share_target")
+    if isinstance(target, (int, float)) and abs(float(d["core_share"]) - float(target)) > 1e-6:
+        text += f" (target {fmt(target)} / {fmt(1.0 - float(target))})"
+    return esc(text)
+
+
 def _vol_html(b: UnitBundle) -> str:
     cell_of: dict[tuple, str] = {}
     for c in sorted(b.cells, key=lambda c: c.get("simulator") != "vectorbt"):
@@ -219,12 +231,13 @@ def _vol_html(b: UnitBundle) -> str:
         rows.append([a.get("engine"), a.get("profile"), a.get("backend"), a.get("solver"),
                      status_pill("pass" if a.get("status") == "optimal" else "warn") + " " + esc(a.get("status")),
                      fmt(a.get("fallback_used")), esc(", ".join(a.get("binding") or [])),
-                     esc(json.dumps(a.get("relaxed") or {})), fmt(ex), fmt(real),
+                     esc(json.dumps(a.get("relaxed") or {})), _split(a), esc(a.get("reason") or ""),
+                     fmt(ex), fmt(real),
                      fmt(None if ex is None or real is None else real - ex), esc(b.bands.get(str(a.get("profile")), "")),
                      esc(cid or "")])
     return table(["engine", "profile", "backend", "solver", "status", "fallback", "binding", "relaxed",
-                  "ex-ante vol", "realised vol", "realised - ex-ante", "band", "cell"], rows, raw=True,
-                 text_cols=3, table_id="vol-table")
+                  "Core / Aggressor", "reason", "ex-ante vol", "realised vol", "realised - ex-ante", "band",
+                  "cell"], rows, raw=True, text_cols=3, table_id="vol-table")
 
 
 def _leaves_html(groups: list, engines: dict[str, dict]) -> str:

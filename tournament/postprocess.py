@@ -23,6 +23,7 @@ from market.panel import simple_returns
 from simulation import CellPlan, SimulationConfig, WindowPlan, simulate
 from tournament.config import TournamentConfig
 from tournament.market_io import Market
+from tournament.relaxations import add_allocation_counts
 from tournament.rundir import write_json, write_parquet
 from tournament.unit import UnitResult, alloc_key
 
@@ -127,6 +128,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
     matrix, stats = performance_matrix(cfg, plans, returns, checks, P)
+    matrix = add_allocation_counts(matrix, plans, results)  # n_relaxed, n_fallback (issue 19)
     matrix = _mark_no_position(matrix, audit.no_position_cells)
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     record_file(run_dir / "performance_matrix.csv")
