@@ -207,6 +207,10 @@ def vol_section(rd: RunData, img: Path) -> str:
     pts = pd.DataFrame({"profile": t["profile"].astype(str), "label": t["engine"].astype(str),
                         "vol": t["annual_volatility"].astype(float)})
     body = []
+    used = (rd.boot or {}).get("bands") or {}
+    if used.get("why"):
+        body.append(banner(f"Bands used: {used['why']}.", "good" if used.get("mode") == "scaled"
+                           or used.get("calendar") == "crypto" else "warn", banner_id="bands-used"))
     if bands:
         plots.vol_bands(pts, dict(sorted(bands.items())), img / "vol_bands.png")
         body.append('<img id="vol-img" src="img/vol_bands.png" alt="volatility vs band">')

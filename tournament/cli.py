@@ -170,13 +170,21 @@ def _progress():
 
 @data_app.command("synth")
 def synth(out: Path = typer.Option(..., help="Folder to write (lakehouse/ + snapshots/)."),
-          seed: int = typer.Option(7, help="Seed of the synthetic market.")) -> None:
+          seed: int = typer.Option(7, help="Seed of the synthetic market."),
+          calendar: str = typer.Option("crypto", help="crypto (7-day bars, BTCUSDT benchmark) or exchange "
+                                                      "(weekday bars, INDEX benchmark: an equity-style market)."),
+          ) -> None:
     """Write the synthetic market as a lakehouse folder plus dated snapshots."""
+    from market.exchange import to_exchange_calendar
     from market.loaders import write_lakehouse, write_snapshots
     from market.synthetic import SyntheticConfig, generate
 
     def go():
+        if calendar not in ("crypto", "exchange"):
+            raise ToolkitError(f"--calendar {calendar!r}: use crypto or exchange")
         m = generate(SyntheticConfig(seed=seed))
+        if calendar == "exchange":
+            m = to_exchange_calendar(m)
         write_lakehouse(m.data, out / "lakehouse")
         write_snapshots(m.snapshots, out / "snapshots")
         typer.echo(f"wrote {m.data.closes.shape[1]} symbols x {m.data.closes.shape[0]} bars to {out / 'lakehouse'}")

@@ -49,6 +49,33 @@ class Statistics(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="two-sided test level, CI 1-alpha")
 
 
+class Bands(_Strict):
+    """Volatility bands of the DRIFT flag (annualised fractions; DESIGN section 4).
+
+    ``mode``: ``absolute`` uses ``absolute`` (default: the product's crypto bands, MinVariance 0.35 ...
+    MaxSharpe 0.90) and ``drift_threshold`` as given; ``scaled`` multiplies both by ``s = pool equal-weight
+    volatility / reference_vol``, the pool's realised volatility over the run's test span relative to the
+    product's equal-weight band (0.60): the same risk ordering on a calmer or wilder market; ``auto``
+    (default) is ``absolute`` on the crypto calendar and ``scaled`` on the exchange calendar.
+    """
+
+    mode: Literal["auto", "absolute", "scaled"] = Field(default="auto")
+    absolute: Optional[dict[Profile, tuple[float, float]]] = Field(
+        default=None, description="profile -> (low, high) annualised volatility; None: the product's bands")
+    drift_threshold: float = Field(default=0.25, gt=0, description="DRIFT when the distance to the band exceeds it")
+    reference_vol: float = Field(default=0.60, gt=0, description="the product's equal-weight band (scale 1)")
+
+    @field_validator("absolute")
+    @classmethod
+    def _ranges(cls, v):
+        if v is None:
+            return v
+        for prof, (lo, hi) in v.items():
+            if not (0 < lo <= hi):
+                raise ValueError(f"band of {prof.value}: need 0 < low <= high, got ({lo}, {hi})")
+        return v
+
+
 class DataSpec(_Strict):
     """Where the market comes from: ``None`` folders mean the embedded synthetic market."""
 
@@ -92,6 +119,7 @@ class TournamentConfig(_Strict):
     workers: int = Field(default=1, ge=1)
     scheduler: Optional[str] = Field(default=None, description="dask scheduler address")
     report: bool = Field(default=True, description="render the report at the end")
+    bands: Bands = Field(default_factory=Bands, description="volatility bands of the DRIFT flag")
 
     @field_validator("engines")
     @classmethod

@@ -9,6 +9,7 @@ import pandas as pd
 
 from contracts.errors import DataError
 from market.calendar import Calendar, get_calendar
+from market.exchange import to_exchange_calendar
 from market.loaders import MarketData, load_lakehouse, load_snapshots, load_wide, panel_digest
 from market.ratings import derive_panel, fill_missing_fields
 from market.snapshots import SnapshotStore
@@ -41,6 +42,8 @@ def load_market(spec: DataSpec) -> Market:
     if spec.data is None:
         syn = generate(SyntheticConfig(seed=spec.synthetic_seed, n_bars=spec.synthetic_bars,
                                        n_candidates=spec.synthetic_candidates))
+        if spec.calendar == "exchange":  # the equity-style variant: weekday bars, an index benchmark
+            syn = to_exchange_calendar(syn)
         data, snaps, bench = syn.data, syn.snapshots, syn.benchmark
         prov = {"source": "synthetic", "seed": spec.synthetic_seed, "events": syn.events}
         # the same rule as for a user's folder: missing snapshot fields are derived as of the cut-off

@@ -21,6 +21,7 @@ from audit.run_audit import audit_run, write_checks
 from contracts.enums import RecordType, SimulatorKind, SpecVersion
 from market.panel import simple_returns
 from simulation import CellPlan, SimulationConfig, WindowPlan, simulate
+from tournament.bands import apply_to_matrix, resolve_bands
 from tournament.config import TournamentConfig
 from tournament.market_io import Market
 from tournament.relaxations import add_allocation_counts
@@ -116,9 +117,11 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         append(RecordType.SIMULATION, SpecVersion.RUN, {"key": f"simevent:{i}", "event": ev})
 
     base = cfg.settings()[0]
+    bands = resolve_bands(cfg, market, sched[base.id])
     audit = audit_run(run_dir, conventions=sim_conventions(P), liquidation_floor=cfg.liquidation_floor,
                       base_setting_id=base.id, market_returns=simple_returns(closes),
-                      trial_simulator=cfg.trial_simulator.value)
+                      trial_simulator=cfg.trial_simulator.value,
+                      bands=bands["bands"], drift_threshold=bands["drift_threshold"])
     checks, quarantined = audit.checks, audit.quarantined
     write_checks(append, checks)
     summary_checks = summarize_checks(checks)
@@ -129,13 +132,14 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
     matrix, stats = performance_matrix(cfg, plans, returns, checks, P)
     matrix = add_allocation_counts(matrix, plans, results)  # n_relaxed, n_fallback (issue 19)
-    matrix = _mark_no_position(matrix, audit.no_position_cells)
+    matrix = _mark_no_position(apply_to_matrix(matrix, bands), audit.no_position_cells)
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     record_file(run_dir / "performance_matrix.csv")
     stats["checks"] = summary_checks
     stats["quarantine"] = {"windows": quarantined, "metrics_with_and_without": with_without}
     stats["htr_stages"] = _htr_distribution(results)
     stats["no_position"] = {"cells": audit.no_position_cells, "windows": audit.no_position_windows}
+    stats["bands"] = bands
     write_json(run_dir / "bootstrap.json", _finite(stats))
     record_file(run_dir / "bootstrap.json")
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})
