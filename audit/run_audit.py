@@ -159,10 +159,12 @@ class SelectionArtifact:
 
 def read_selections(run_dir: str | os.PathLike) -> list[SelectionArtifact]:
     """Every engine's selection of every window from ``selection/<setting>/<k>/portfolio_candidates.json``
-    (sorted by setting, window, engine). A malformed file raises ``DataError`` naming it."""
+    and the baselines' from ``baselines.json`` beside it (sorted by file, then engine). A malformed file
+    raises ``DataError`` naming it."""
     root = Path(run_dir)
     out: list[SelectionArtifact] = []
-    for path in sorted(root.glob("selection/*/*/portfolio_candidates.json")):
+    paths = sorted([*root.glob("selection/*/*/portfolio_candidates.json"), *root.glob("selection/*/*/baselines.json")])
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         sid, k = path.parent.parent.name, path.parent.name
         try:

@@ -27,7 +27,7 @@ from reports.stats_sections import (checks_section, htr_section, pbo_dsr_section
                                     verdicts_section, verification_section)
 from reports.tournament_page import (alerts, equity_section, inputs_section, matrix_section, summary_section,
                                      vol_section, window_index_section)
-from reports.tournament_page import relaxations_section
+from reports.tournament_page import baselines_section, relaxations_section
 from reports.units import UnitBundle, collect_units
 from reports.window_page import render_window
 from reports.window_plots import DendrogramCanvas
@@ -85,6 +85,7 @@ def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, secon
         toc,
         alerts(rd),
         summary_section(rd, len(bundles)),
+        baselines_section(rd),
         inputs_section(rd),
         matrix_section(rd, img),
         equity_section(rd, img),

@@ -157,10 +157,17 @@ def equity_section(rd: RunData, img: Path) -> str:
     t = at_base(rd, trials(rd))
     if ret.empty or t.empty:
         return section("equity", "Equity curves and drawdowns", "<p class='muted'>no returns</p>")
-    by_cell = {cid: g.sort_values("date") for cid, g in ret[ret["cell_id"].isin(set(t["cell_id"]))].groupby("cell_id")}
+    bl = _baseline_rows(rd)
+    wanted = set(t["cell_id"]) | set(bl["cell_id"])
+    by_cell = {cid: g.sort_values("date") for cid, g in ret[ret["cell_id"].isin(wanted)].groupby("cell_id")}
     body, liq_rows, eq_rows = [], [], []
     for profile, grp in t.groupby("profile", sort=True):
         series, liq = {}, {}
+        for r in bl.to_dict("records"):  # the references, drawn on every profile's figure
+            g = by_cell.get(r["cell_id"])
+            if g is not None:
+                series[r["engine"]] = equity_drawdown(pd.Series(g["return"].to_numpy(dtype=float),
+                                                                index=pd.DatetimeIndex(g["date"])))
         for r in grp.sort_values("engine").to_dict("records"):
             g = by_cell.get(r["cell_id"])
             if g is None:
@@ -184,7 +191,55 @@ def equity_section(rd: RunData, img: Path) -> str:
                                                              table_id="equity-table"))
     body.append("<h3>Liquidations</h3>" + table(["cell", "engine", "profile", "date"], liq_rows,
                                                  table_id="liquidations-table", text_cols=4))
-    return section("equity", "Equity curves and drawdowns (base setting, trial cells)", "".join(body))
+    return section("equity", "Equity curves and drawdowns (base setting, trial cells; bh: the buy-and-hold "
+                             "baselines)", "".join(body))
+
+
+def _baseline_rows(rd: RunData) -> pd.DataFrame:
+    """The baseline cells of the trial simulator (``baseline`` column of the matrix)."""
+    m = rd.matrix
+    if m.empty or "baseline" not in m:
+        return pd.DataFrame(columns=["cell_id", "engine"])
+    b = m[m["baseline"].astype(str).str.lower().isin(["true", "1"])]
+    sims = set(trials(rd)["simulator"]) if not trials(rd).empty else {"vectorbt"}
+    return b[b["simulator"].isin(sims)]
+
+
+def baselines_section(rd: RunData) -> str:
+    """The result against what a user could have had without the tournament: the benchmark's
+    buy-and-hold and an equal-weight buy-and-hold of each window's eligible pool (same costs)."""
+    info = (rd.boot or {}).get("baselines") or {}
+    bl = _baseline_rows(rd)
+    if bl.empty:
+        return section("baselines", "Against the baselines", "<p class='muted'>no baseline cells in this run</p>")
+    rows = [[r["engine"], r["cell_id"], fmt(r.get("sharpe")), f"{fmt(r.get('sharpe_ci_low'))} .. "
+             f"{fmt(r.get('sharpe_ci_high'))}", pct(r.get("cagr")), pct(r.get("max_drawdown")),
+             pct(r.get("annual_volatility"))] for r in bl.to_dict("records")]
+    body = [f"<p>bh:benchmark holds {esc(info.get('benchmark'))}; bh:pool holds each window's eligible pool in "
+            f"equal weights ({esc(info.get('pool_rule'))}), both with the run's costs. They are simulated and audited "
+            "like any cell, never counted as trials.</p>",
+            table(["baseline", "cell", "Sharpe", "CI", "CAGR %", "max drawdown %", "volatility %"], rows,
+                  table_id="baselines-table", text_cols=2, raw=True)]
+    vs = info.get("vs_best_trial") or {}
+    best = vs.get("best_trial")
+    lines = []
+    for name in ("bh:benchmark", "bh:pool"):
+        v = vs.get(name)
+        if not best or not v:
+            continue
+        diff = v.get("difference")
+        lo, hi, p = v.get("ci_low"), v.get("ci_high"), v.get("pvalue")
+        sig = (lo is not None and hi is not None and (lo > 0 or hi < 0))
+        verdict = ("significantly " + ("better" if (diff or 0) > 0 else "worse")) if sig else \
+            "no detectable difference"
+        lines.append([name, f"{best['engine']} | {best['profile']}", fmt(best.get("sharpe")), fmt(v.get("baseline_sharpe")),
+                      fmt(diff), f"{fmt(lo)} .. {fmt(hi)}", fmt(p), verdict])
+    if lines:
+        body.append("<h3>Best trial against each baseline (Sharpe difference, paired test on common dates; one "
+                    "comparison each, not corrected for the trials searched: read it with the DSR)</h3>"
+                    + table(["baseline", "best trial", "trial Sharpe", "baseline Sharpe", "difference", "CI",
+                             "p-value", "verdict"], lines, table_id="vs-baselines-table", text_cols=2, raw=True))
+    return section("baselines", "Against the baselines", "".join(body))
 
 
 def _band(text: str) -> tuple[float, float] | None:

@@ -193,7 +193,7 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts,
                                                      "metrics": fin.metrics,
                                                      "seconds": time.perf_counter() - t0,
-                                                     "n_units": len(results), "n_cells": len(cfg.cells())})
+                                                     "n_units": len(results), "n_cells": fin.n_cells})
         head = (writer.next_seq - 1, writer.last_hash)
     except BaseException as exc:  # the run folder stays, marked failed in its ledger (resumable)
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and writer.next_seq > 0:
@@ -203,7 +203,7 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         raise
     finally:
         writer.close()
-    return RunOutcome(run_dir, run_dir / "audit.jsonl", fin.report, len(cfg.cells()), len(results),
+    return RunOutcome(run_dir, run_dir / "audit.jsonl", fin.report, fin.n_cells, len(results),
                       time.perf_counter() - t0, head[0], head[1], fin.checks, fin.integrity_failures,
                       fin.no_position_cells, fin.no_position_windows)
 

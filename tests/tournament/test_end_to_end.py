@@ -45,7 +45,8 @@ def test_matrix_relaxation_counts_equal_the_ledger(small_run):
     mat = pd.read_csv(d / "performance_matrix.csv")
     recs = [json.loads(x) for x in (d / "audit.jsonl").read_text().splitlines()]
     allocs = [r["data"] for r in recs if r["type"] == "allocation"]
-    for r in mat.to_dict("records"):
+    assert (mat.loc[mat["baseline"], ["n_relaxed", "n_fallback"]] == 0).all().all()  # no allocation: 0
+    for r in mat[~mat["baseline"]].to_dict("records"):
         sid = f"s{r['step_size']}_t{r['train_window']}_l{r['feature_lookback']}"  # SettingKey.id
         mine = [a for a in allocs if a["engine"] == r["engine"] and a["profile"] == r["profile"]
                 and a["backend"] == r["backend"] and a["unit"].startswith(f"{sid}/")]

@@ -173,13 +173,18 @@ def test_an_entirely_vetoed_pool_is_reported_as_no_position(tmp_path):
                           "--candidates", str(tmp_path / "m" / "snapshots"), "--runs-dir", str(tmp_path / "runs")],
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
-    assert "no position: 4 cell(s) never held a position" in out.stdout, out.stdout
+    # 4 trial cells and the pool buy-and-hold on both simulators (its eligible pool is empty too);
+    # the benchmark's buy-and-hold holds a position
+    assert "no position: 6 cell(s) never held a position" in out.stdout, out.stdout
     assert "window(s) with no winner" in out.stdout and "checks:" in out.stdout
     run_dir = next((tmp_path / "runs").iterdir())
     # `report: false` in the YAML holds: --report/--no-report overrides the file only when given
     assert not (run_dir / "report").exists() and "report:" not in out.stdout
     mat = pd.read_csv(run_dir / "performance_matrix.csv")
-    assert mat["no_position"].all() and mat["sharpe"].isna().all()
+    eng = mat[~mat["baseline"]]
+    assert eng["no_position"].all() and eng["sharpe"].isna().all()
+    bh = mat.set_index("engine").loc["bh:benchmark"]
+    assert not bh["no_position"].any() and bh["sharpe"].notna().all()
     b = json.loads((run_dir / "bootstrap.json").read_text())
     assert b["checks"]["by_status"]["fail"] == 0, b["checks"]["failures"]
 
