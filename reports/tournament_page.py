@@ -131,23 +131,39 @@ def matrix_section(rd: RunData, img: Path) -> str:
     if panels:
         plots.heatmap(panels, img / "heatmap.png", title="trial Sharpe")
         body.append('<img id="heatmap-img" src="img/heatmap.png" alt="Sharpe heatmap">')
-    cols = [c for c in MATRIX_COLS if c in m.columns]
-    rows = []
-    for r in m[cols].to_dict("records"):
-        row = []
-        for c in cols:
-            v = r[c]
-            if c in ("cagr", "max_drawdown", "annual_volatility", "band_distance"):
-                row.append(pct(v))
-            else:
-                row.append(fmt(v))
-        rows.append(row)
     body.append("<p class='muted'>Sharpe annualised (rf 0) with its stationary-bootstrap CI; CAGR, max drawdown "
-                "(negative), annualised volatility and band distance in %.</p>")
-    body.append(table([c.replace("_", " ") + (" %" if c in ("cagr", "max_drawdown", "annual_volatility",
-                                                             "band_distance") else "") for c in cols],
-                      rows, raw=True, text_cols=5, table_id="matrix-table"))
+                "(negative), annualised volatility and band distance in %. Trial cells first (best Sharpe first); "
+                "the baselines and the verification axes (the other optimiser backend and simulator re-running "
+                "the base setting) below. Click a header to sort.</p>")
+    is_bl = m["baseline"].astype(str).str.lower().isin(["true", "1"]) if "baseline" in m else pd.Series(False, index=m.index)
+    tr = m.loc[m["cell_id"].isin(set(t["cell_id"]))].sort_values(["sharpe", "cell_id"], ascending=[False, True],
+                                                                  na_position="last")
+    verif = m.loc[~m["cell_id"].isin(set(t["cell_id"])) & ~is_bl]
+    drop_for_trials = {"trial", "backend", "simulator", "baseline"}
+    body.append(_matrix_table(tr, [c for c in MATRIX_COLS if c in m.columns and c not in drop_for_trials],
+                              "matrix-table"))
+    if is_bl.any():
+        body.append("<h3>Baselines (never trials)</h3>" + _matrix_table(
+            m.loc[is_bl], [c for c in MATRIX_COLS if c in m.columns and c not in {"trial", "baseline"}],
+            "matrix-baselines-table"))
+    if len(verif):
+        body.append(f"<details><summary>Verification axes: {len(verif)} cells (riskfolio backend, reference "
+                    "simulator)</summary>" + _matrix_table(
+                        verif, [c for c in MATRIX_COLS if c in m.columns and c != "baseline"],
+                        "matrix-verification-table") + "</details>")
     return section("matrix", "Performance matrix", "".join(body))
+
+
+_PCT_COLS = ("cagr", "max_drawdown", "annual_volatility", "band_distance")
+
+
+def _matrix_table(m: pd.DataFrame, cols: list[str], table_id: str) -> str:
+    """Rows of the matrix as a table that scrolls inside the page rather than widening it."""
+    rows = [[pct(r[c]) if c in _PCT_COLS else fmt(r[c]) for c in cols] for r in m[cols].to_dict("records")]
+    head = [c.replace("_", " ") + (" %" if c in _PCT_COLS else "") for c in cols]
+    n_text = sum(1 for c in cols if c in ("cell_id", *DIMS))
+    return ("<div style='overflow-x:auto;max-width:100%'>"
+            + table(head, rows, raw=True, text_cols=max(1, n_text), table_id=table_id) + "</div>")
 
 
 def equity_section(rd: RunData, img: Path) -> str:

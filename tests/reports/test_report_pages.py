@@ -60,15 +60,23 @@ def test_index_key_elements_present_and_non_empty(fixture_run):
 
 def test_matrix_table_equals_csv(fixture_run):
     fx, index = fixture_run
-    rows = read(index).tables["matrix-table"]
-    ids = column(rows, "cell id")
-    assert sorted(ids) == sorted(fx.matrix["cell_id"])
+    doc = read(index)
+    trial_ids = column(doc.tables["matrix-table"], "cell id")
+    assert sorted(trial_ids) == sorted(fx.matrix.loc[fx.matrix["trial"].astype(bool), "cell_id"])
+    sh_shown = [float(x) for x in column(doc.tables["matrix-table"], "sharpe")]
+    assert sh_shown == sorted(sh_shown, reverse=True)  # trial cells first, best Sharpe first
     m = fx.matrix.set_index("cell_id")
-    for cid, sh, lo, hi, vol in zip(ids, column(rows, "sharpe"), column(rows, "sharpe ci low"),
-                                    column(rows, "sharpe ci high"), column(rows, "annual volatility %")):
-        assert close4(sh, m.at[cid, "sharpe"])
-        assert close4(lo, m.at[cid, "sharpe_ci_low"]) and close4(hi, m.at[cid, "sharpe_ci_high"])
-        assert vol == f"{100 * m.at[cid, 'annual_volatility']:.2f}%"
+    n = 0
+    for tid in ("matrix-table", "matrix-verification-table"):
+        rows = doc.tables[tid]
+        ids = column(rows, "cell id")
+        n += len(ids)
+        for cid, sh, lo, hi, vol in zip(ids, column(rows, "sharpe"), column(rows, "sharpe ci low"),
+                                        column(rows, "sharpe ci high"), column(rows, "annual volatility %")):
+            assert close4(sh, m.at[cid, "sharpe"])
+            assert close4(lo, m.at[cid, "sharpe_ci_low"]) and close4(hi, m.at[cid, "sharpe_ci_high"])
+            assert vol == f"{100 * m.at[cid, 'annual_volatility']:.2f}%"
+    assert n == len(fx.matrix)  # every cell is shown once, trials or verification
 
 
 def test_statistics_tables_equal_bootstrap(fixture_run):
