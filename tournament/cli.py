@@ -258,6 +258,40 @@ def recompute(run_dir: Path = typer.Argument(..., help="Run folder holding audit
     _guard(go)
 
 
+@audit_app.command("replay")
+def replay(run_dir: Path = typer.Argument(..., help="Run folder to re-execute."),
+           data: Optional[Path] = typer.Option(None, help="The run's data (default: the paths in its config)."),
+           candidates: Optional[Path] = typer.Option(None, help="The run's candidate snapshots."),
+           out: Optional[Path] = typer.Option(None, help="Where the replay's run folder goes "
+                                                         "(default: beside RUN, RUN-replay-<time>/)."),
+           tolerance: float = typer.Option(0.0, help="Absolute tolerance on floats (across library versions)."),
+           executor: Optional[str] = typer.Option(None, help="serial, process or dask (never changes results)."),
+           workers: Optional[int] = typer.Option(None, help="Worker processes.")) -> None:
+    """Re-execute a run from its folder and compare: "replayed: identical" (exit 0) or the first
+    difference by file, cell, date and field (exit 1). Other data is refused (exit 2)."""
+    from tournament.replay import replay_run
+
+    def go():
+        ov = {k: v for k, v in (("executor", executor), ("workers", workers)) if v is not None}
+        rep = replay_run(run_dir, data=str(data) if data else None, candidates=str(candidates) if candidates else None,
+                         out_dir=out, tolerance=tolerance, overrides=ov)
+        for w in rep.warnings:
+            typer.echo(f"warning: {w}")
+        if rep.tolerance:
+            typer.echo(f"tolerance: floats compared to {rep.tolerance:g} (absolute)")
+        typer.echo(f"replay:  {rep.replay_dir}  ({rep.seconds:.1f} s)")
+        if rep.identical:
+            typer.echo("replayed: identical (selections, weights, returns, positions, exposure, cells, matrix, "
+                       "bootstrap.json and every decision record)")
+            return
+        typer.echo(f"replayed: DIFFERENT; first difference: {rep.first.line()}", err=True)
+        typer.echo(f"  {'file':<48} {'differences':>11} {'largest abs diff':>17}", err=True)
+        for f in sorted(set(rep.n_differences) | set(rep.largest)):
+            typer.echo(f"  {f:<48} {rep.n_differences.get(f, 0):>11} {rep.largest.get(f, 0.0):>17.3g}", err=True)
+        raise typer.Exit(code=1)
+    _guard(go)
+
+
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="Run folder to render.")) -> None:
     """Render (again) the HTML report of a run folder; reads only that folder."""
