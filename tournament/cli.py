@@ -111,17 +111,22 @@ def _progress():
 
 @data_app.command("synth")
 def synth(out: Path = typer.Option(..., help="Folder to write (lakehouse/ + snapshots/)."),
-          seed: int = typer.Option(7, help="Seed of the synthetic market.")) -> None:
+          seed: int = typer.Option(7, help="Seed of the synthetic market."),
+          no_signal: bool = typer.Option(False, "--no-signal",
+                                         help="Martingale prices and snapshots that never read a price "
+                                              "(a market with nothing to find, to measure the verdicts' size).")
+          ) -> None:
     """Write the synthetic market as a lakehouse folder plus dated snapshots."""
     from market.loaders import write_lakehouse, write_snapshots
     from market.synthetic import SyntheticConfig, generate
 
     def go():
-        m = generate(SyntheticConfig(seed=seed))
+        m = generate(SyntheticConfig(seed=seed, no_signal=no_signal))
         write_lakehouse(m.data, out / "lakehouse")
         write_snapshots(m.snapshots, out / "snapshots")
         typer.echo(f"wrote {m.data.closes.shape[1]} symbols x {m.data.closes.shape[0]} bars to {out / 'lakehouse'}")
-        typer.echo(f"wrote {len(m.snapshots.frames)} snapshots to {out / 'snapshots'} (benchmark {m.benchmark})")
+        typer.echo(f"wrote {len(m.snapshots.frames)} snapshots to {out / 'snapshots'} (benchmark {m.benchmark})"
+                   + (" [no signal]" if no_signal else ""))
     _guard(go)
 
 
