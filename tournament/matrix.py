@@ -14,7 +14,9 @@
 - PBO by CSCV over the trials on their common dates, with its null mean and spread from block-bootstrap
   resamples of the demeaned trials; paired Sharpe tests (v4 vs v3.4, champion vs each challenger,
   every engine vs ``random``) matched on profile, step, train window and lookback: HAC p-values
-  (Ledoit & Wolf 2008) with a bootstrap CI, Holm-corrected across all pairs, and per comparison the
+  (Ledoit & Wolf 2008), those at or below alpha confirmed by LW's studentised circular block bootstrap
+  with ``max(n_boot, ceil(2 m / alpha))`` draws (its floor stays below Holm's first threshold), with a
+  stationary-bootstrap CI, Holm-corrected across all pairs, and per comparison the
   smallest difference detectable at this length (80% power at Holm's first threshold); Hansen's SPA,
   studentised, per profile at the base setting (benchmark: the ``random`` engine of that profile) and
   the Model Confidence Set over the base-setting trials (method ``max``, volatility-normalised loss).
@@ -35,6 +37,7 @@ from audit.statistics import (cluster_trials, deflated_sharpe, effective_trials,
                               model_confidence_set, paired_sharpe_test, pbo_cscv, probabilistic_sharpe, sharpe_ci,
                               spa_test)
 from audit.statistics._common import auto_block_length, stationary_indices
+from audit.statistics.paired import boot_size_for
 from tournament.config import TournamentConfig
 from tournament.unit import derive_seed
 
@@ -117,21 +120,26 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
         for e in engines:
             if e != "random":
                 pairs.append((e, "random", f"{e} vs random"))
-    tests = []
+    matched = []
     for a, b, label in pairs:
         for key, cid_a in idx.items():
             if key[0] != a:
                 continue
             cid_b = idx.get((b,) + key[1:])
-            if cid_b is None:
-                continue
-            ab = pd.concat([series[cid_a], series[cid_b]], axis=1, join="inner").dropna()
-            t = paired_sharpe_test(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(), P,
-                                   seed=derive_seed(cfg.seed, "paired", cid_a, cid_b),
-                                   n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha)
-            tests.append({"comparison": label, "a": a, "b": b, "profile": key[1], "step_size": key[2],
-                          "train_window": key[3], "feature_lookback": key[4], "cell_a": cid_a,
-                          "cell_b": cid_b, **t.to_dict()})
+            if cid_b is not None:
+                matched.append((a, b, label, key, cid_a, cid_b))
+    # the confirming bootstrap's size from the number of tests: its floor stays below alpha/m
+    confirm = boot_size_for(len(matched), cfg.statistics.alpha, floor=cfg.statistics.n_boot) if matched else None
+    tests = []
+    for a, b, label, key, cid_a, cid_b in matched:
+        ab = pd.concat([series[cid_a], series[cid_b]], axis=1, join="inner").dropna()
+        t = paired_sharpe_test(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(), P,
+                               seed=derive_seed(cfg.seed, "paired", cid_a, cid_b),
+                               n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha,
+                               confirm_n_boot=confirm)
+        tests.append({"comparison": label, "a": a, "b": b, "profile": key[1], "step_size": key[2],
+                      "train_window": key[3], "feature_lookback": key[4], "cell_a": cid_a,
+                      "cell_b": cid_b, **t.to_dict()})
     if tests:
         pv = pd.Series([t["pvalue"] for t in tests], index=range(len(tests)))
         holm = holm_correction(pv, alpha=cfg.statistics.alpha)
@@ -157,9 +165,13 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
             # 80% power at Holm's first (strictest) threshold alpha/m, two-sided
             v["detectable_difference"] = (z_holm + float(norm.isf(0.2))) * v["median_se"] if ses else None
             v["min_pvalue"] = float(min(t["pvalue"] for t in tests if t["comparison"] == name))
-            v["resolvable"] = True  # HAC p-values have no floor: any pair can pass alpha/m
-    return {"tests": tests, "verdicts": verdicts, "correction": "holm", "pvalue_method": "hac_delta",
-            "n_pairs": m, "holm_first_threshold": cfg.statistics.alpha / m if m else None}
+            # HAC p-values have no floor; the confirming bootstrap's is 1/(confirm + 1) < alpha/m
+            v["resolvable"] = 1.0 / (confirm + 1.0) < cfg.statistics.alpha / m
+    return {"tests": tests, "verdicts": verdicts, "correction": "holm",
+            "pvalue_method": "hac_delta, confirmed by the studentised circular block bootstrap where <= alpha "
+                             "(p = max of the two)",
+            "n_pairs": m, "holm_first_threshold": cfg.statistics.alpha / m if m else None,
+            "confirm_n_boot": confirm, "min_achievable_pvalue": 1.0 / (confirm + 1.0) if m else None}
 
 
 def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict) -> tuple[dict, dict]:

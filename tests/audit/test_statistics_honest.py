@@ -14,7 +14,9 @@ from audit.statistics import (
     cluster_trials, deflated_sharpe, expected_max_sharpe, holm_correction, paired_sharpe_test,
     probabilistic_sharpe,
 )
-from audit.statistics.paired import hac_covariance, newey_west_lags, sharpe_difference_hac
+from audit.statistics.paired import (
+    boot_size_for, hac_covariance, newey_west_lags, sharpe_difference_hac, studentized_bootstrap_pvalue,
+)
 
 
 def _factor_trials(rng: np.random.Generator, rho: float, n: int = 30, t: int = 1000) -> np.ndarray:
@@ -159,3 +161,62 @@ def test_identical_pair_has_p_one_and_zero_se() -> None:
     a = np.random.default_rng(0).standard_normal(300) * 0.01
     diff, se, z, p, _ = sharpe_difference_hac(a, a.copy())
     assert diff == 0.0 and se == pytest.approx(0.0, abs=1e-12) and p == pytest.approx(1.0)
+
+
+def _lw_bootstrap_loop(a, b, n_boot, seed, bl):
+    """Slow twin of studentized_bootstrap_pvalue: one replicate at a time, indices built from the
+    same start draws, the LW (2008) block-sum covariance and the delta-method gradient written out."""
+    t = a.size
+    l = t // bl
+    pair = np.column_stack([a, b])
+
+    def sr_diff_grad(y):
+        mu = y.mean(0)
+        g = (y * y).mean(0)
+        s = np.sqrt(g - mu * mu)
+        grad = np.array([g[0] / s[0] ** 3, -g[1] / s[1] ** 3, -mu[0] / (2 * s[0] ** 3), mu[1] / (2 * s[1] ** 3)])
+        return mu[0] / s[0] - mu[1] / s[1], grad
+
+    d, _ = sr_diff_grad(pair)
+    se = sharpe_difference_hac(a, b)[1]
+    starts = np.random.default_rng(seed).integers(0, t, size=(n_boot, l))
+    exceed = 0
+    for r in range(n_boot):
+        idx = np.concatenate([(s + np.arange(bl)) % t for s in starts[r]])
+        y = pair[idx]
+        d_s, grad = sr_diff_grad(y)
+        y4 = np.column_stack([y, y * y])
+        y4 = y4 - y4.mean(0)
+        zeta = np.array([y4[j * bl:(j + 1) * bl].sum(0) / math.sqrt(bl) for j in range(l)])
+        psi = zeta.T @ zeta / l
+        se_s = math.sqrt(grad @ psi @ grad / (l * bl))
+        exceed += abs(d_s - d) / se_s >= abs(d) / se
+    return (1 + exceed) / (n_boot + 1)
+
+
+def test_studentized_bootstrap_matches_its_loop_twin():
+    rng = np.random.default_rng(6)
+    f = rng.standard_normal(400)
+    a = 0.01 * (0.7 * f + 0.7 * rng.standard_t(5, 400)) + 0.0012
+    b = 0.01 * (0.7 * f + 0.7 * rng.standard_t(5, 400))
+    p, bl = studentized_bootstrap_pvalue(a, b, 300, seed=9, block_length=4)
+    assert bl == 4
+    assert p == pytest.approx(_lw_bootstrap_loop(a, b, 300, 9, 4), abs=1e-12)
+
+
+def test_confirmed_pvalue_is_the_larger_and_resolves_below_holm():
+    rng = np.random.default_rng(5)
+    f = rng.standard_normal(1000)
+    a = 0.01 * (0.8 * f + 0.6 * rng.standard_normal(1000)) + 0.002
+    b = 0.01 * (0.8 * f + 0.6 * rng.standard_normal(1000))
+    n = boot_size_for(252, 0.05)
+    assert n == 10080 and 1 / (n + 1) < 0.05 / 252
+    res = paired_sharpe_test(a, b, 365, seed=1, n_boot=200, confirm_n_boot=n)
+    assert res.pvalue_method == "max(hac, studentized_bootstrap)"
+    assert res.pvalue == max(res.pvalue_hac, res.pvalue_studentized_bootstrap)
+    assert res.pvalue < 0.05 / 252  # a clear difference passes the full preset's first Holm step
+    # above alpha the HAC p-value stands alone (nothing to confirm)
+    c = 0.01 * (0.8 * f + 0.6 * rng.standard_normal(1000))
+    res2 = paired_sharpe_test(b, c, 365, seed=1, n_boot=200, confirm_n_boot=n)
+    if res2.pvalue_hac > 0.05:
+        assert res2.pvalue_studentized_bootstrap is None and res2.pvalue == res2.pvalue_hac

@@ -41,12 +41,16 @@ def test_bootstrap_json_dsr_block_paired_and_pbo_null(small_run):
     for k in ("cell_id", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "dsr", "dsr_raw", "dsr_clustered"):
         assert k in best
     pt = b["paired_tests"]
-    assert pt["pvalue_method"] == "hac_delta"
+    assert pt["pvalue_method"].startswith("hac_delta")
+    assert pt["min_achievable_pvalue"] < pt["holm_first_threshold"]
     assert pt["holm_first_threshold"] == pytest.approx(0.05 / pt["n_pairs"])
     for v in pt["verdicts"].values():
         assert v["resolvable"] and v["detectable_difference"] > 0
     for t in pt["tests"]:
         assert 0 <= t["pvalue"] <= 1 and t["pvalue_bootstrap"] >= 1 / (t["n_boot"] + 1) - 1e-15
+        assert t["pvalue"] >= t["pvalue_hac"]
+        if t["pvalue_hac"] <= 0.05 and t["status"] == "ok":
+            assert t["pvalue_studentized_bootstrap"] is not None
     null = b["pbo"]["null"]
     assert 0 <= null["mean"] <= 1 and null["sd"] >= 0 and null["reps"] == 30
     assert b["mcs"]["loss"] == "sharpe"
