@@ -47,6 +47,19 @@ class Statistics(_Strict):
     n_boot: int = Field(default=1000, ge=50, description="bootstrap replications")
     pbo_blocks: int = Field(default=16, ge=4, description="CSCV blocks S (even)")
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="two-sided test level, CI 1-alpha")
+    dsr_method: str = Field(default="raw", description="headline DSR: raw (trial count, calibrated), "
+                            "clustered (correlation clusters; lenient under one dominant factor)")
+    cluster_threshold: float = Field(default=0.9, gt=0, lt=1, description="average correlation at which "
+                                     "trials merge into one cluster (clustered DSR reading)")
+    pbo_null_reps: int = Field(default=30, ge=0, description="block-bootstrap resamples of the demeaned trials "
+                               "for PBO's null mean and spread (0: off)")
+
+    @field_validator("dsr_method")
+    @classmethod
+    def _dsr_method(cls, v: str) -> str:
+        if v not in ("raw", "clustered"):
+            raise ValueError("dsr_method must be raw or clustered")
+        return v
 
 
 class Bands(_Strict):
@@ -88,6 +101,8 @@ class DataSpec(_Strict):
     synthetic_seed: int = Field(default=7, description="seed of the synthetic market")
     synthetic_bars: int = Field(default=1461, ge=400, description="bars of the synthetic market")
     synthetic_candidates: int = Field(default=110, ge=20, description="candidate records (synthetic)")
+    synthetic_no_signal: bool = Field(default=False, description="synthetic market without signal: martingale "
+                                      "prices and snapshots that never read a price (size checks)")
 
     @model_validator(mode="after")
     def _both(self) -> "DataSpec":
