@@ -76,7 +76,10 @@ def verdicts_section(rd: RunData) -> str:
                       table_id="verdicts-table"))
     if pt.get("n_pairs"):
         body.append(f"<p class='muted'>p-values: studentised HAC test of the Sharpe difference (Ledoit &amp; Wolf "
-                    f"2008, Newey-West lags), Holm-corrected over {esc(pt.get('n_pairs'))} pairs (first threshold "
+                    "2008, Newey-West lags); at or below alpha, confirmed by their studentised circular block "
+                    f"bootstrap ({esc(pt.get('confirm_n_boot'))} draws, smallest p "
+                    f"{esc(fmt(pt.get('min_achievable_pvalue')))}) and the larger p kept; Holm-corrected over "
+                    f"{esc(pt.get('n_pairs'))} pairs (first threshold "
                     f"{esc(fmt(pt.get('holm_first_threshold')))}); CI: paired stationary bootstrap. Smallest "
                     "detectable difference: annualised Sharpe difference found with 80% power at Holm's first "
                     "threshold, from the median standard error.</p>")

@@ -414,9 +414,10 @@ def dsr_evidence(rd: RunData, best: dict) -> list[tuple[str, str]]:
     raw = best.get("dsr_raw", headline)
     cl = best.get("dsr_clustered")
     n_head = n_raw if method == "raw" else n_cl
-    text = (f"DSR {fmt(headline)} deflating for {fmt(n_head)} trials ({method} count, headline); "
-            f"{fmt(raw)} for the raw count of {fmt(n_raw)}")
-    if cl is not None and not pd.isna(cl):
+    text = f"DSR {fmt(headline)} deflating for {fmt(n_head)} trials ({method} count, the headline)"
+    if method != "raw":
+        text += f"; {fmt(raw)} for the raw count of {fmt(n_raw)}"
+    if method != "clustered" and cl is not None and not pd.isna(cl):
         text += f"; {fmt(cl)} for {fmt(n_cl)} correlation clusters"
     significant = float(headline) > 0.95
     conclusion = (f"significant: the best trial's Sharpe beats the expected maximum of {fmt(n_head)} unskilled "

@@ -16,8 +16,15 @@ def test_not_significant_best_trial_says_no_evidence_and_hides_psr():
     assert "not significant after deflating for 30 trials" in words["conclusion"]
     assert "no evidence of skill" in words["conclusion"]
     text = words["best trial: deflated Sharpe"]
-    assert "raw count of 30" in text and "8 correlation clusters" in text
+    assert "deflating for 30 trials (raw count, the headline)" in text and "8 correlation clusters" in text
     assert "PSR" not in text and "0.999" not in text
+
+
+def test_clustered_headline_also_shows_the_raw_count():
+    rd = SimpleNamespace(boot={})
+    best = {**_best(0.96, 0.9), "dsr_method": "clustered"}
+    text = dict(dsr_evidence(rd, best))["best trial: deflated Sharpe"]
+    assert "deflating for 8 trials (clustered count, the headline)" in text and "0.9 for the raw count of 30" in text
 
 
 def test_significant_best_trial():
