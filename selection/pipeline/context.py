@@ -64,7 +64,9 @@ class PolicyOutcome:
     """One scorer's HTR result so far.
 
     ``winners``: ids in final order (score desc, id asc); ``forced``: representatives forced at
-    k >= 3; ``stage``: last stage run; ``first_stage``: id -> first stage whose pass recruited it;
+    k >= 3; ``stage``: last stage run; ``first_stage``: winner id -> the first stage whose pass
+    recruited it (a winner recruited at stage 1, outranked at stage 2 and re-added at stage 4 keeps
+    1); ``recruited``: every id any pass recruited -> the first such stage (carried across passes);
     ``reasons``: id -> veto reasons (and policy drop reasons) at the last stage; ``passes``: number
     of winners per stage run.
     """
@@ -77,6 +79,7 @@ class PolicyOutcome:
     reasons: dict[str, tuple[str, ...]]
     passes: dict[int, int]
     notes: tuple[str, ...] = ()
+    recruited: dict[str, int] = field(default_factory=dict)
 
 
 class SelectionContext(BaseModel):

@@ -201,11 +201,14 @@ class SelectionController:
                 r = r + (dropped[i],)
             reasons[i] = r
         prev = ctx.winners.get(self.scorer)
-        first = {w: (prev.first_stage.get(w, self.stage) if prev else self.stage) for w in winners}
+        recruited = dict(prev.recruited) if prev else {}
+        for w in winners:  # the first pass that ever recruited it, not the previous pass only
+            recruited.setdefault(w, self.stage)
+        first = {w: recruited[w] for w in winners}
         passes = {**(prev.passes if prev else {}), self.stage: len(winners)}
         out = PolicyOutcome(scorer=self.scorer, stage=self.stage, winners=tuple(winners),
                             forced=frozenset(forced), first_stage=first, reasons=reasons,
-                            passes=passes, notes=tuple(notes))
+                            passes=passes, notes=tuple(notes), recruited=recruited)
         vetoed = {**counts_by_reason(ctx.vetoes), **counts_by_reason(soft)}
         data = {"scorer": self.scorer, "stage": self.stage, "n_winners": len(winners),
                 "n_vetoed": dict(sorted(vetoed.items())),
