@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contracts.cell import CellKey, SettingKey
 from contracts.enums import Backend, ExecutorKind, Profile, SimulatorKind
 from contracts.errors import ConfigError
+from selection.config import SelectionSettings
 
 BASE_ENGINES = ("v4", "v3.4", "raw", "random")
 
@@ -90,6 +91,19 @@ class TournamentConfig(_Strict):
     workers: int = Field(default=1, ge=1)
     scheduler: Optional[str] = Field(default=None, description="dask scheduler address")
     report: bool = Field(default=True, description="render the report at the end")
+    selection: SelectionSettings = Field(
+        default_factory=SelectionSettings,
+        description="selection settings of v4, its challengers and the baselines (every "
+                    "selection.config.SelectionConfig field but feature_lookback); v3.4 keeps its own")
+
+    @model_validator(mode="after")
+    def _challengers(self) -> "TournamentConfig":
+        known = set(self.selection.challengers)
+        for e in self.engines:
+            if e.startswith("v4:") and e[3:] not in known:
+                raise ValueError(f"engine {e!r} needs {e[3:]!r} in selection.challengers "
+                                 f"(configured: {sorted(known)})")
+        return self
 
     @field_validator("engines")
     @classmethod

@@ -126,7 +126,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     with_without = metrics_with_and_without(returns[returns.cell_id.isin(base_cells)], quarantined, P)
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
-    matrix, stats = performance_matrix(cfg, plans, returns, checks, P)
+    from tournament.records import degenerate_windows
+    matrix, stats = performance_matrix(cfg, plans, returns, checks, P, degenerate_windows(results))
     matrix = _mark_no_position(matrix, audit.no_position_cells)
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     record_file(run_dir / "performance_matrix.csv")

@@ -6,6 +6,8 @@ relative); scipy.stats.norm.cdf for Phi.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -105,3 +107,50 @@ def test_scores_in_context_tagged_by_role():
     assert io.diagnostics["ridge"]["status"] == "fitted"
     np.testing.assert_array_equal(io.scores["log_mps"].to_numpy(),
                                   log_mps(ctx.feature_store, SelectionConfig().effective_weights()))
+
+
+def _short_train_view():
+    """Train slice of 60 bars (the full preset's shortest ``train_window``), 600 bars of history."""
+    return make_view(seed=3, n_assets=30, n_bars=600, train=60)
+
+
+def test_ridge_fits_on_its_own_history_with_a_60_bar_train_window():
+    """Issue 15: on a 60-bar train slice a sub-window needs T - 21 >= 40 rows, so a fit on the train
+    slice alone is unfitted (every score 0.505); the challenger reads its own 504 bars instead."""
+    view = _short_train_view()
+    ctx = prepare(view, SelectionConfig(), EntropyNullCache(n_series=300))
+    diag = ctx.inference_outputs.diagnostics["ridge"]
+    assert diag["status"] == "fitted" and diag["history_bars"] == 504 and diag["n_windows"] == 4
+    assert len(ctx.returns) == 60  # features and the champion still read the train slice only
+    assert np.unique(ctx.inference_outputs.scores["ridge"]).size > 1
+    short = SelectionConfig(ridge={"history": 60})
+    ctx60 = prepare(view, short, EntropyNullCache(n_series=300))
+    assert ctx60.inference_outputs.diagnostics["ridge"]["status"] == "unfitted"
+    np.testing.assert_array_equal(ctx60.inference_outputs.scores["ridge"].to_numpy(), 0.505)
+
+
+def test_ridge_history_reads_bars_before_the_train_slice_but_not_the_champion():
+    view = _short_train_view()
+    closes = view.closes.copy()
+    rng = np.random.default_rng(9)
+    before = slice(view.window.train_start - 300, view.window.train_start - 1)  # keeps the first train return
+    closes.iloc[before] = closes.iloc[before] * rng.uniform(0.8, 1.2, closes.iloc[before].shape)
+    a = prepare(view, SelectionConfig(), EntropyNullCache(n_series=300)).inference_outputs.scores
+    b = prepare(dataclasses.replace(view, closes=closes), SelectionConfig(),
+                EntropyNullCache(n_series=300)).inference_outputs.scores
+    np.testing.assert_array_equal(a["log_mps"].to_numpy(), b["log_mps"].to_numpy())
+    assert not np.array_equal(a["ridge"].to_numpy(), b["ridge"].to_numpy())
+
+
+def test_unfitted_challenger_selection_is_marked_degenerate():
+    from selection.registry import FeatureCache, run_window
+
+    cfg = SelectionConfig(ridge={"history": 60})
+    res = run_window(_short_train_view(), ["v4", "v4:ridge", "raw"], cfg, seed=0,
+                     cache=FeatureCache(null_cache=EntropyNullCache(n_series=300)))
+    assert res["v4:ridge"].manifest["degenerate"] is True
+    assert "unfitted" in res["v4:ridge"].manifest["degenerate_reason"]
+    assert res["v4"].manifest["degenerate"] is False and res["raw"].manifest["degenerate"] is False
+    ok = run_window(_short_train_view(), ["v4:ridge"], SelectionConfig(), seed=0,
+                    cache=FeatureCache(null_cache=EntropyNullCache(n_series=300)))
+    assert ok["v4:ridge"].manifest["degenerate"] is False
