@@ -123,6 +123,10 @@ class SelectionContext(BaseModel):
             got = obj.columns if name == "returns" else obj.index
             if not got.equals(ids):
                 raise ValueError(f"{name}: candidate ids do not match raw_pool's")
+        if self.feature_store is not None and len(self.feature_store.columns):
+            num = self.feature_store.select_dtypes(include=[np.number]).to_numpy(dtype=np.float64)
+            if np.isinf(num).any():
+                raise ValueError("feature_store: infinite values (a non-finite feature must be NaN)")
         if self.inference_outputs is not None:
             sc = self.inference_outputs.scores
             if ids is None or not sc.index.equals(ids):

@@ -100,9 +100,10 @@ def _view(p):
                      factor_share=p.get("factor_share", 0.6), ar=p.get("ar", 0.0))
 
 
-def check_parity(p) -> dict:
-    """Every parity assertion on one generated pool; returns what the pool exercised."""
-    view = _view(p)
+def check_parity(p, view=None) -> dict:
+    """Every parity assertion on one generated pool (``view`` overrides the generated one); returns
+    what the pool exercised."""
+    view = _view(p) if view is None else view
     cfg = V34.model_copy(update={"feature_lookback": p["lookback"]})
     cache = FeatureCache(null_cache=CACHE)  # v4's prepared context is shared with run_window below
     ctx = select(cache.prepared(view, cfg), [CHAMPION])
@@ -150,7 +151,7 @@ def check_parity(p) -> dict:
 
     hard = hard_vetoes(fs, ctx.raw_pool, SelectionConfig(), len(ctx.returns))
     ok = ~hard.to_numpy(dtype=bool).any(axis=1)
-    return {"stage": stage, "shorts": int((ctx.raw_pool.loc[list(winners), "d"] < 0).sum()),
+    return {"v4": v4r, "v3.4": v3r, "stage": stage, "shorts": int((ctx.raw_pool.loc[list(winners), "d"] < 0).sum()),
             "nan_history": bool((fs["survival"] < 1).any()),
             "max_sector_share": _max_sector_share(ctx.raw_pool, winners),
             "hardening": hardening_test(fs["entropy"].to_numpy()[ok], 1.645)[0],
