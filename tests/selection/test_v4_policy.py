@@ -83,6 +83,63 @@ def test_stage_4_fallback_never_readmits_hard_vetoes():
     assert [p["stage"] for p in _passes(ctx)] == [1, 2, 3, 4]
 
 
+def _multi_record_pool(seed=2, n_assets=30):
+    """Every asset carries three records (trend, mom and rev, same direction): identical
+    direction-adjusted returns, hence the same cluster, and scanner fields that differ a little, so
+    the twins rank next to each other in their cluster and direction."""
+    view = make_view(seed=seed, n_assets=n_assets, short_share=0.5)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for logic in ("trend", "mom", "rev"):
+        p = view.pool.copy()
+        p["logic"] = logic
+        p["ADX"] = p["ADX"] + rng.uniform(-3, 3, len(p))
+        p["Recommend.MA"] = p["Recommend.MA"] * rng.uniform(0.8, 1.0, len(p))
+        frames.append(p)
+    return with_pool(view, pd.concat(frames, ignore_index=True))
+
+
+def test_one_record_per_identity_and_cluster_on_a_multi_record_pool():
+    ctx = _run(_multi_record_pool())
+    out = ctx.winners["log_mps"]
+    pool, lab = ctx.raw_pool, ctx.clusters.labels
+    alpha = ctx.inference_outputs.scores["log_mps"]
+    key = pool.loc[lab.index, "identity"] + "|" + lab.astype(str)
+    # the fixture provokes the rule: twins share a cluster, and without the rule several twins
+    # would fill one cluster/direction's top 3
+    assert key.duplicated().sum() >= 2 * len(set(pool["identity"])) * 0.9
+    soft = {i for i, r in out.reasons.items() if r and r[0] not in ("identity", "rank", "sector_cap", "final_cap")}
+    clean = [i for i in lab.index if i not in soft and i not in out.winners or i in out.winners]
+    top = (pd.DataFrame({"a": alpha[clean], "k": key[clean], "c": lab[clean],
+                         "d": pool.loc[clean, "direction"]})
+           .sort_values("a", ascending=False).groupby(["c", "d"]).head(3))
+    assert top["k"].duplicated().any()
+    # the rule: at most one winner per (identity, cluster), the best-scored of its eligible twins
+    wk = key[list(out.winners)]
+    assert wk.is_unique and len(out.winners) >= 15
+    for w in out.winners:  # every eligible twin left out for "identity" ranks below its winner
+        for t in key.index[(key == key[w]) & (key.index != w)]:
+            if out.reasons[t] == ("identity",):
+                assert (-alpha[w], w) < (-alpha[t], t)
+    for t, r in out.reasons.items():  # and every "identity" drop has a better twin among the winners
+        if r == ("identity",):
+            assert any(key[w] == key[t] for w in out.winners)
+    assert sum(r == ("identity",) for r in out.reasons.values()) >= 10
+
+
+def test_identity_rule_parity_on_a_multi_record_pool():
+    """v3.4 and v4 with v3.4's settings agree on a pool with several records per asset."""
+    from selection.registry import FeatureCache, run_window
+
+    cfg = SelectionConfig(challengers=()).v34_settings()
+    res = run_window(_multi_record_pool(seed=4), ["v4", "v3.4"], cfg, seed=0,
+                     cache=FeatureCache(null_cache=_cache()))
+    assert [a.id for a in res["v4"].atoms] == [a.id for a in res["v3.4"].atoms]
+    assert sorted((r.id, tuple(r.reasons)) for r in res["v4"].rejected) == \
+        sorted((r.id, tuple(r.reasons)) for r in res["v3.4"].rejected)
+    assert any(r.reasons == ["identity"] for r in res["v3.4"].rejected)
+
+
 def test_top_n_per_cluster_and_direction_and_identity_once():
     ctx = _run(make_view(seed=2, n_assets=60, short_share=0.5))
     out = ctx.winners["log_mps"]
