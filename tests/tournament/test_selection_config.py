@@ -78,7 +78,13 @@ def test_yaml_settings_reach_v4_and_baselines_but_not_v34(pair):
     assert hard["hard_vetoes"]["liquidity"] > next(
         e["data"] for e in a.selections["raw"].pipeline_audit if e["stage"] == "hardening")["hard_vetoes"]["liquidity"]
     secs = [x.sector for x in b.selections["v4"].atoms]
-    assert max(secs.count(s) for s in secs) <= 0.3 * len(secs) + 1e-9
+    last = passes[-1]
+    assert last["sector_cap"]["cap"] == 0.3 and last["sector_cap"]["quota"] == int(0.3 * len(secs))
+    assert last["sector_cap"]["shares"] == {s: secs.count(s) / len(secs) for s in sorted(set(secs))}
+    if last["sector_cap"]["held"]:
+        assert max(secs.count(s) for s in secs) <= 0.3 * len(secs) + 1e-9
+    else:  # stated, at the last stage only
+        assert "sector_cap_unenforceable" in last["notes"] and b.selections["v4"].htr_stage == 4
 
 
 def test_run_start_records_v4_settings_and_v34_constants(pair):
