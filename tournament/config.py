@@ -166,7 +166,8 @@ class TournamentConfig(_Strict):
 
 PRESETS: dict[str, dict[str, Any]] = {
     # a minute or two on 2 cores: base setting only, the last 24 windows of the synthetic market
-    # (480 test days: the v4 engine stops at each HTR stage 1-4 there, with and without hardening)
+    # (480 test days: v4 stops at HTR stages 1 and 4 there, v3.4 at each of 1-4; v4 hardens 21 of 24
+    # windows; measured after issue 15 made the synthetic scanner past-only)
     "quick": {
         "max_windows": 24,
         "executor": "process",

@@ -6,7 +6,7 @@ turns an infinite field into NaN, so for every pool: (i) the whole parity contra
 (``check_parity``: v3.4 equals v4 with v3.4's settings, features, scores, winners, rejected
 candidates with reasons, ``htr_stage``); (ii) every kept record with a corrupted ``Value.Traded``,
 ``Recommend.All`` or ``ADX`` is rejected in both engines with ``missing:<field>`` among its reasons,
-unless it won through the stage-4 fallback (which ignores soft vetoes); (iii) every score is finite
+unless it won through stage-3 forcing or the stage-4 fallback (which ignore soft vetoes); (iii) every score is finite
 and not every alpha is 0; (iv) with v4's default tail vetoes a corrupted ``ROC`` or
 ``Volatility.D`` is a hard veto ``missing:<field>``. 40 examples by default, 200 under ``slow``.
 """
@@ -72,8 +72,8 @@ def check_non_finite(p, spec):
             for field, reason in rules.items():
                 if not np.isnan(float(rec[field])):
                     continue  # missing (corrupted or not) fires; a finite value is not our case
-                if cid in won:  # only the stage-4 fallback recruits past a soft veto
-                    assert field not in ("Value.Traded", "ROC", "Volatility.D") and res.htr_stage == 4, \
+                if cid in won:  # only forcing (stage 3) and the fallback (stage 4) recruit past a soft veto
+                    assert field not in ("Value.Traded", "ROC", "Volatility.D") and res.htr_stage >= 3, \
                         (engine, cid, field)
                     continue
                 assert reason in rejected[cid], (engine, cid, field, rejected[cid])
