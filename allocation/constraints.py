@@ -139,6 +139,48 @@ def project(w: np.ndarray, caps: Caps) -> np.ndarray:
     return x / x.sum()
 
 
+def water_fill(w: np.ndarray, member: np.ndarray, b: np.ndarray, ub: np.ndarray,
+               total: float) -> np.ndarray:
+    """``project``'s water-filling with explicit caps and a budget: non-negative ``x`` summing to
+    ``total`` with ``x_i = min(ub_i, sigma_c w_i, lambda w_i)`` (cluster rows ``member`` (k x n, bool)
+    with caps ``b``; atom caps ``ub``). Atoms with ``w = 0`` stay at 0. A budget equal to the caps'
+    capacity (up to 1e-12 relative: float summation) fills every atom to its effective cap;
+    SolverError when the caps hold less.
+
+    Used by the Barbell, whose sleeves each have a budget (``barbell.split``)."""
+    w = np.array(w, dtype=np.float64)
+    if total <= 0.0:
+        return np.zeros_like(w)
+    w = w / w.sum() * total
+    if np.all(w <= ub) and np.all(member.astype(np.float64) @ w <= b):
+        return w
+    eff = np.array(ub, dtype=np.float64)
+    for j in range(member.shape[0]):
+        m = member[j] & (w > 0)
+        if not m.any():
+            continue
+        sigma = _level(w[m], eff[m], float(b[j]))
+        if np.isfinite(sigma):
+            eff[m] = np.minimum(eff[m], sigma * w[m])
+    eff[w <= 0] = 0.0
+    lam = _level(w, eff, total)
+    if np.isfinite(lam):
+        x = np.minimum(eff, lam * w)
+    elif eff.sum() >= total * (1.0 - 1e-12):
+        x = eff
+    else:
+        raise SolverError(f"cap projection: the caps hold only {eff.sum():.6g} of a budget of {total:.6g}")
+    # the float error of lambda (large when weights span many orders of magnitude) is taken up by
+    # the atoms below their effective cap, so that no capped atom or full cluster is pushed over
+    free = x < eff
+    rest = total - float(x[~free].sum())
+    if free.any() and x[free].sum() > 0 and rest > 0:
+        x[free] *= rest / x[free].sum()
+    else:
+        x *= total / x.sum()
+    return x
+
+
 def binding(w: np.ndarray, caps: Caps) -> list[str]:
     """Labels of the rows and atom bounds whose slack is below BIND_TOL (unit rows only: ub < 1)."""
     out = [lab for lab, s in zip(caps.labels, caps.b - caps.A @ w) if s <= BIND_TOL]

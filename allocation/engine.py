@@ -2,7 +2,10 @@
 
 Statuses (contracts.Allocation): ``optimal`` / ``optimal_inaccurate`` (the solver's word; the
 non-convex profiles EqualWeight, HRP and Barbell report ``optimal`` when computed as defined),
-``relaxed`` (a constraint was relaxed, see ``relaxed``), ``fallback`` (a documented rule replaced the
+``relaxed`` (a constraint or target was relaxed, see ``relaxed``: ``atom_cap``, the market-neutral
+``long_share_cap``/``short_share_cap``/``beta_cap``, the Barbell's ``barbell_core_share`` when the
+cluster caps cannot hold its Core/Aggressor split or a sleeve is empty; ``reason`` says why and
+``diagnostics`` carries the realised ``core_share``/``aggressor_share``), ``fallback`` (a documented rule replaced the
 profile: every solver of the chain failed -> ``config.fallback_profile`` under the caps; or MaxSharpe
 undefined -> min variance), ``empty`` (no atom: weights {}).
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from allocation.barbell import sleeves
+from allocation.barbell import sleeves, split
 from allocation.config import AllocationConfig
 from allocation.constraints import (Caps, cluster_caps, market_neutral_caps, max_feasible_mean,
                                     project)
@@ -146,19 +146,22 @@ def market_neutral(inp: Inputs) -> Raw:
 
 
 def barbell(inp: Inputs) -> Raw:
-    """Core (``barbell_core`` share, HRP over the Core atoms) + Aggressor (the rest, equal weight).
+    """Core (``barbell_core`` share, HRP over the Core atoms) + Aggressor (the rest, equal weight),
+    under the cluster/atom caps over the allocated atoms (k = their clusters).
 
     Rules: with no Core atom (no LONG atom), the Core is the min-variance portfolio (backend, no caps)
-    of the non-Aggressor atoms; with no atom left for one sleeve, the other sleeve takes all the weight.
-    Then the cluster/atom cap projection over the allocated atoms (k = their clusters); the projection
-    can move weight between sleeves, so the final sleeve shares are recorded."""
+    of the non-Aggressor atoms; with no atom left for one sleeve, the other sleeve takes all the weight
+    (the split is then not held: recorded as relaxed). The caps are mandatory: the split is kept
+    whenever some allocation under the caps holds it, else it moves only as far as the caps force
+    (``barbell.split``), recorded as ``relaxed['barbell_core_share']`` (the realised Core share) with
+    the reason; diagnostics ``core_share``/``aggressor_share`` (realised), ``core_share_target``,
+    ``core_share_min``/``core_share_max`` (the feasible interval) and ``split_method``."""
     req, cfg = inp.request, inp.config
     ids = inp.ids
     core, aggr, af = sleeves(req.atoms, req.asset_returns, req.periods_per_year)
     notes: list[str] = []
     pos = {a: i for i, a in enumerate(ids)}
     returns = inp.returns()
-    w = np.zeros(len(ids))
     core_idx = np.array([pos[a] for a in core], dtype=int)
     result = None
     core_w = np.zeros(0)
@@ -174,27 +177,53 @@ def barbell(inp: Inputs) -> Raw:
             result = solve(inp, "min_variance", inp.cov[np.ix_(rest, rest)], free, returns[:, rest])
             if result.weights is None:
                 return Raw(None, inp.caps(), result, notes)
-            core_w = result.weights
+            # a min-variance weight below 1e-9 is the solver's zero (Clarabel's tolerance 1e-10):
+            # such an atom is not allocated (it would count as a cluster and take a cap's room)
+            core_w = np.where(result.weights < 1e-9, 0.0, result.weights)
     aggr_idx = np.array([pos[a] for a in aggr], dtype=int)
-    share = cfg.barbell_core if len(core_idx) and len(aggr_idx) else (1.0 if len(core_idx) else 0.0)
-    if share in (0.0, 1.0) and 0.0 < cfg.barbell_core < 1.0:
-        notes.append(f"one sleeve is empty: the {'Core' if share else 'Aggressor'} takes all the weight")
+    target = cfg.barbell_core
+    # the sleeves' relative weights (each summing to 1); atoms with zero weight are not allocated
+    prior = np.zeros(len(ids))
+    is_core = np.zeros(len(ids), dtype=bool)
     if len(core_idx):
-        w[core_idx] = share * core_w
+        prior[core_idx] = core_w / core_w.sum()
+        is_core[core_idx] = True
     if len(aggr_idx):
-        w[aggr_idx] += (1.0 - share) / len(aggr_idx)
-    alloc = np.nonzero(w > 0)[0]
+        prior[aggr_idx] = 1.0 / len(aggr_idx)
+    alloc = np.nonzero(prior > 0)[0]
     caps_sub = inp.caps(alloc)
-    w_sub = project(w[alloc], caps_sub)
+    relaxed = dict(caps_sub.relaxed)
+    diag = {"core": [ids[i] for i in core_idx], "aggressor": list(aggr), "antifragility": af,
+            "core_share_target": target}
     final = np.zeros(len(ids))
-    final[alloc] = w_sub
+    has_core, has_aggr = bool(is_core[alloc].any()), bool((~is_core[alloc]).any())
+    if has_core and has_aggr:
+        sp = split(prior[alloc], is_core[alloc], caps_sub, target, cfg.clarabel_tol)
+        final[alloc] = sp.weights
+        share = sp.core_share
+        diag.update({"core_share_min": sp.core_min, "core_share_max": sp.core_max,
+                     "split_method": sp.method})
+        if sp.solver:
+            diag["split_solver"] = sp.solver
+        if sp.core_share != target:
+            side = (f"the Core's clusters hold at most {sp.core_max:.6g}" if sp.core_share < target
+                    else f"the Aggressor's clusters hold at most {1.0 - sp.core_min:.6g}")
+            notes.append(f"Core/Aggressor split {share:.6g}/{1.0 - share:.6g} instead of "
+                         f"{target:.6g}/{1.0 - target:.6g}: under the cluster cap "
+                         f"{caps_sub.diagnostics['effective_cluster_cap']:.6g}, {side}")
+    else:
+        share = 1.0 if has_core else 0.0
+        final[alloc] = project(prior[alloc], caps_sub)
+        diag["split_method"] = "one_sleeve"
+        if share != target:
+            notes.append(f"one sleeve is empty: the {'Core' if share else 'Aggressor'} takes all the weight "
+                         f"(split {share:.6g}/{1.0 - share:.6g} instead of {target:.6g}/{1.0 - target:.6g})")
+    if share != target:
+        relaxed["barbell_core_share"] = share
     full_caps = Caps(_lift(caps_sub.A, alloc, len(ids)), caps_sub.b, caps_sub.labels,
                      _lift_ub(caps_sub.ub, alloc, len(ids)),
-                     [f"atom_cap:{a}" for a in ids], caps_sub.relaxed, caps_sub.diagnostics)
-    core_set = set(core_idx.tolist())
-    diag = {"core": [ids[i] for i in core_idx], "aggressor": list(aggr), "antifragility": af,
-            "core_share": float(sum(final[i] for i in core_set)),
-            "aggressor_share": float(sum(final[i] for i in aggr_idx))}
+                     [f"atom_cap:{a}" for a in ids], relaxed, caps_sub.diagnostics)
+    diag.update({"core_share": float(final[is_core].sum()), "aggressor_share": float(final[~is_core].sum())})
     return Raw(final, full_caps, result, notes, diagnostics=diag)
 
 

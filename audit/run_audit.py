@@ -91,12 +91,14 @@ def _conventions_for(conventions: SimConventions | Mapping[str, SimConventions],
 def check_cells(cells: pd.DataFrame, returns: pd.DataFrame,
                 conventions: SimConventions | Mapping[str, SimConventions],
                 tolerance: MismatchTolerance = MismatchTolerance(), *,
-                liquidation_floor: float = -1.0) -> list[CheckResult]:
+                liquidation_floor: float = -1.0, bands: Mapping[str, tuple[float, float]] | None = None,
+                drift_threshold: float | None = None) -> list[CheckResult]:
     """Mismatch, volatility band and bankruptcy results for every cell (cells sorted by id).
 
     ``conventions``: one ``SimConventions`` for every cell, or one per simulator name (the
     ``simulator`` column of ``cells``). ``periods_per_year`` of the conventions is used for the bands
-    too. A cell of ``cells.parquet`` without returns raises ``DataError`` naming it.
+    too. ``bands`` (profile -> (lo, hi)) and ``drift_threshold``: the run's volatility bands (default:
+    the product's). A cell of ``cells.parquet`` without returns raises ``DataError`` naming it.
     """
     c = check_frame(cells, "cells.parquet")
     r = check_frame(returns, "returns.parquet")
@@ -113,8 +115,13 @@ def check_cells(cells: pd.DataFrame, returns: pd.DataFrame,
         out.append(check_metric_mismatch(
             cid, rets, sim_sharpe=float(row.sim_sharpe), sim_max_drawdown=float(row.sim_max_drawdown),
             sim_total_return=float(row.sim_total_return), conventions=conv, tolerance=tolerance))
+        band_kw = {}
+        if bands is not None:
+            band_kw["band"] = bands[str(row.profile)]
+        if drift_threshold is not None:
+            band_kw["drift_threshold"] = drift_threshold
         out.append(check_volatility_band(cid, str(row.profile), rets, conv.periods_per_year,
-                                         windows=g["window"].to_numpy()))
+                                         windows=g["window"].to_numpy(), **band_kw))
         out.append(bankrupt[cid])
     return out
 
@@ -152,10 +159,12 @@ class SelectionArtifact:
 
 def read_selections(run_dir: str | os.PathLike) -> list[SelectionArtifact]:
     """Every engine's selection of every window from ``selection/<setting>/<k>/portfolio_candidates.json``
-    (sorted by setting, window, engine). A malformed file raises ``DataError`` naming it."""
+    and the baselines' from ``baselines.json`` beside it (sorted by file, then engine). A malformed file
+    raises ``DataError`` naming it."""
     root = Path(run_dir)
     out: list[SelectionArtifact] = []
-    for path in sorted(root.glob("selection/*/*/portfolio_candidates.json")):
+    paths = sorted([*root.glob("selection/*/*/portfolio_candidates.json"), *root.glob("selection/*/*/baselines.json")])
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         sid, k = path.parent.parent.name, path.parent.name
         try:
@@ -202,13 +211,15 @@ def audit_run(run_dir: str | os.PathLike, *,
               market_returns: pd.DataFrame | None = None,
               trial_simulator: str = "vectorbt",
               tolerance: MismatchTolerance = MismatchTolerance(),
-              raw_returns: bool = True) -> RunAudit:
+              raw_returns: bool = True,
+              bands: Mapping[str, tuple[float, float]] | None = None,
+              drift_threshold: float | None = None) -> RunAudit:
     """Every run check from the files of ``run_dir`` (see the module docstring).
 
     ``base_setting_id``: the setting whose windows are quarantine-checked (default: the first in
     ``windows.parquet``); ``market_returns``: dates x symbols daily simple returns (no quarantine check
     without it); ``raw_returns``: compare the ledger's returns with ``returns.parquet`` (needs the
-    ledger's ``simulation`` records).
+    ledger's ``simulation`` records); ``bands``/``drift_threshold``: the run's volatility bands.
     """
     root = Path(run_dir)
     cells = check_frame(pd.read_parquet(root / "cells.parquet"), "cells.parquet")
@@ -218,7 +229,8 @@ def audit_run(run_dir: str | os.PathLike, *,
     windows = check_frame(pd.read_parquet(root / "windows.parquet"), "windows.parquet")
     selections = read_selections(root)
 
-    checks = check_cells(cells, returns, conventions, tolerance, liquidation_floor=liquidation_floor)
+    checks = check_cells(cells, returns, conventions, tolerance, liquidation_floor=liquidation_floor,
+                         bands=bands, drift_threshold=drift_threshold)
     checks += _directional(cells, selections, weights, positions)
     checks += [check_funnel(s.window, s.funnel, [a.id for a in s.atoms], list(s.pool_ids),
                             engine=s.engine, cell_id=f"{s.setting_id}:{s.engine}")

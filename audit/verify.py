@@ -314,6 +314,11 @@ def verify_ledger(run_dir: str | os.PathLike, *, require_run_end: bool = False,
             return report(False, s0, f"seq {s0}: ledger extended after the pinned head (seq {hits[-1]}): "
                                      f"{head[0] - hits[-1]} record(s) appended")
     if require_run_end and not complete:
+        failed = next((r for r in reversed(records) if r["type"] == RecordType.WARNING.value
+                       and r["data"].get("code") == "run_failed"), None)
+        if failed is not None:
+            return report(False, len(records), f"seq {len(records)}: run_end missing: the run FAILED (seq "
+                                               f"{failed['seq']}: {failed['data'].get('message')})")
         return report(False, len(records), f"seq {len(records)}: run_end missing (run unfinished, "
                                            "killed, or ledger cut)")
     return report(True, None, f"{n_records} records verified")

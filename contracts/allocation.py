@@ -20,7 +20,9 @@ class Allocation(BaseModel):
     An empty ``weights`` means the window holds cash (no atom to allocate); ``status`` then says why.
     ``status`` is one of ``optimal``, ``optimal_inaccurate``, ``fallback``, ``relaxed``, ``empty``.
     ``binding`` lists the constraints that bind at the solution (e.g. ``cluster_cap:3``), ``relaxed``
-    those that were relaxed to make the problem feasible, with the relaxed value.
+    those that were relaxed to make the problem feasible, with the relaxed value (for the Barbell,
+    ``barbell_core_share``: the realised Core share when the caps could not hold the target split).
+    Any profile whose constraints or targets were relaxed reports ``relaxed``, never ``optimal``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

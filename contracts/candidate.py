@@ -50,6 +50,13 @@ class Candidate(BaseModel):
             raise ValueError("must be finite or missing")
         return v
 
+    @field_validator("value_traded")
+    @classmethod
+    def _non_negative(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and v < 0:
+            raise ValueError(f"traded value {v} is negative")
+        return v
+
     @field_validator("recommend_all", "recommend_ma")
     @classmethod
     def _rating_range(cls, v: Optional[float]) -> Optional[float]:

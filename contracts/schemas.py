@@ -12,7 +12,7 @@ import pandas as pd
 
 from contracts.errors import DataError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: performance_matrix.csv gains the DSR readings (issue 14)
 
 
 @dataclass(frozen=True)

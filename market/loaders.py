@@ -64,7 +64,22 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
+#: an explicit UTC offset other than zero at the end of an ISO timestamp ("+05:00", "-0400")
+_OFFSET = re.compile(r"[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-](?!00:?00)\d{2}:?\d{2})$")
+
+
 def _parse_dates(values, where: str) -> pd.DatetimeIndex:
+    """Dates read as UTC. Timestamps with a non-zero UTC offset are rejected (per file): converting
+    them would move every bar to another calendar day (a 00:00+05:00 close is 19:00 UTC the day before)."""
+    if isinstance(values, pd.DatetimeIndex) or pd.api.types.is_datetime64_any_dtype(values):
+        tz = getattr(getattr(values, "dt", values), "tz", None)
+        if tz is not None and str(tz) not in ("UTC", "utc"):
+            raise DataError(f"{where}: dates carry the time zone {tz}: give dates in UTC (or without a zone)")
+    else:
+        for i, v in enumerate(values):
+            if isinstance(v, str) and (m := _OFFSET.search(v.strip())):
+                raise DataError(f"{where}: date {v!r} at row {i} carries the UTC offset {m.group(1)}: give dates "
+                                "in UTC (or without an offset); converting would move bars to another day")
     try:
         idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     except (ValueError, TypeError) as exc:
@@ -191,10 +206,25 @@ def _frame_from_records(records: list[dict], where: str, date: pd.Timestamp | No
         except ValidationError as exc:
             err = exc.errors()[0]
             field_name = ".".join(str(x) for x in err["loc"])
-            raise DataError(f"{where}: record {i} (symbol {sym!r}): field {field_name!r}: {err['msg']}") from None
+            raise DataError(f"{where}: record {i} (symbol {sym!r}): field {field_name!r}: {err['msg']} "
+                            f"(got {err.get('input')!r})") from None
+    _check_duplicates(rows, where)
     df = pd.DataFrame(rows, columns=list(CANDIDATE_COLUMNS[:-1]))
     df["snapshot_date"] = date
     return df
+
+
+def _check_duplicates(rows: list[dict], where: str) -> None:
+    """Two records for one (symbol, logic, direction) must be identical; an exact repeat is kept once
+    by the pool's one-per-identity rule, a conflicting one is an error naming both records."""
+    seen: dict[tuple, int] = {}
+    for i, row in enumerate(rows):
+        key = (row["symbol"], row["logic"], row["direction"])
+        j = seen.setdefault(key, i)
+        if j != i and rows[j] != row:
+            diff = sorted(k for k in row if rows[j][k] != row[k])
+            raise DataError(f"{where}: records {j} and {i} (symbol {row['symbol']!r}, {row['logic']} "
+                            f"{row['direction']}) conflict on {', '.join(diff)}")
 
 
 def _digest(path: Path) -> str:

@@ -125,10 +125,20 @@ def banner(text: str, kind: str, *, banner_id: str | None = None) -> str:
     return f'<div{i} class="banner {esc(kind)}">{esc(text)}</div>'
 
 
+#: click a table header to sort its rows (numbers numerically); inline, no network; without
+#: JavaScript the tables keep their server-side order
+SORT_JS = ("document.querySelectorAll('table').forEach(function(t){t.querySelectorAll('th').forEach("
+           "function(th,i){th.style.cursor='pointer';th.addEventListener('click',function(){var b=t.tBodies[0];"
+           "var rows=Array.prototype.slice.call(b.rows);var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';"
+           "rows.sort(function(x,y){var a=(x.cells[i]||{}).textContent||'',c=(y.cells[i]||{}).textContent||'';"
+           "var p=parseFloat(a),q=parseFloat(c);var r=(!isNaN(p)&&!isNaN(q))?p-q:a.localeCompare(c);"
+           "return asc?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});});")
+
+
 def page(title: str, body: str, *, subtitle: str = "", nav: str = "") -> str:
     """A whole page; ``nav`` is raw HTML shown in the header."""
     sub = f'<div class="muted" style="color:#cfd8e6">{esc(subtitle)}</div>' if subtitle else ""
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{esc(title)}</title>"
             f"<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1>{sub}{nav}</header>"
-            f"<main>{body}</main></body></html>")
+            f"<main>{body}</main><script>{SORT_JS}</script></body></html>")

@@ -27,6 +27,7 @@ from reports.stats_sections import (checks_section, htr_section, pbo_dsr_section
                                     verdicts_section, verification_section)
 from reports.tournament_page import (alerts, equity_section, inputs_section, matrix_section, summary_section,
                                      vol_section, window_index_section)
+from reports.tournament_page import baselines_section, relaxations_section
 from reports.units import UnitBundle, collect_units
 from reports.window_page import render_window
 from reports.window_plots import DendrogramCanvas
@@ -35,7 +36,7 @@ PARALLEL_FROM = 50
 CHUNK = 25
 
 TOC = [("summary", "summary"), ("inputs", "inputs & ledger"), ("matrix", "matrix"), ("equity", "equity"),
-       ("volatility", "volatility"), ("overfitting", "PBO & DSR"), ("verdicts", "verdicts"),
+       ("volatility", "volatility"), ("relaxations", "relaxations"), ("overfitting", "PBO & DSR"), ("verdicts", "verdicts"),
        ("sensitivity", "sensitivity"), ("verification", "verification"), ("htr", "HTR"), ("checks", "checks"),
        ("windows", "windows")]
 
@@ -84,10 +85,12 @@ def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, secon
         toc,
         alerts(rd),
         summary_section(rd, len(bundles)),
+        baselines_section(rd),
         inputs_section(rd),
         matrix_section(rd, img),
         equity_section(rd, img),
         vol_section(rd, img),
+        relaxations_section(rd),
         pbo_dsr_section(rd, img),
         verdicts_section(rd),
         sensitivity_section(rd),

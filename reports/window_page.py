@@ -100,8 +100,29 @@ def _funnel_html(engines: dict[str, dict]) -> str:
         out.append(f"<h3>{esc(name)}</h3><div class='grid'><div>"
                    + table(["step", "count"], rows, raw=True, table_id=f"funnel-{name}") + "</div><div>"
                    + table(["veto reason", "candidates"], sorted(reasons.items(), key=lambda t: (-t[1], t[0])),
-                           table_id=f"vetoes-{name}") + "</div></div>")
+                           table_id=f"vetoes-{name}") + "</div></div>" + _names_html(name, e))
     return "".join(out)
+
+
+def _names_html(name: str, e: dict) -> str:
+    """The names behind the counts: every candidate at each funnel step, and every vetoed candidate
+    with its reasons and the last HTR stage that saw it (sorted by reason, then symbol)."""
+    rejected = e.get("rejected") or []
+    winners = [w.get("id") for w in (e.get("winners") or [])]
+    snapshot = sorted({*(r.get("id") for r in rejected), *winners} - {None})
+    dup = {r.get("id") for r in rejected if any(str(x).startswith("duplicate") for x in r.get("reasons") or [])}
+    after_hard = sorted(e.get("clusters") or {})
+    steps = [("snapshot", snapshot), ("deduplicated", [i for i in snapshot if i not in dup]),
+             ("after hard vetoes", after_hard), ("winners", sorted(winners))]
+    lists = "".join(f"<details><summary>{esc(step)}: {len(ids)}</summary><p class='mono'>"
+                    f"{esc(', '.join(ids)) or 'none'}</p></details>" for step, ids in steps)
+    rows = sorted(([", ".join(r.get("reasons") or []), r.get("symbol"), r.get("id"), r.get("last_stage")]
+                   for r in rejected), key=lambda x: (x[0], str(x[1]), str(x[2])))
+    vetoed = table(["reasons", "symbol", "candidate", "last stage"], rows, table_id=f"vetoed-{name}",
+                   text_cols=3, caption="every candidate that did not win, sorted by reason (click a header "
+                                        "to sort)")
+    return (f"<details><summary>names at each step and every vetoed candidate ({len(rejected)})</summary>"
+            f"{lists}{vetoed}</details>")
 
 
 def _policy_events(e: dict) -> list[dict]:
@@ -186,6 +207,18 @@ def _weights_html(b: UnitBundle) -> str:
     return "".join(out) or "<p class='muted'>no allocation records for this window</p>"
 
 
+def _split(a: dict) -> str:
+    """The Barbell's realised Core / Aggressor shares (and the target when they differ); '' otherwise."""
+    d = a.get("diagnostics") or {}
+    if "core_share" not in d or "aggressor_share" not in d:
+        return ""
+    text = f"{fmt(d['core_share'])} / {fmt(d['aggressor_share'])}"
+    target = d.get("core_share_target")
+    if isinstance(target, (int, float)) and abs(float(d["core_share"]) - float(target)) > 1e-6:
+        text += f" (target {fmt(target)} / {fmt(1.0 - float(target))})"
+    return esc(text)
+
+
 def _vol_html(b: UnitBundle) -> str:
     cell_of: dict[tuple, str] = {}
     for c in sorted(b.cells, key=lambda c: c.get("simulator") != "vectorbt"):
@@ -198,12 +231,13 @@ def _vol_html(b: UnitBundle) -> str:
         rows.append([a.get("engine"), a.get("profile"), a.get("backend"), a.get("solver"),
                      status_pill("pass" if a.get("status") == "optimal" else "warn") + " " + esc(a.get("status")),
                      fmt(a.get("fallback_used")), esc(", ".join(a.get("binding") or [])),
-                     esc(json.dumps(a.get("relaxed") or {})), fmt(ex), fmt(real),
+                     esc(json.dumps(a.get("relaxed") or {})), _split(a), esc(a.get("reason") or ""),
+                     fmt(ex), fmt(real),
                      fmt(None if ex is None or real is None else real - ex), esc(b.bands.get(str(a.get("profile")), "")),
                      esc(cid or "")])
     return table(["engine", "profile", "backend", "solver", "status", "fallback", "binding", "relaxed",
-                  "ex-ante vol", "realised vol", "realised - ex-ante", "band", "cell"], rows, raw=True,
-                 text_cols=3, table_id="vol-table")
+                  "Core / Aggressor", "reason", "ex-ante vol", "realised vol", "realised - ex-ante", "band",
+                  "cell"], rows, raw=True, text_cols=3, table_id="vol-table")
 
 
 def _leaves_html(groups: list, engines: dict[str, dict]) -> str:

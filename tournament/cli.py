@@ -1,6 +1,7 @@
 """The ``tournament`` command line. Errors print one readable line (``--debug`` shows the traceback)."""
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -9,6 +10,18 @@ from typing import Optional
 import typer
 
 from contracts.errors import ToolkitError
+
+
+def _numba_cache_dir() -> None:
+    """numba's compiled-function cache goes to the user's cache folder (``$XDG_CACHE_HOME`` or
+    ``~/.cache``, ``wfaudit/numba``), never into the installed package's source folder; an explicit
+    ``NUMBA_CACHE_DIR`` wins. Set before anything imports numba."""
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["NUMBA_CACHE_DIR"] = os.path.join(base, "wfaudit", "numba")
+
+
+_numba_cache_dir()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Walk-forward backtesting and forensic audit toolkit.")
@@ -27,11 +40,13 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 
 def _fail(exc: BaseException) -> None:
+    """One line on stderr (a parser's multi-line hints are folded into it; ``--debug`` shows all)."""
     if _STATE["debug"]:
         traceback.print_exception(exc)
     notes = "; ".join(getattr(exc, "__notes__", []) or [])
     msg = f"error: {exc}" + (f" ({notes})" if notes else "")
-    typer.echo(msg, err=True)
+    msg = " ".join(part.strip() for part in msg.splitlines() if part.strip())
+    typer.echo(msg[:1000] + (" ..." if len(msg) > 1000 else ""), err=True)
     raise typer.Exit(code=2)
 
 
@@ -63,7 +78,7 @@ def run(
     workers: Optional[int] = typer.Option(None, help="Worker processes (process/dask)."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)."),
     seed: Optional[int] = typer.Option(None, help="Base seed."),
-    calendar: Optional[str] = typer.Option(None, help="crypto (365) or exchange (252)."),
+    calendar: Optional[str] = typer.Option(None, help="crypto (365) or exchange (252); default: inferred from the data."),
     benchmark: Optional[str] = typer.Option(None, help="Benchmark symbol for beta."),
     report: Optional[bool] = typer.Option(None, "--report/--no-report",
                                           help="Render the HTML report (default: the config's `report`, true)."),
@@ -155,17 +170,29 @@ def _progress():
 
 @data_app.command("synth")
 def synth(out: Path = typer.Option(..., help="Folder to write (lakehouse/ + snapshots/)."),
-          seed: int = typer.Option(7, help="Seed of the synthetic market.")) -> None:
+          seed: int = typer.Option(7, help="Seed of the synthetic market."),
+          calendar: str = typer.Option("crypto", help="crypto (7-day bars, BTCUSDT benchmark) or exchange "
+                                                      "(weekday bars, INDEX benchmark: an equity-style market)."),
+          no_signal: bool = typer.Option(False, "--no-signal",
+                                         help="Martingale prices and snapshots that never read a price "
+                                              "(a market with nothing to find, to measure the verdicts' size).")
+          ) -> None:
     """Write the synthetic market as a lakehouse folder plus dated snapshots."""
+    from market.exchange import to_exchange_calendar
     from market.loaders import write_lakehouse, write_snapshots
     from market.synthetic import SyntheticConfig, generate
 
     def go():
-        m = generate(SyntheticConfig(seed=seed))
+        if calendar not in ("crypto", "exchange"):
+            raise ToolkitError(f"--calendar {calendar!r}: use crypto or exchange")
+        m = generate(SyntheticConfig(seed=seed, no_signal=no_signal))
+        if calendar == "exchange":
+            m = to_exchange_calendar(m)
         write_lakehouse(m.data, out / "lakehouse")
         write_snapshots(m.snapshots, out / "snapshots")
         typer.echo(f"wrote {m.data.closes.shape[1]} symbols x {m.data.closes.shape[0]} bars to {out / 'lakehouse'}")
-        typer.echo(f"wrote {len(m.snapshots.frames)} snapshots to {out / 'snapshots'} (benchmark {m.benchmark})")
+        typer.echo(f"wrote {len(m.snapshots.frames)} snapshots to {out / 'snapshots'} (benchmark {m.benchmark})"
+                   + (" [no signal]" if no_signal else ""))
     _guard(go)
 
 
@@ -231,6 +258,40 @@ def recompute(run_dir: Path = typer.Argument(..., help="Run folder holding audit
             lv = f"{d['ledger']:.10g}" if d.get("ledger") is not None else ""
             typer.echo(f"  {d['file']:<22} {str(d['cell_id']):<13} {str(d['metric']):<18} {fv:>14} {lv:>14}  "
                        f"{d.get('issue', '')}", err=True)
+        raise typer.Exit(code=1)
+    _guard(go)
+
+
+@audit_app.command("replay")
+def replay(run_dir: Path = typer.Argument(..., help="Run folder to re-execute."),
+           data: Optional[Path] = typer.Option(None, help="The run's data (default: the paths in its config)."),
+           candidates: Optional[Path] = typer.Option(None, help="The run's candidate snapshots."),
+           out: Optional[Path] = typer.Option(None, help="Where the replay's run folder goes "
+                                                         "(default: beside RUN, RUN-replay-<time>/)."),
+           tolerance: float = typer.Option(0.0, help="Absolute tolerance on floats (across library versions)."),
+           executor: Optional[str] = typer.Option(None, help="serial, process or dask (never changes results)."),
+           workers: Optional[int] = typer.Option(None, help="Worker processes.")) -> None:
+    """Re-execute a run from its folder and compare: "replayed: identical" (exit 0) or the first
+    difference by file, cell, date and field (exit 1). Other data is refused (exit 2)."""
+    from tournament.replay import replay_run
+
+    def go():
+        ov = {k: v for k, v in (("executor", executor), ("workers", workers)) if v is not None}
+        rep = replay_run(run_dir, data=str(data) if data else None, candidates=str(candidates) if candidates else None,
+                         out_dir=out, tolerance=tolerance, overrides=ov)
+        for w in rep.warnings:
+            typer.echo(f"warning: {w}")
+        if rep.tolerance:
+            typer.echo(f"tolerance: floats compared to {rep.tolerance:g} (absolute)")
+        typer.echo(f"replay:  {rep.replay_dir}  ({rep.seconds:.1f} s)")
+        if rep.identical:
+            typer.echo("replayed: identical (selections, weights, returns, positions, exposure, cells, matrix, "
+                       "bootstrap.json and every decision record)")
+            return
+        typer.echo(f"replayed: DIFFERENT; first difference: {rep.first.line()}", err=True)
+        typer.echo(f"  {'file':<48} {'differences':>11} {'largest abs diff':>17}", err=True)
+        for f in sorted(set(rep.n_differences) | set(rep.largest)):
+            typer.echo(f"  {f:<48} {rep.n_differences.get(f, 0):>11} {rep.largest.get(f, 0.0):>17.3g}", err=True)
         raise typer.Exit(code=1)
     _guard(go)
 

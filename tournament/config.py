@@ -6,7 +6,7 @@ user's file and CLI overrides (precedence: CLI > file > preset > defaults).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -48,6 +48,46 @@ class Statistics(_Strict):
     n_boot: int = Field(default=1000, ge=50, description="bootstrap replications")
     pbo_blocks: int = Field(default=16, ge=4, description="CSCV blocks S (even)")
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="two-sided test level, CI 1-alpha")
+    dsr_method: str = Field(default="raw", description="headline DSR: raw (trial count, calibrated), "
+                            "clustered (correlation clusters; lenient under one dominant factor)")
+    cluster_threshold: float = Field(default=0.9, gt=0, lt=1, description="average correlation at which "
+                                     "trials merge into one cluster (clustered DSR reading)")
+    pbo_null_reps: int = Field(default=30, ge=0, description="block-bootstrap resamples of the demeaned trials "
+                               "for PBO's null mean and spread (0: off)")
+
+    @field_validator("dsr_method")
+    @classmethod
+    def _dsr_method(cls, v: str) -> str:
+        if v not in ("raw", "clustered"):
+            raise ValueError("dsr_method must be raw or clustered")
+        return v
+
+
+class Bands(_Strict):
+    """Volatility bands of the DRIFT flag (annualised fractions; DESIGN section 4).
+
+    ``mode``: ``absolute`` uses ``absolute`` (default: the product's crypto bands, MinVariance 0.35 ...
+    MaxSharpe 0.90) and ``drift_threshold`` as given; ``scaled`` multiplies both by ``s = pool equal-weight
+    volatility / reference_vol``, the pool's realised volatility over the run's test span relative to the
+    product's equal-weight band (0.60): the same risk ordering on a calmer or wilder market; ``auto``
+    (default) is ``absolute`` on the crypto calendar and ``scaled`` on the exchange calendar.
+    """
+
+    mode: Literal["auto", "absolute", "scaled"] = Field(default="auto")
+    absolute: Optional[dict[Profile, tuple[float, float]]] = Field(
+        default=None, description="profile -> (low, high) annualised volatility; None: the product's bands")
+    drift_threshold: float = Field(default=0.25, gt=0, description="DRIFT when the distance to the band exceeds it")
+    reference_vol: float = Field(default=0.60, gt=0, description="the product's equal-weight band (scale 1)")
+
+    @field_validator("absolute")
+    @classmethod
+    def _ranges(cls, v):
+        if v is None:
+            return v
+        for prof, (lo, hi) in v.items():
+            if not (0 < lo <= hi):
+                raise ValueError(f"band of {prof.value}: need 0 < low <= high, got ({lo}, {hi})")
+        return v
 
 
 class DataSpec(_Strict):
@@ -55,11 +95,15 @@ class DataSpec(_Strict):
 
     data: Optional[str] = Field(default=None, description="lakehouse folder or wide close file")
     candidates: Optional[str] = Field(default=None, description="snapshot folder or one undated export")
-    calendar: str = Field(default="crypto", description="crypto (365) or exchange (252)")
+    calendar: Optional[Literal["crypto", "exchange"]] = Field(
+        default=None, description="crypto (365 bars a year) or exchange (252); None: inferred from the data "
+                                  "(weekday-only bars -> exchange, else crypto) and recorded")
     benchmark: Optional[str] = Field(default="BTCUSDT", description="benchmark symbol for beta")
     synthetic_seed: int = Field(default=7, description="seed of the synthetic market")
     synthetic_bars: int = Field(default=1461, ge=400, description="bars of the synthetic market")
     synthetic_candidates: int = Field(default=110, ge=20, description="candidate records (synthetic)")
+    synthetic_no_signal: bool = Field(default=False, description="synthetic market without signal: martingale "
+                                      "prices and snapshots that never read a price (size checks)")
 
     @model_validator(mode="after")
     def _both(self) -> "DataSpec":
@@ -91,6 +135,7 @@ class TournamentConfig(_Strict):
     workers: int = Field(default=1, ge=1)
     scheduler: Optional[str] = Field(default=None, description="dask scheduler address")
     report: bool = Field(default=True, description="render the report at the end")
+    bands: Bands = Field(default_factory=Bands, description="volatility bands of the DRIFT flag")
     selection: SelectionSettings = Field(
         default_factory=SelectionSettings,
         description="selection settings of v4, its challengers and the baselines (every "
@@ -220,7 +265,9 @@ def load_config(path: str | Path | None = None, preset: str | None = None,
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"config key {loc!r}: {err['msg']}") from None
+        got = err.get("input")
+        shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) or got is None else ""
+        raise ConfigError(f"config key {loc!r}: {err['msg']}{shown}") from None
 
 
 def dump_config(cfg: TournamentConfig) -> str:

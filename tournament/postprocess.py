@@ -21,9 +21,12 @@ from audit.run_audit import audit_run, write_checks
 from contracts.enums import RecordType, SimulatorKind, SpecVersion
 from market.panel import simple_returns
 from simulation import CellPlan, SimulationConfig, WindowPlan, simulate
+from tournament.bands import apply_to_matrix, resolve_bands
+from tournament.baselines import baseline_plans, baseline_rows, selection_artifact, vs_best_trial
 from tournament.config import TournamentConfig
 from tournament.market_io import Market
-from tournament.rundir import write_json, write_parquet
+from tournament.relaxations import add_allocation_counts
+from tournament.rundir import candidates_path, write_json, write_parquet
 from tournament.unit import UnitResult, alloc_key
 
 
@@ -44,6 +47,7 @@ class FinishOutcome:
     integrity_failures: tuple[str, ...]
     no_position_cells: tuple[str, ...]
     no_position_windows: tuple[str, ...]
+    n_cells: int = 0
 
 
 def build_plans(cfg: TournamentConfig, sched: dict, results: dict[str, UnitResult]) -> dict[str, tuple[CellKey, CellPlan]]:
@@ -84,7 +88,14 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                results: dict[str, UnitResult], append, record_file) -> FinishOutcome:
     P = market.calendar.periods_per_year
     closes = market.closes
-    plans = build_plans(cfg, sched, results)
+    trial_plans = build_plans(cfg, sched, results)
+    bl_plans, bl_info = baseline_plans(cfg, market, sched, results)
+    plans = {**trial_plans, **bl_plans}  # every simulated cell; the baselines are never trials
+    base = cfg.settings()[0]
+    for w in sched[base.id]:  # the baselines' decisions, as files like any engine's
+        path = candidates_path(run_dir, base.id, w.index).with_name("baselines.json")
+        write_json(path, selection_artifact(bl_plans, base.id, w.index))
+        record_file(path)
     sim_cfg = SimulationConfig(fees=cfg.costs.fees, slippage=cfg.costs.slippage,
                                liquidation_floor=cfg.liquidation_floor, periods_per_year=P, gap=cfg.gap)
     outs = []
@@ -114,10 +125,11 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     for i, ev in enumerate(events):
         append(RecordType.SIMULATION, SpecVersion.RUN, {"key": f"simevent:{i}", "event": ev})
 
-    base = cfg.settings()[0]
+    bands = resolve_bands(cfg, market, sched[base.id])
     audit = audit_run(run_dir, conventions=sim_conventions(P), liquidation_floor=cfg.liquidation_floor,
                       base_setting_id=base.id, market_returns=simple_returns(closes),
-                      trial_simulator=cfg.trial_simulator.value)
+                      trial_simulator=cfg.trial_simulator.value,
+                      bands=bands["bands"], drift_threshold=bands["drift_threshold"])
     checks, quarantined = audit.checks, audit.quarantined
     write_checks(append, checks)
     summary_checks = summarize_checks(checks)
@@ -127,14 +139,24 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
     from tournament.records import degenerate_windows
-    matrix, stats = performance_matrix(cfg, plans, returns, checks, P, degenerate_windows(results))
-    matrix = _mark_no_position(matrix, audit.no_position_cells)
+    matrix, stats = performance_matrix(cfg, trial_plans, returns, checks, P, degenerate_windows(results))
+    matrix = add_allocation_counts(matrix, trial_plans, results)  # n_relaxed, n_fallback (issue 19)
+    series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
+    matrix["baseline"] = False
+    bl_rows = baseline_rows(cfg, bl_plans, series, P, list(matrix.columns)).assign(baseline=True)
+    for col in ("n_relaxed", "n_fallback"):
+        if col in bl_rows:
+            bl_rows[col] = 0
+    matrix = pd.concat([matrix, bl_rows], ignore_index=True) if len(bl_rows) else matrix
+    matrix = _mark_no_position(apply_to_matrix(matrix, bands), audit.no_position_cells)
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     record_file(run_dir / "performance_matrix.csv")
     stats["checks"] = summary_checks
     stats["quarantine"] = {"windows": quarantined, "metrics_with_and_without": with_without}
     stats["htr_stages"] = _htr_distribution(results)
     stats["no_position"] = {"cells": audit.no_position_cells, "windows": audit.no_position_windows}
+    stats["bands"] = bands
+    stats["baselines"] = {**bl_info, "vs_best_trial": _finite(vs_best_trial(cfg, matrix, series, P))}
     write_json(run_dir / "bootstrap.json", _finite(stats))
     record_file(run_dir / "bootstrap.json")
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})
@@ -143,7 +165,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         from reports import render_report
         report = render_report(run_dir)
     return FinishOutcome(report, _run_metrics(matrix, stats), summary_checks, tuple(audit.integrity_failures),
-                         tuple(audit.no_position_cells), tuple(audit.no_position_windows))
+                         tuple(audit.no_position_cells), tuple(audit.no_position_windows), len(plans))
 
 
 #: matrix figures that mean nothing for a cell that never held a position (blank, not 0)

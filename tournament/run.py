@@ -120,6 +120,9 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
                    resume_overrides: dict | None = None) -> RunOutcome:
     """Run (or resume) a tournament; returns where its outputs are.
 
+    Bad input (data, candidates, calendar, benchmark) fails before the run folder is created; a failure
+    after that leaves the folder with a ``run_failed`` warning as its ledger's last record (``audit
+    verify`` reports the run as failed; ``--resume`` can finish it).
     Resume (``resume`` = a run folder): the ledger is verified first (a torn last line is moved to
     a side file by the writer), a finished run (``run_end`` present) is refused, ``config.yaml``
     must match its digest in the ledger, and a unit file whose digest does not match its ledger
@@ -135,12 +138,12 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         run_dir = Path(resume)
         cfg = _resumable_config(run_dir, resume_overrides or {})
         run_id = run_dir.name
-    else:
+    market = load_market(cfg.market)  # bad input fails here, before a run folder exists
+    if resume is None:
         run_id = new_run_id(cfg)
         run_dir = Path(runs_dir) / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
         (run_dir / "config.yaml").write_text(dump_config(cfg))
-    market = load_market(cfg.market)
     dates = market.closes.index
     writer = LedgerWriter(run_dir / "audit.jsonl", run_id, resume=resume is not None,
                           resume_data={"reason": "tournament run --resume",
@@ -189,11 +192,17 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts,
                                                      "metrics": fin.metrics,
                                                      "seconds": time.perf_counter() - t0,
-                                                     "n_units": len(results), "n_cells": len(cfg.cells())})
+                                                     "n_units": len(results), "n_cells": fin.n_cells})
         head = (writer.next_seq - 1, writer.last_hash)
+    except BaseException as exc:  # the run folder stays, marked failed in its ledger (resumable)
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)) and writer.next_seq > 0:
+            writer.append(RecordType.WARNING, SpecVersion.RUN, {
+                "code": "run_failed", "error": type(exc).__name__, "message": str(exc).splitlines()[0][:500]
+                if str(exc) else type(exc).__name__})
+        raise
     finally:
         writer.close()
-    return RunOutcome(run_dir, run_dir / "audit.jsonl", fin.report, len(cfg.cells()), len(results),
+    return RunOutcome(run_dir, run_dir / "audit.jsonl", fin.report, fin.n_cells, len(results),
                       time.perf_counter() - t0, head[0], head[1], fin.checks, fin.integrity_failures,
                       fin.no_position_cells, fin.no_position_windows)
 

@@ -6,6 +6,9 @@ EqualWeight 0.60, MaxSharpe 0.90, Barbell 0.50. ``distance`` is 0 inside a range
 ``|vol - nearest edge|``; the cell is flagged ``DRIFT`` (status ``warn``: a flag about the strategy's risk, not a broken
 integrity property, so it never makes a run's audit fail) when ``distance > 0.25``.
 Realised volatility is ``std(ddof=1) * sqrt(P)`` of the daily simple returns (``audit.metrics``).
+These are the product's crypto bands; a run may give its own (``band=``, ``drift_threshold=``) or scale
+them (``scale_bands``): on an exchange calendar the tournament scales them by the ratio of the pool's
+equal-weight volatility to the product's equal-weight band 0.60 (``tournament.bands``).
 Per-window realised vols are computed and reported in ``details["per_window"]``, never flagged
 (``None`` for a window with fewer than 2 bars).
 """
@@ -41,20 +44,30 @@ def band_distance(vol: float, band: tuple[float, float]) -> float:
     return float(lo - vol) if vol < lo else float(vol - hi)
 
 
+def scale_bands(scale: float, bands: dict[Profile, tuple[float, float]] | None = None
+                ) -> dict[Profile, tuple[float, float]]:
+    """Every band multiplied by ``scale`` (> 0): the same risk ordering on a calmer or wilder market."""
+    if not (scale > 0 and np.isfinite(scale)):
+        raise DataError(f"band scale must be a positive finite number, got {scale!r}")
+    return {p: (lo * scale, hi * scale) for p, (lo, hi) in (bands or VOL_BANDS).items()}
+
+
 def check_volatility_band(cell_id: str, profile: Profile | str, returns: Any,
                           periods_per_year: float, windows: Any = None, *,
-                          drift_threshold: float = DRIFT_THRESHOLD) -> CheckResult:
+                          drift_threshold: float = DRIFT_THRESHOLD,
+                          band: tuple[float, float] | None = None) -> CheckResult:
     """Band check of one cell's TWR series.
 
     ``returns``: the cell's daily simple returns; ``windows``: optional window number per return
     (same length) for the per-window report. Status ``warn`` with ``details["flag"] == "DRIFT"``
-    when the distance exceeds ``drift_threshold``; ``pass`` otherwise.
+    when the distance exceeds ``drift_threshold``; ``pass`` otherwise. ``band``: the run's band for the
+    profile (default: the product's ``VOL_BANDS``).
     """
     prof = Profile(profile)
     p = _check_p(periods_per_year)
     r = _as_returns(returns)
     vol, flag = _vol(r, p)
-    band = VOL_BANDS[prof]
+    band = tuple(band) if band is not None else VOL_BANDS[prof]
     dist = band_distance(vol, band)
     per_window: dict[str, float | None] = {}
     if windows is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypfopt import EfficientFrontier
 from scipy import stats
 
@@ -99,3 +101,186 @@ def test_barbell_without_long_atoms_uses_min_variance_core(backend: str) -> None
     w = list(alloc.weights.values())
     assert w[0] == pytest.approx(0.1)
     np.testing.assert_allclose(w[1:], 0.9 * np.array(list(ref.values())), atol=1e-4)
+
+
+# -- issue 19: the 90/10 split and the mandatory cluster cap ----------------------------------------
+
+def _issue19_request(make_request) -> AllocationRequest:
+    """The issue's 10-atom example: 4 SHORT atoms (A0..A3, clusters 1..4) and 6 LONG atoms (A4..A9)
+    all in cluster 0. Convictions: A0_SHORT 10, every LONG 5, the other SHORTs 0, so the Aggressor
+    (round(0.2 * 10) = 2 atoms) is A0_SHORT plus the first non-Core LONG by id. The allocated atoms
+    (3 Core LONGs + 2 Aggressors) span clusters {0, 1}: effective cap max(0.25, 1/2) = 0.5, and
+    cluster 0 holds the whole Core and one Aggressor."""
+    base = make_request(n=10, shorts=4, seed=19)
+    atoms = []
+    for i, a in enumerate(base.atoms):
+        short = a.direction is Direction.SHORT
+        conv = (10.0 if i == 0 else 0.0) if short else 5.0
+        atoms.append(a.model_copy(update={"cluster": i + 1 if short else 0,
+                                          "conviction": {"champion": conv, "challenger": 0.0}}))
+    return AllocationRequest(atoms=atoms, atom_returns=base.atom_returns, asset_returns=base.asset_returns,
+                             benchmark_returns=base.benchmark_returns, shrinkage=base.shrinkage)
+
+
+@pytest.mark.parametrize("backend", ["native", "riskfolio"])
+def test_issue19_split_moves_only_as_far_as_the_cap_forces(make_request, backend: str) -> None:
+    req = _issue19_request(make_request)
+    core, aggr, _ = sleeves(req.atoms, req.asset_returns, 365)
+    assert len(core) == 3 and aggr[0] == "A0_mom_SHORT" and aggr[1].endswith("_LONG")
+    alloc = allocate(req, "barbell", backend)
+    w = alloc.weights
+    core_share = sum(w[a] for a in core)
+    assert alloc.diagnostics["effective_cluster_cap"] == pytest.approx(0.5)
+    # cluster 0 holds every Core atom and its cap is 0.5, so the Core can hold at most 0.5 (the
+    # projection before the fix gave 0.5 * 0.9 / 0.95 = 0.474, the Aggressor LONG taking the rest of
+    # cluster 0); the Aggressor then needs 0.5, which only A0_SHORT (cluster 1, cap 0.5) can hold.
+    assert core_share == pytest.approx(0.5, abs=1e-12)
+    assert w[aggr[0]] == pytest.approx(0.5, abs=1e-12) and w[aggr[1]] == pytest.approx(0.0, abs=1e-12)
+    assert alloc.status == "relaxed" and not alloc.fallback_used
+    assert alloc.relaxed["barbell_core_share"] == pytest.approx(0.5, abs=1e-12)
+    assert alloc.diagnostics["core_share"] == pytest.approx(0.5, abs=1e-12)
+    assert alloc.diagnostics["aggressor_share"] == pytest.approx(0.5, abs=1e-12)
+    assert "0.5/0.5" in alloc.reason and "0.9/0.1" in alloc.reason
+    # inside the Core, the HRP proportions are kept: the uncapped barbell's Core weights scaled 0.5/0.9
+    free = allocate(req, "barbell", backend, AllocationConfig(cluster_cap=1.0))
+    np.testing.assert_allclose([w[a] for a in core], [free.weights[a] * 0.5 / 0.9 for a in core],
+                               rtol=1e-12)
+
+
+def _feasible_request(make_request) -> tuple[AllocationRequest, list[str], list[str]]:
+    """16 atoms (6 SHORT, 10 LONG on 10 assets): the Core is 5 LONG atoms, the Aggressor 3 atoms.
+    Clusters: Core atoms c0, c0, c1, c2, c3 (4 clusters: capacity 4 x 0.25 = 1 >= 0.9, so the split is
+    feasible); the first Aggressor shares c0 with two Core atoms, the others get c4, c5; k = 6 ->
+    cap 0.25. The two Core atoms of c0 hold 0.277 of the uncapped portfolio, so c0 overflows: a
+    projection over both sleeves together (the defect) rescales the Core and moves the split."""
+    base = make_request(n=16, shorts=6, seed=7)
+    core, aggr, _ = sleeves(base.atoms, base.asset_returns, 365)
+    cluster = {a: c for a, c in zip(core, [0, 0, 1, 2, 3])}
+    cluster.update({a: c for a, c in zip(aggr, [0, 4, 5])})
+    atoms = [a.model_copy(update={"cluster": cluster.get(a.id, 6 + i)}) for i, a in enumerate(base.atoms)]
+    req = AllocationRequest(atoms=atoms, atom_returns=base.atom_returns, asset_returns=base.asset_returns,
+                            benchmark_returns=base.benchmark_returns, shrinkage=base.shrinkage)
+    return req, core, aggr
+
+
+@pytest.mark.parametrize("backend", ["native", "riskfolio"])
+def test_feasible_split_is_kept_exactly(make_request, backend: str) -> None:
+    req, core, aggr = _feasible_request(make_request)
+    assert len(core) == 5 and len(aggr) == 3
+    free = allocate(req, "barbell", backend, AllocationConfig(cluster_cap=1.0))
+    assert free.weights[core[0]] + free.weights[core[1]] > 0.27  # c0's Core alone exceeds the cap
+    alloc = allocate(req, "barbell", backend)
+    w = alloc.weights
+    # the split is feasible, so it is held to float summation (1e-9 leaves room for 16 terms)
+    assert sum(w[a] for a in core) == pytest.approx(0.9, abs=1e-9)
+    assert sum(w[a] for a in aggr) == pytest.approx(0.1, abs=1e-9)
+    assert alloc.status == "optimal" and alloc.relaxed == {} and alloc.reason is None
+    assert alloc.diagnostics["effective_cluster_cap"] == pytest.approx(0.25)
+    by_cluster: dict[int, float] = {}
+    for a in req.atoms:
+        by_cluster[a.cluster] = by_cluster.get(a.cluster, 0.0) + w[a.id]
+    assert max(by_cluster.values()) <= 0.25 + 1e-12 and by_cluster[0] == pytest.approx(0.25, abs=1e-12)
+    # c0 is full with the Core (the 90% sleeve keeps its HRP shape first): its Aggressor yields its
+    # room, and the Aggressor's 0.1 is shared equally by the other two (c4, c5: no cap binds)
+    assert alloc.diagnostics["split_method"] == "core_first"
+    assert w[aggr[0]] == pytest.approx(0.0, abs=1e-12)
+    assert w[aggr[1]] == pytest.approx(0.05, abs=1e-12) and w[aggr[2]] == pytest.approx(0.05, abs=1e-12)
+    # the capped Core atoms of c0 keep their HRP ratio
+    assert w[core[0]] / w[core[1]] == pytest.approx(free.weights[core[0]] / free.weights[core[1]], rel=1e-12)
+
+
+def _expected_core_share(atoms, core, aggr, cap: float, ub: float, target: float) -> float:
+    """The issue's rule written out: a Core share is feasible iff it lies in
+    [1 - sum_j min(cap, n_aggr_j ub), sum_j min(cap, n_core_j ub)] (clipped to [0, 1]); the realised
+    share is the target clipped to that interval."""
+    cl = {a.id: a.cluster for a in atoms}
+    def capacity(ids):  # noqa: E306
+        counts: dict[int, int] = {}
+        for a in ids:
+            counts[cl[a]] = counts.get(cl[a], 0) + 1
+        return sum(min(cap, n * ub) for n in counts.values())
+    hi = min(1.0, capacity(core))
+    lo = max(0.0, 1.0 - capacity(aggr))
+    return min(max(target, lo), hi)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 12), seed=st.integers(0, 10_000), data=st.data())
+def test_barbell_never_breaks_the_cap_nor_hides_a_moved_split(make_request, n: int, seed: int,
+                                                                data) -> None:
+    shorts = data.draw(st.integers(0, n), label="shorts")
+    clusters = data.draw(st.lists(st.integers(0, 5), min_size=n, max_size=n), label="clusters")
+    atom_cap = data.draw(st.sampled_from([None, 0.2, 0.35]), label="atom_cap")
+    base = make_request(n=n, t=120, seed=seed, shorts=shorts)
+    atoms = [a.model_copy(update={"cluster": c}) for a, c in zip(base.atoms, clusters)]
+    req = AllocationRequest(atoms=atoms, atom_returns=base.atom_returns, asset_returns=base.asset_returns,
+                            benchmark_returns=base.benchmark_returns, shrinkage=base.shrinkage)
+    alloc = allocate(req, "barbell", "native", AllocationConfig(atom_cap=atom_cap))
+    w = alloc.weights
+    assert alloc.status in ("optimal", "relaxed") and not alloc.fallback_used
+    d = alloc.diagnostics
+    cap = d["effective_cluster_cap"]
+    ub = alloc.relaxed.get("atom_cap", atom_cap if atom_cap is not None else 1.0)
+    by_cluster: dict[int, float] = {}
+    for a in atoms:
+        by_cluster[a.cluster] = by_cluster.get(a.cluster, 0.0) + w[a.id]
+    # the caps hold to the split's check tolerance (barbell.SPLIT_TOL: 1e-9, Clarabel's 1e-10 below it)
+    assert max(by_cluster.values()) <= cap + 1e-9
+    assert max(w.values()) <= ub + 1e-9
+    core_share = sum(w[a] for a in d["core"])
+    assert sum(w[a] for a in d["aggressor"]) == pytest.approx(1.0 - core_share, abs=1e-12)
+    if abs(core_share - 0.9) > 1e-6:
+        assert alloc.status == "relaxed"
+        assert alloc.relaxed["barbell_core_share"] == pytest.approx(core_share, abs=1e-9)
+    else:
+        assert "barbell_core_share" not in alloc.relaxed
+    if not any(a.direction is Direction.LONG for a in atoms):
+        return  # min-variance Core: its zero-weight atoms are not allocated (k is not known here)
+    k = len({a.cluster for a in atoms if a.id in set(d["core"]) | set(d["aggressor"])})
+    assert cap == pytest.approx(max(0.25, 1.0 / k))
+    expected = _expected_core_share(atoms, d["core"], d["aggressor"], cap, ub, 0.9) if d["aggressor"] \
+        and d["core"] else (1.0 if d["core"] else 0.0)
+    assert core_share == pytest.approx(expected, abs=1e-9)
+
+
+def test_split_least_squares_when_neither_sleeve_can_go_first() -> None:
+    """Atoms C1 (Core, c0, prior 0.9), C3 (Core, c3, atom cap 0.3), G1 (Aggressor, c0), G2
+    (Aggressor, c2, atom cap 0.25); cluster caps 0.5; Core share 0.7. Feasible (C1 + G1 <= 0.5 with
+    C1 >= 0.4 and G1 >= 0.05), but the Core first fills c0 (C1 = 0.5: G2 alone cannot hold 0.3) and
+    the Aggressor first takes 0.15 of c0 (the Core then holds 0.35 + 0.3 < 0.7): only the joint
+    projection answers. Reference: the same weighted least squares by scipy's SLSQP."""
+    from scipy.optimize import minimize
+
+    from allocation.barbell import split
+    from allocation.constraints import Caps
+    A = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=float)  # c0, c3, c2
+    caps = Caps(A, np.full(3, 0.5), ["c0", "c3", "c2"], np.array([1.0, 0.3, 1.0, 0.25]), ["a"] * 4)
+    prior = np.array([0.9, 0.1, 0.5, 0.5])
+    is_core = np.array([True, True, False, False])
+    sp = split(prior, is_core, caps, 0.7)
+    assert sp.method == "least_squares" and sp.core_share == 0.7
+    x = sp.weights
+    assert x[:2].sum() == pytest.approx(0.7, abs=1e-12) and x[2:].sum() == pytest.approx(0.3, abs=1e-12)
+    assert np.all(A @ x <= 0.5 + 1e-9) and np.all(x <= caps.ub + 1e-9)
+    t = np.array([0.63, 0.07, 0.15, 0.15])
+    ref = minimize(lambda v: np.sum((v - t) ** 2 / t), t, method="SLSQP", bounds=list(zip([0] * 4, caps.ub)),
+                   constraints=[{"type": "eq", "fun": lambda v: v[:2].sum() - 0.7},
+                                {"type": "eq", "fun": lambda v: v[2:].sum() - 0.3},
+                                {"type": "ineq", "fun": lambda v: 0.5 - A @ v}],
+                   options={"ftol": 1e-14, "maxiter": 500})
+    assert ref.success
+    np.testing.assert_allclose(x, ref.x, atol=1e-6)  # SLSQP's accuracy, not Clarabel's (1e-10)
+
+
+def test_split_aggressor_at_capacity_moves_the_split_up_only_as_far_as_forced() -> None:
+    """Core C1 (c0, prior 0.6), C2 (c3, prior 0.4); Aggressor G1 (c1), G2 (c2) with atom caps 0.15;
+    cluster caps 0.5; target Core share 0.5. The Aggressor can hold at most 0.3, so the Core share
+    rises to exactly 0.7 (not further): G1 = G2 = 0.15, the Core's 0.7 split 0.6/0.4 (no cap binds)."""
+    from allocation.barbell import split
+    from allocation.constraints import Caps
+    A = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0]], dtype=float)  # c0 c1 c2 c3
+    caps = Caps(A, np.full(4, 0.5), ["c0", "c1", "c2", "c3"], np.array([1.0, 1.0, 0.15, 0.15]), ["a"] * 4)
+    sp = split(np.array([0.6, 0.4, 0.5, 0.5]), np.array([True, True, False, False]), caps, 0.5)
+    assert sp.method == "aggressor_at_capacity"
+    assert sp.core_share == pytest.approx(0.7, abs=1e-15) and sp.core_min == pytest.approx(0.7, abs=1e-15)
+    np.testing.assert_allclose(sp.weights, [0.42, 0.28, 0.15, 0.15], atol=1e-15)

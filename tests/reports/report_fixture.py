@@ -158,11 +158,16 @@ def build_run(root: str | Path, *, n_windows: int = 3, seed: int = 0, point_in_t
                         raw = rng.uniform(0.1, 1.0, size=len(sel["winners"]))
                         wts = {a["id"]: float(x) for a, x in zip(sel["winners"], raw / raw.sum())}
                         fb = (e == "v3.4" and prof == "min_variance" and k == 1 and b == "native")
+                        # issue 19: v4's HRP relaxed its atom cap in window 1 (every setting)
+                        rl = (e == "v4" and prof == "hrp" and k == 1 and b == "native")
                         data = {"key": f"allocation:{unit}:{e}|{prof}|{b}", "unit": unit, "engine": e,
                                 "profile": prof, "backend": b, "weights": wts, "solver": "clarabel",
-                                "status": "fallback" if fb else "optimal", "fallback_used": fb,
-                                "reason": "infeasible: equal weight" if fb else None, "binding": ["cluster_cap:0"],
-                                "relaxed": {}, "diagnostics": {"ex_ante_vol_annual": float(rng.uniform(0.2, 0.6))}}
+                                "status": "fallback" if fb else ("relaxed" if rl else "optimal"),
+                                "fallback_used": fb,
+                                "reason": "infeasible: equal weight" if fb else (
+                                    "relaxed to stay feasible: atom_cap=0.3" if rl else None),
+                                "binding": ["cluster_cap:0"], "relaxed": {"atom_cap": 0.3} if rl else {},
+                                "diagnostics": {"ex_ante_vol_annual": float(rng.uniform(0.2, 0.6))}}
                         w.append(RecordType.ALLOCATION, SpecVersion.V4, data)
                         fx.allocations[(unit, e, prof, b)] = data
                         for cell in cells:
@@ -199,7 +204,8 @@ def build_run(root: str | Path, *, n_windows: int = 3, seed: int = 0, point_in_t
     _checks(w, cells, base, liq_cell, liq_date)
     w.close()
     fx.cells = pd.read_parquet(run_dir / "cells.parquet")
-    fx.matrix = _matrix(run_dir, cells, ret, base, rng)
+    fx.matrix = _with_status_counts(run_dir, _matrix(run_dir, cells, ret, base, rng), cells, sched,
+                                    fx.allocations)
     fx.boot = _bootstrap(run_dir, fx.matrix, rng)
     return fx
 
@@ -262,6 +268,21 @@ def _matrix(run_dir, cells, ret, base, rng) -> pd.DataFrame:
                      "drift": False, "n_windows": 3, "degenerate": False})
     m = pd.DataFrame(rows)
     m.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
+    return pd.read_csv(run_dir / "performance_matrix.csv")
+
+
+def _with_status_counts(run_dir, matrix, cells, sched, allocations) -> pd.DataFrame:
+    """The matrix with ``n_relaxed``/``n_fallback`` (tournament.relaxations) counted from the
+    allocation records written above."""
+    counts = {}
+    for c in cells:
+        recs = [allocations[(f"{c.setting.id}/{k}", c.engine, c.profile.value, c.backend.value)]
+                for k, _ in sched[c.setting.id]]
+        counts[c.id] = (sum(r["status"] == "relaxed" for r in recs), sum(bool(r["fallback_used"]) for r in recs))
+    matrix = matrix.copy()
+    matrix["n_relaxed"] = matrix["cell_id"].map(lambda cid: counts[cid][0])
+    matrix["n_fallback"] = matrix["cell_id"].map(lambda cid: counts[cid][1])
+    matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     return pd.read_csv(run_dir / "performance_matrix.csv")
 
 

@@ -60,15 +60,23 @@ def test_index_key_elements_present_and_non_empty(fixture_run):
 
 def test_matrix_table_equals_csv(fixture_run):
     fx, index = fixture_run
-    rows = read(index).tables["matrix-table"]
-    ids = column(rows, "cell id")
-    assert sorted(ids) == sorted(fx.matrix["cell_id"])
+    doc = read(index)
+    trial_ids = column(doc.tables["matrix-table"], "cell id")
+    assert sorted(trial_ids) == sorted(fx.matrix.loc[fx.matrix["trial"].astype(bool), "cell_id"])
+    sh_shown = [float(x) for x in column(doc.tables["matrix-table"], "sharpe")]
+    assert sh_shown == sorted(sh_shown, reverse=True)  # trial cells first, best Sharpe first
     m = fx.matrix.set_index("cell_id")
-    for cid, sh, lo, hi, vol in zip(ids, column(rows, "sharpe"), column(rows, "sharpe ci low"),
-                                    column(rows, "sharpe ci high"), column(rows, "annual volatility %")):
-        assert close4(sh, m.at[cid, "sharpe"])
-        assert close4(lo, m.at[cid, "sharpe_ci_low"]) and close4(hi, m.at[cid, "sharpe_ci_high"])
-        assert vol == f"{100 * m.at[cid, 'annual_volatility']:.2f}%"
+    n = 0
+    for tid in ("matrix-table", "matrix-verification-table"):
+        rows = doc.tables[tid]
+        ids = column(rows, "cell id")
+        n += len(ids)
+        for cid, sh, lo, hi, vol in zip(ids, column(rows, "sharpe"), column(rows, "sharpe ci low"),
+                                        column(rows, "sharpe ci high"), column(rows, "annual volatility %")):
+            assert close4(sh, m.at[cid, "sharpe"])
+            assert close4(lo, m.at[cid, "sharpe_ci_low"]) and close4(hi, m.at[cid, "sharpe_ci_high"])
+            assert vol == f"{100 * m.at[cid, 'annual_volatility']:.2f}%"
+    assert n == len(fx.matrix)  # every cell is shown once, trials or verification
 
 
 def test_statistics_tables_equal_bootstrap(fixture_run):
@@ -140,6 +148,14 @@ def test_window_page_elements_and_numbers(fixture_run):
     assert funnel["clusters"] == str(f["n_clusters"])
     vetoes = dict((r[0], int(r[1])) for r in doc.tables["vetoes-v4"][1:])
     assert vetoes == {"liquidity_floor": 2, "sentiment": 2, "adx_floor": 2}
+    # the names behind the counts: every vetoed candidate with its reasons, sorted by reason
+    rej = fx.candidates[unit]["engines"]["v4"]["rejected"]
+    vt = doc.tables["vetoed-v4"]
+    assert vt[0] == ["reasons", "symbol", "candidate", "last stage"]
+    assert sorted(r[2] for r in vt[1:]) == sorted(x["id"] for x in rej)
+    assert [r[0] for r in vt[1:]] == sorted(", ".join(x["reasons"]) for x in rej)
+    by_id = {x["id"]: x for x in rej}
+    assert all(r[1] == by_id[r[2]]["symbol"] for r in vt[1:])
     # realised vol of the window: independent numpy recomputation (std ddof=1 * sqrt(365))
     vt = doc.tables["vol-table"]
     head = vt[0]
@@ -280,3 +296,53 @@ def test_candidates_written_by_selection_output_render(fixture_run, tmp_path):
     hard = {r[0]: r for r in doc.tables["hardening-table"][1:]}
     assert hard["v4"][1:3] == ["yes", "0.2"]
     assert (tmp_path / "report" / "windows" / "s5_t30_l20" / "1_dendrogram.png").is_file()
+
+
+def test_relaxations_section_counts_what_the_run_recorded(fixture_run):
+    """Issue 19: the tournament page lists how often each profile was not itself. The fixture's
+    ledger has v4 HRP (native) relaxed (atom cap 0.3) and v3.4 min-variance (native) on a fallback,
+    each in window 1 of every setting."""
+    fx, index = fixture_run
+    doc = read(index)
+    m = fx.matrix
+    with_w1 = [s for s in fx.settings if f"{s.id}/1" in fx.candidates]  # settings that have window 1
+    n_set = len(with_w1)
+    assert n_set >= 1
+    one = m[m["simulator"] == "vectorbt"]  # both simulators share allocations: counted once
+    got = {(r[0], r[1]): r[2:] for r in doc.tables["relaxations-table"][1:]}
+    assert set(got) == set(one.groupby(["profile", "backend"]).groups)
+    for (p, b), g in one.groupby(["profile", "backend"]):
+        nw, nr, nf = int(g["n_windows"].sum()), int(g["n_relaxed"].sum()), int(g["n_fallback"].sum())
+        assert got[(p, b)] == [str(nw), str(nr), str(nf), f"{100 * (nr + nf) / nw:.2f}%"]
+    assert got[("hrp", "native")][1] == str(n_set) and got[("min_variance", "native")][2] == str(n_set)
+    assert got[("hrp", "riskfolio")][1:3] == ["0", "0"]
+    what = {tuple(r[:3]): r[3:] for r in doc.tables["relaxed-what-table"][1:]}
+    assert what == {("hrp", "native", "atom_cap"): [str(n_set), "0.3", "0.3"],
+                    ("min_variance", "native", "fallback (other)"): [str(n_set), "", ""]}
+    cells = column(doc.tables["relaxed-cells-table"], "cell id")
+    steps = {s.step_size for s in with_w1}
+    expected = fx.cells[fx.cells["step_size"].isin(steps) & fx.cells["backend"].eq("native")
+                        & ((fx.cells["engine"].eq("v4") & fx.cells["profile"].eq("hrp"))
+                           | (fx.cells["engine"].eq("v3.4") & fx.cells["profile"].eq("min_variance")))]
+    assert sorted(cells) == sorted(expected["cell_id"]) and len(cells) >= 2
+    mi = m.set_index("cell_id")
+    assert all(mi.at[c, "n_relaxed"] + mi.at[c, "n_fallback"] == 1 for c in cells)
+
+
+def test_window_page_shows_reason_of_a_relaxed_allocation(fixture_run):
+    fx, _ = fixture_run
+    unit = next(u for u in fx.candidates if u.endswith("/1"))
+    doc = read(fx.run_dir / "report" / "windows" / f"{unit}.html")
+    vt = doc.tables["vol-table"]
+    head = vt[0]
+    row = next(r for r in vt[1:] if r[:3] == ["v4", "hrp", "native"])
+    assert row[head.index("status")].endswith("relaxed")
+    assert row[head.index("reason")] == "relaxed to stay feasible: atom_cap=0.3"
+
+
+def test_window_page_split_column_shows_a_moved_barbell_split():
+    from reports.window_page import _split
+    moved = {"diagnostics": {"core_share": 0.5, "aggressor_share": 0.5, "core_share_target": 0.9}}
+    held = {"diagnostics": {"core_share": 0.9 - 1e-15, "aggressor_share": 0.1, "core_share_target": 0.9}}
+    assert _split(moved) == "0.5 / 0.5 (target 0.9 / 0.1)"
+    assert _split(held) == "0.9 / 0.1" and _split({"diagnostics": {}}) == ""

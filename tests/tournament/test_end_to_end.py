@@ -39,6 +39,22 @@ def test_matrix_metrics_equal_plain_numpy(small_run):
         assert mat.at[cid, "cagr"] == pytest.approx(cagr, rel=1e-9, abs=1e-12)
 
 
+def test_matrix_relaxation_counts_equal_the_ledger(small_run):
+    """n_relaxed / n_fallback per cell (issue 19) recounted from the ledger's allocation records."""
+    d = small_run.run_dir
+    mat = pd.read_csv(d / "performance_matrix.csv")
+    recs = [json.loads(x) for x in (d / "audit.jsonl").read_text().splitlines()]
+    allocs = [r["data"] for r in recs if r["type"] == "allocation"]
+    assert (mat.loc[mat["baseline"], ["n_relaxed", "n_fallback"]] == 0).all().all()  # no allocation: 0
+    for r in mat[~mat["baseline"]].to_dict("records"):
+        sid = f"s{r['step_size']}_t{r['train_window']}_l{r['feature_lookback']}"  # SettingKey.id
+        mine = [a for a in allocs if a["engine"] == r["engine"] and a["profile"] == r["profile"]
+                and a["backend"] == r["backend"] and a["unit"].startswith(f"{sid}/")]
+        assert len(mine) == r["n_windows"]
+        assert r["n_fallback"] == sum(bool(a["fallback_used"]) for a in mine)
+        assert r["n_relaxed"] == sum(a["status"] == "relaxed" and not a["fallback_used"] for a in mine)
+
+
 def test_verification_axes_agree(small_run):
     b = json.loads((small_run.run_dir / "bootstrap.json").read_text())
     by = b["checks"]["by_name"]

@@ -176,12 +176,39 @@ def test_an_entirely_vetoed_pool_is_reported_as_no_position(tmp_path):
                           "--candidates", str(tmp_path / "m" / "snapshots"), "--runs-dir", str(tmp_path / "runs")],
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
-    assert "no position: 4 cell(s) never held a position" in out.stdout, out.stdout
+    # 4 trial cells and the pool buy-and-hold on both simulators (its eligible pool is empty too);
+    # the benchmark's buy-and-hold holds a position
+    assert "no position: 6 cell(s) never held a position" in out.stdout, out.stdout
     assert "window(s) with no winner" in out.stdout and "checks:" in out.stdout
     run_dir = next((tmp_path / "runs").iterdir())
     # `report: false` in the YAML holds: --report/--no-report overrides the file only when given
     assert not (run_dir / "report").exists() and "report:" not in out.stdout
     mat = pd.read_csv(run_dir / "performance_matrix.csv")
-    assert mat["no_position"].all() and mat["sharpe"].isna().all()
+    eng = mat[~mat["baseline"]]
+    assert eng["no_position"].all() and eng["sharpe"].isna().all()
+    bh = mat.set_index("engine").loc["bh:benchmark"]
+    assert not bh["no_position"].any() and bh["sharpe"].notna().all()
     b = json.loads((run_dir / "bootstrap.json").read_text())
     assert b["checks"]["by_status"]["fail"] == 0, b["checks"]["failures"]
+
+
+def test_cli_exits_3_and_names_the_check_when_integrity_fails(monkeypatch, tmp_path):
+    """The console tells the outcome: the check summary, and exit code 3 on an integrity failure."""
+    from typer.testing import CliRunner
+
+    import tournament.run as run_mod
+    from tournament.cli import EXIT_INTEGRITY, app
+    from tournament.run import RunOutcome
+
+    checks = {"by_status": {"pass": 10, "warn": 1, "fail": 2},
+              "by_name": {"metric_mismatch": {"pass": 3, "warn": 0, "fail": 2},
+                          "volatility_band": {"pass": 7, "warn": 1, "fail": 0}}}
+    out = RunOutcome(tmp_path, tmp_path / "audit.jsonl", None, 4, 2, 1.0, 99, "ab" * 32, checks,
+                     ("metric_mismatch",), ("c0123456789",), ("s20_t150_l60/0:v4",))
+    monkeypatch.setattr(run_mod, "run_tournament", lambda *a, **k: out)
+    res = CliRunner().invoke(app, ["run", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == EXIT_INTEGRITY == 3
+    assert "checks:  10 passed, 1 warnings, 2 failed" in res.output
+    assert "metric_mismatch" in res.output and "INTEGRITY FAILED: metric_mismatch" in res.output
+    assert "head:    99 " + "ab" * 32 in res.output
+    assert "no position: 1 cell(s) never held a position" in res.output and "c0123456789" in res.output
