@@ -232,7 +232,9 @@ def _compare_frame(col: _Collector, name: str, a: pd.DataFrame, b: pd.DataFrame)
                 col.largest[name] = max(col.largest.get(name, 0.0), float(diff.max()))
             bad = np.flatnonzero(diff > col.tol)
         else:
-            bad = np.flatnonzero(pd.Series(x).astype(str).to_numpy() != pd.Series(y).astype(str).to_numpy())
+            na = pd.isna(pd.Series(x)).to_numpy() & pd.isna(pd.Series(y)).to_numpy()
+            neq = pd.Series(x).astype(str).to_numpy() != pd.Series(y).astype(str).to_numpy()
+            bad = np.flatnonzero(neq & ~na)
         if bad.size:
             col.n[name] = col.n.get(name, 0) + int(bad.size)
             if col.first is None:
