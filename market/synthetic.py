@@ -19,7 +19,10 @@ Returns follow a factor model on a 365-day (crypto) calendar::
   (log-uniform $8M - $3B a day, so liquidity sits on both sides of the $20M / $50M floors);
 - a benchmark asset (``BTCUSDT``, beta 1, low idiosyncratic risk);
 - monthly scanner snapshots (first day of each month) of the listed candidates with fields derived from
-  the bars up to that date (``market.ratings``), so fields are consistent with the bars.
+  the bars up to that date (``market.ratings``), so fields are consistent with the bars. A scanner
+  sees only the past: each record's direction and logic are decided at each snapshot date from the
+  bars up to it, with noise (``scanner_snapshots``); the hidden drift ``mu_i`` and the hidden
+  trend/mean-reversion kind never reach a snapshot (issue 15; they used to set the direction).
 
 ``no_signal=True`` gives a market with nothing to find, to measure the verdicts' size: every price is a
 martingale (zero expected *simple* return each day, not zero log drift, which would hand every long
@@ -73,6 +76,7 @@ class SyntheticMarket:
     events: dict = field(default_factory=dict)
     regimes: pd.Series | None = None
     derived: dict | None = None  # market.ratings.derive_panel of the bars (the snapshots' source)
+    scanner_slots: tuple = ()  # the record slots (venue metadata only) scanner_snapshots decides on
 
 
 def _names(n: int, rng: np.random.Generator) -> list[str]:
@@ -229,21 +233,25 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
         ev["symbols"] = [a[0] for a in assets if names[a[1]] == ev["identity"]]
 
     # ---- candidate records -----------------------------------------------------------------------
-    recs = _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust)
-    if cfg.no_signal:
+    if cfg.no_signal:  # static records with coin-flip directions (no price behind them)
+        recs = _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust)
+        slots: list[dict] = []
         derived = None
         snapshots = _noise_snapshots(data, recs, dates, traded, assets, rng)
         events["no_signal"] = True
-    else:
+    else:  # a scanner that reads the bars up to each snapshot date only (issue 15)
+        slots = _candidate_slots(cfg, rng, assets, sector)
         derived = derive_panel(data.closes, data.fields)
-        snapshots = _snapshots(data, recs, dates, derived)
+        snapshots = scanner_snapshots(data, slots, cfg.seed, derived)
     events["benchmark"] = BENCHMARK
     return SyntheticMarket(data=data, snapshots=snapshots, benchmark=BENCHMARK, events=events,
-                           regimes=pd.Series(reg, index=dates, name="regime"), derived=derived)
+                           regimes=pd.Series(reg, index=dates, name="regime"), derived=derived,
+                           scanner_slots=tuple(slots))
 
 
 def _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust) -> list[dict]:
-    """Static candidate records: (symbol, logic, direction) plus metadata."""
+    """Static candidate records of the no-signal market: (symbol, logic, direction) plus metadata
+    (directions are coin flips there: ``mu`` is 0 and no event is planted)."""
     logic_for = {"trend": ["trend", "mom"], "revert": ["rev"], "plain": ["rating", "mom"]}
     recs = []
     for sym, i, typ in assets:
@@ -272,27 +280,9 @@ def _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust)
     return out
 
 
-def _snapshots(data: MarketData, recs: list[dict], dates: pd.DatetimeIndex, derived: dict) -> SnapshotStore:
-    month_starts = dates[(dates.day == 1)]
-    frames = {}
-    closes = data.closes
-    base = pd.DataFrame(recs)
-    fields = ("Value.Traded", "Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX")
-    for d in month_starts[2:]:
-        row = closes.loc[d]
-        listed = row.index[row.notna() & (row > 0)]
-        df = base[base["symbol"].isin(listed)].reset_index(drop=True)
-        for f in fields:
-            df[f] = df["symbol"].map(derived[f].loc[d]).astype(float)
-        df = df[list(CANDIDATE_COLUMNS[:-1])]
-        df["snapshot_date"] = d
-        frames[d] = df
-    return SnapshotStore(frames=frames, point_in_time=True, source="synthetic")
-
-
 def _noise_snapshots(data: MarketData, recs: list[dict], dates: pd.DatetimeIndex, traded: np.ndarray,
                      assets: list, rng: np.random.Generator) -> SnapshotStore:
-    """Snapshots of the no-signal market: the same dates and membership rule as :func:`_snapshots`
+    """Snapshots of the no-signal market: the same dates and membership rule as :func:`scanner_snapshots`
     (listed = has a positive close that day), fields drawn at random in the ranges the derived fields
     take on the default market, independent of every price. ``Value.Traded`` comes from the asset's
     static traded value (not from price x volume)."""
@@ -316,3 +306,121 @@ def _noise_snapshots(data: MarketData, recs: list[dict], dates: pd.DatetimeIndex
         df["snapshot_date"] = d
         frames[d] = df
     return SnapshotStore(frames=frames, point_in_time=True, source="synthetic(no_signal)")
+
+
+#: scanner rules: trailing bars read at a snapshot date, and the noise of each decision
+SCANNER_MOMENTUM_BARS = 60
+SCANNER_STAT_BARS = 120
+SCANNER_DIRECTION_NOISE = 0.35
+SCANNER_LOGIC_NOISE = 0.08
+SCANNER_AC_BAND = 0.10
+MAX_SLOTS_PER_SYMBOL = 4
+
+
+def _candidate_slots(cfg, rng, assets, sector) -> list[dict]:
+    """Static record slots: one per venue, then extra slots on random venues (at most
+    ``MAX_SLOTS_PER_SYMBOL`` per venue) up to ``n_candidates``. A slot fixes the venue and its
+    metadata (exchange, asset type, sector; two slots lose their sector: the scanner's gaps exist);
+    its logic and direction are decided at each snapshot date from past bars (``scanner_snapshots``)."""
+    slots = [dict(symbol=sym, i=i, typ=typ, slot=0) for sym, i, typ in assets]
+    count = {sym: 1 for sym, _, _ in assets}
+    room = len(assets) * (MAX_SLOTS_PER_SYMBOL - 1)
+    while len(slots) < cfg.n_candidates and room > 0:
+        sym, i, typ = assets[int(rng.integers(len(assets)))]
+        if count[sym] >= MAX_SLOTS_PER_SYMBOL:
+            continue
+        slots.append(dict(symbol=sym, i=i, typ=typ, slot=count[sym]))
+        count[sym] += 1
+        room -= 1
+    out = []
+    for r in slots:
+        out.append({"symbol": r["symbol"], "exchange": "BINANCE" if r["typ"] == "perp" else "COINBASE",
+                    "asset_type": r["typ"], "sector": SECTORS[sector[r["i"]]], "slot": r["slot"]})
+    for r in out[5:7]:  # two records with missing metadata (the scanner's gaps exist)
+        r["sector"] = None
+    return out
+
+
+def _past_statistics(past: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per symbol, from closes up to a snapshot date: the trailing ``SCANNER_MOMENTUM_BARS``-bar
+    compounded return (NaN without that history) and the lag-1 autocorrelation of the last
+    ``SCANNER_STAT_BARS`` simple returns (0 with fewer than 30 of them)."""
+    c = past.iloc[-(SCANNER_STAT_BARS + 1):]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (c / c.shift(1) - 1.0).iloc[1:]
+        mom = past.iloc[-1] / past.iloc[-1 - SCANNER_MOMENTUM_BARS] - 1.0 \
+            if len(past) > SCANNER_MOMENTUM_BARS else past.iloc[-1] * np.nan
+    a, b = r.iloc[1:].to_numpy(), r.iloc[:-1].to_numpy()
+    ok = np.isfinite(a) & np.isfinite(b)
+    n = ok.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        am = np.where(ok, a, 0.0).sum(axis=0) / n
+        bm = np.where(ok, b, 0.0).sum(axis=0) / n
+        da, db = np.where(ok, a - am, 0.0), np.where(ok, b - bm, 0.0)
+        ac = (da * db).sum(axis=0) / np.sqrt((da * da).sum(axis=0) * (db * db).sum(axis=0))
+    ac = np.where((n >= 30) & np.isfinite(ac), ac, 0.0)
+    return mom.replace([np.inf, -np.inf], np.nan), pd.Series(ac, index=past.columns)
+
+
+def scanner_snapshots(data: MarketData, slots: list[dict], seed: int, derived: dict | None = None
+                      ) -> SnapshotStore:
+    """Monthly snapshots (first day of each month, from the third) built only from bars up to each
+    date: the scanner's fields (``market.ratings``), and per record slot:
+
+    - direction: slot 0 reads the sign of the trailing 60-bar return, other slots the sign of
+      ``Recommend.All``, each plus Gaussian noise (sd 0.35 on ``tanh(ret / 0.2)``, resp. on the
+      rating in [-1, 1]); a missing signal counts as 0 (the noise decides);
+    - logic: from the lag-1 autocorrelation ``ac`` of the last 120 returns plus noise (sd 0.08):
+      above +0.10 ``trend`` or ``mom``, below -0.10 ``rev``, else ``rating`` or ``mom``; an extra
+      slot takes another logic (a seeded permutation of the other three);
+    - a record repeating a (symbol, logic, direction) of the same snapshot is dropped.
+
+    The noise is drawn from a generator seeded by ``(seed, date)``, never from the bars, so a
+    snapshot depends on the bars up to its date only (a test perturbs every later bar). A venue
+    is listed when its close at the date is positive.
+    """
+    closes = data.closes
+    dates = closes.index
+    derived = derived if derived is not None else derive_panel(closes, data.fields)
+    base = pd.DataFrame(slots)
+    fields = ("Value.Traded", "Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX")
+    logics = ("rating", "trend", "mom", "rev")
+    frames = {}
+    for d in dates[(dates.day == 1)][2:]:
+        past = closes.loc[:d]
+        row = past.iloc[-1]
+        listed = row.index[row.notna() & (row > 0)]
+        df = base[base["symbol"].isin(listed)].reset_index(drop=True)
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 15, int(d.value // 10**9)]))
+        mom, ac = _past_statistics(past)
+        n = len(df)
+        u_dir, u_logic, u_pick = rng.normal(0.0, 1.0, n), rng.normal(0.0, 1.0, n), rng.random(n)
+        perms = [rng.permutation(3) for _ in range(n)]
+        rating = df["symbol"].map(derived["Recommend.All"].loc[d]).to_numpy(dtype=np.float64)
+        m = np.tanh(df["symbol"].map(mom).to_numpy(dtype=np.float64) / 0.2)
+        signal = np.where(df["slot"].to_numpy() == 0, m, rating)
+        signal = np.where(np.isfinite(signal), signal, 0.0) + SCANNER_DIRECTION_NOISE * u_dir
+        stat = df["symbol"].map(ac).to_numpy(dtype=np.float64) + SCANNER_LOGIC_NOISE * u_logic
+        logic = []
+        for k in range(n):
+            if stat[k] > SCANNER_AC_BAND:
+                first = "trend" if u_pick[k] < 0.5 else "mom"
+            elif stat[k] < -SCANNER_AC_BAND:
+                first = "rev"
+            else:
+                first = "rating" if u_pick[k] < 0.5 else "mom"
+            slot = int(df.at[k, "slot"])
+            if slot == 0:
+                logic.append(first)
+            else:
+                others = [x for x in logics if x != first]
+                logic.append(others[int(perms[k][(slot - 1) % 3])])
+        df["logic"] = logic
+        df["direction"] = np.where(signal < 0, "SHORT", "LONG")
+        df = df.drop_duplicates(["symbol", "logic", "direction"]).reset_index(drop=True)
+        for f in fields:
+            df[f] = df["symbol"].map(derived[f].loc[d]).astype(float)
+        df = df[list(CANDIDATE_COLUMNS[:-1])]
+        df["snapshot_date"] = d
+        frames[d] = df
+    return SnapshotStore(frames=frames, point_in_time=True, source="synthetic")

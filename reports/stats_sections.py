@@ -69,6 +69,10 @@ def verdicts_section(rd: RunData) -> str:
     pt = rd.boot.get("paired_tests") or {}
     body = []
     ver = pt.get("verdicts") or {}
+    exc = rd.boot.get("excluded_trials")
+    if exc:  # issue 15: degenerate selections are stated, never silently compared
+        body.append(f"<p class='warning'>{exc.get('n')} cell(s) excluded from the trials and these "
+                    f"verdicts: {esc(exc.get('reason', ''))}.</p>")
     body.append(table(["comparison", "pairs", "a better (Holm-significant)", "b better (Holm-significant)",
                        "mean Sharpe difference a-b", "smallest detectable difference"],
                       [[k, v.get("n"), v.get("a_better_significant"), v.get("b_better_significant"),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contracts.cell import CellKey, SettingKey
 from contracts.enums import Backend, ExecutorKind, Profile, SimulatorKind
 from contracts.errors import ConfigError
+from selection.config import SelectionSettings
 
 BASE_ENGINES = ("v4", "v3.4", "raw", "random")
 
@@ -135,6 +136,19 @@ class TournamentConfig(_Strict):
     scheduler: Optional[str] = Field(default=None, description="dask scheduler address")
     report: bool = Field(default=True, description="render the report at the end")
     bands: Bands = Field(default_factory=Bands, description="volatility bands of the DRIFT flag")
+    selection: SelectionSettings = Field(
+        default_factory=SelectionSettings,
+        description="selection settings of v4, its challengers and the baselines (every "
+                    "selection.config.SelectionConfig field but feature_lookback); v3.4 keeps its own")
+
+    @model_validator(mode="after")
+    def _challengers(self) -> "TournamentConfig":
+        known = set(self.selection.challengers)
+        for e in self.engines:
+            if e.startswith("v4:") and e[3:] not in known:
+                raise ValueError(f"engine {e!r} needs {e[3:]!r} in selection.challengers "
+                                 f"(configured: {sorted(known)})")
+        return self
 
     @field_validator("engines")
     @classmethod
@@ -197,7 +211,8 @@ class TournamentConfig(_Strict):
 
 PRESETS: dict[str, dict[str, Any]] = {
     # a minute or two on 2 cores: base setting only, the last 24 windows of the synthetic market
-    # (480 test days: the v4 engine stops at each HTR stage 1-4 there, with and without hardening)
+    # (480 test days: v4 stops at HTR stages 1 and 4 there, v3.4 at each of 1-4; v4 hardens 21 of 24
+    # windows; measured after issue 15 made the synthetic scanner past-only)
     "quick": {
         "max_windows": 24,
         "executor": "process",

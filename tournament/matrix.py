@@ -22,6 +22,10 @@
   the Model Confidence Set over the base-setting trials (method ``max``, volatility-normalised loss).
 - Zero-variance trials (e.g. liquidated at once): Sharpe 0 and a ``degenerate`` flag (audit.statistics
   rule), kept in the trial count.
+- Degenerate selections (issue 15; e.g. an unfitted challenger recruiting by candidate id): a cell
+  with such a window carries ``selection_degenerate_windows`` > 0 in the matrix, is not a trial
+  (``trial`` False), and is left out of DSR, PBO, the paired verdicts, SPA and the MCS; the stats'
+  ``excluded_trials`` lists those cells and says why.
 """
 from __future__ import annotations
 
@@ -48,12 +52,18 @@ def _band_text(profile) -> str:
 
 
 def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame, checks: list,
-                       P: int) -> tuple[pd.DataFrame, dict]:
+                       P: int, degenerate: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """``degenerate``: (setting id, engine) -> windows whose selection is degenerate
+    (``tournament.records.degenerate_windows``); those engines' cells are excluded from the trials."""
+    bad = {k: list(v) for k, v in (degenerate or {}).items() if v}
+    n_bad = {cid: len(bad.get((c.setting.id, c.engine), [])) for cid, (c, _) in plans.items()}
     series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
     liquidated = {cid: bool(g["liquidated"].any()) for cid, g in returns.groupby("cell_id")}
     drift = {c.cell_id: c.details.get("flag") == "DRIFT" for c in checks if c.name == "volatility_band"}
-    trials = [cid for cid, (c, _) in plans.items() if cfg.is_trial(c)]
+    excluded = sorted(cid for cid, (c, _) in plans.items() if cfg.is_trial(c) and n_bad[cid])
+    trials = [cid for cid, (c, _) in plans.items() if cfg.is_trial(c) and not n_bad[cid]]
     common = _common_frame(series, trials)
+    keep_trials = set(trials)
     n_eff = effective_trials(common.to_numpy()).n_effective if common.shape[1] >= 2 else np.nan
     rows = []
     for cid, (cell, plan) in plans.items():
@@ -66,7 +76,7 @@ def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame
                                cluster_threshold=cfg.statistics.cluster_threshold)
                if cid in trials and common.shape[1] > 1 else None)
         band = VOL_BANDS[cell.profile]
-        rows.append({"cell_id": cid, **cell.dims(), "trial": cid in trials,
+        rows.append({"cell_id": cid, **cell.dims(), "trial": cid in keep_trials,
                      "sharpe": ci.sharpe, "sharpe_ci_low": ci.ci_low, "sharpe_ci_high": ci.ci_high,
                      "cagr": m["cagr"], "max_drawdown": m["max_drawdown"], "annual_volatility": m["annual_volatility"],
                      "vol_band": _band_text(cell.profile),
@@ -79,9 +89,17 @@ def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame
                      "n_trials_clustered": dsr.n_trials_clustered if dsr else np.nan,
                      "n_trials_effective": n_eff if dsr else np.nan,
                      "liquidated": liquidated[cid], "drift": drift.get(cid, False),
-                     "n_windows": len(plan.windows), "degenerate": ci.degenerate})
+                     "n_windows": len(plan.windows), "degenerate": ci.degenerate,
+                     "selection_degenerate_windows": n_bad[cid]})
     matrix = pd.DataFrame(rows)
     stats = {"n_trials": len(trials), "common_dates": int(common.shape[0])}
+    if excluded:
+        stats["excluded_trials"] = {
+            "n": len(excluded), "cells": excluded,
+            "windows": {f"{sid}|{e}": w for (sid, e), w in bad.items()},
+            "reason": "degenerate selection (the engine could not decide in these windows, e.g. an "
+                      "unfitted challenger recruiting by candidate id): left out of the trial count, "
+                      "DSR, PBO, the paired verdicts, SPA and the MCS"}
     if common.shape[1] >= 2:
         eff = effective_trials(common.to_numpy())
         stats["effective_trials"] = eff.to_dict()
@@ -91,8 +109,9 @@ def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame
             stats["pbo"] = {k: v for k, v in pbo.to_dict().items()}
             stats["pbo"]["lambdas"] = [float(x) for x in pbo.lambdas]
             stats["pbo"]["null"] = pbo_null(cfg, common)
-    stats["paired_tests"] = _paired(cfg, plans, series, P)
-    stats["spa"], stats["mcs"] = _spa_mcs(cfg, plans, series)
+    keep = set(trials)
+    stats["paired_tests"] = _paired(cfg, plans, series, P, keep)
+    stats["spa"], stats["mcs"] = _spa_mcs(cfg, plans, series, keep)
     return matrix, stats
 
 
@@ -103,11 +122,11 @@ def _common_frame(series: dict, cids: list[str]) -> pd.DataFrame:
     return df
 
 
-def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
+def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: set | None = None) -> dict:
     """Paired Sharpe-difference tests between engines on trials matched on everything else."""
     idx = {}
     for cid, (c, _) in plans.items():
-        if cfg.is_trial(c):
+        if cfg.is_trial(c) and (trials is None or cid in trials):
             idx[(c.engine, c.profile.value, c.step_size, c.train_window, c.feature_lookback)] = cid
     engines = list(cfg.engines)
     pairs = []
@@ -174,9 +193,10 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
             "confirm_n_boot": confirm, "min_achievable_pvalue": 1.0 / (confirm + 1.0) if m else None}
 
 
-def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict) -> tuple[dict, dict]:
+def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict, trials: set | None = None) -> tuple[dict, dict]:
     base = cfg.settings()[0]
-    base_trials = {cid: c for cid, (c, _) in plans.items() if cfg.is_trial(c) and c.setting == base}
+    base_trials = {cid: c for cid, (c, _) in plans.items() if cfg.is_trial(c) and c.setting == base
+                   and (trials is None or cid in trials)}
     spa = {}
     if "random" in cfg.engines:
         for profile in cfg.profiles:
