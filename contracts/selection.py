@@ -18,6 +18,9 @@ class RejectedCandidate(BaseModel):
     symbol: str
     reasons: list[str]
     last_stage: Optional[int] = None
+    #: per threshold reason, the value the rule read and the threshold it was held to (v4 engines;
+    #: ``{reason: {"value", "threshold", "rule"}}``; empty where not recorded, e.g. the frozen v3.4)
+    evidence: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Funnel(BaseModel):

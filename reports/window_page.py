@@ -104,6 +104,25 @@ def _funnel_html(engines: dict[str, dict]) -> str:
     return "".join(out)
 
 
+def _num(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_num(x) for x in v) + "]"
+    if isinstance(v, (int, float)):
+        return f"{v:.4g}"
+    return "n/a" if v is None else str(v)
+
+
+def _evidence_text(evidence: dict) -> str:
+    """``reason: value vs threshold`` for each threshold rule that fired (``missing`` for a missing field)."""
+    parts = []
+    for reason, ev in sorted(evidence.items()):
+        if ev.get("value") is None and ev.get("threshold") is None:
+            parts.append(f"{reason}")
+        else:
+            parts.append(f"{reason}: {_num(ev.get('value'))} vs {_num(ev.get('threshold'))}")
+    return "; ".join(parts)
+
+
 def _names_html(name: str, e: dict) -> str:
     """The names behind the counts: every candidate at each funnel step, and every vetoed candidate
     with its reasons and the last HTR stage that saw it (sorted by reason, then symbol)."""
@@ -116,11 +135,13 @@ def _names_html(name: str, e: dict) -> str:
              ("after hard vetoes", after_hard), ("winners", sorted(winners))]
     lists = "".join(f"<details><summary>{esc(step)}: {len(ids)}</summary><p class='mono'>"
                     f"{esc(', '.join(ids)) or 'none'}</p></details>" for step, ids in steps)
-    rows = sorted(([", ".join(r.get("reasons") or []), r.get("symbol"), r.get("id"), r.get("last_stage")]
+    rows = sorted(([", ".join(r.get("reasons") or []), r.get("symbol"), r.get("id"), r.get("last_stage"),
+                    _evidence_text(r.get("evidence") or {})]
                    for r in rejected), key=lambda x: (x[0], str(x[1]), str(x[2])))
-    vetoed = table(["reasons", "symbol", "candidate", "last stage"], rows, table_id=f"vetoed-{name}",
-                   text_cols=3, caption="every candidate that did not win, sorted by reason (click a header "
-                                        "to sort)")
+    vetoed = table(["reasons", "symbol", "candidate", "last stage", "value vs threshold"], rows,
+                   table_id=f"vetoed-{name}", text_cols=5,
+                   caption="every candidate that did not win, sorted by reason (click a header to sort); "
+                           "soft thresholds are those of the last HTR stage that saw the candidate")
     return (f"<details><summary>names at each step and every vetoed candidate ({len(rejected)})</summary>"
             f"{lists}{vetoed}</details>")
 

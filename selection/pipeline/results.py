@@ -18,7 +18,7 @@ from contracts.atom import StrategyAtom
 from contracts.enums import SpecVersion
 from contracts.selection import Funnel, RejectedCandidate, SelectionResult
 from selection.pipeline.context import SelectionContext
-from selection.pipeline.vetoes import soft_vetoes, stage_thresholds
+from selection.pipeline.vetoes import soft_vetoes, stage_thresholds, veto_evidence
 
 SHARED_STAGES = ("ingestion", "features", "hardening", "scoring", "partitioning")
 
@@ -84,10 +84,12 @@ def build_result(ctx: SelectionContext, engine: str, spec_version: SpecVersion,
                 for d in ctx.params.get("dropped", ())]
     won = {a.id for a in atoms}
     symbol = dict(zip(ctx.raw_pool.index.tolist(), ctx.raw_pool["symbol"].astype(str).tolist()))
-    for i, sym in symbol.items():
-        if i not in won:
-            rejected.append(RejectedCandidate(id=i, symbol=sym,
-                                              reasons=list(reasons.get(i, ())), last_stage=last_stage))
+    lost = {i: tuple(reasons.get(i, ())) for i in symbol if i not in won}
+    th = stage_thresholds(ctx.config, last_stage or 1, float(ctx.params["entropy_max"]))
+    evidence = veto_evidence(ctx.feature_store, ctx.raw_pool, ctx.config, len(ctx.returns), th, lost)
+    for i, rs in lost.items():
+        rejected.append(RejectedCandidate(id=i, symbol=symbol[i], reasons=list(rs), last_stage=last_stage,
+                                          evidence=evidence.get(i, {})))
     shared = [e for e in ctx.audit_trail if e["stage"] in SHARED_STAGES]
     return SelectionResult(
         engine=engine, spec_version=spec_version, window=ctx.view.window.index,

@@ -104,6 +104,47 @@ def soft_vetoes(fs: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
     return pd.DataFrame(flags, index=fs.index)
 
 
+def veto_evidence(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig, train_rows: int,
+                  th: Thresholds, ids_reasons: dict[str, tuple[str, ...]]) -> dict[str, dict[str, dict]]:
+    """For each candidate and each of its veto reasons, the value the rule read and the threshold it
+    was held to (soft rules at the thresholds ``th`` of the stage that last saw the candidate):
+    ``{id: {reason: {"value", "threshold", "rule"}}}``. ``missing:<feature>`` has value None; reasons
+    that are not threshold rules (duplicates, policy drops) are left out."""
+    floors = pd.Series(liquidity_floor(pool["asset_type"], config), index=pool.index) \
+        if len(pool) else pd.Series(dtype=float)
+    need = min(config.min_history_bars, train_rows)
+    rules = {
+        "liquidity": ("Value.Traded", lambda i: floors.get(i), "value < floor (by asset type)"),
+        "history": ("n_history", lambda i: need, "valid train closes < threshold"),
+        "survival": ("survival", lambda i: config.min_survival, "value < threshold"),
+        "kurtosis": ("kurtosis", lambda i: config.max_kurtosis, "value > threshold"),
+        "volatility": ("volatility", lambda i: config.max_volatility, "annualised value > threshold"),
+        "roc": ("ROC_raw", lambda i: [config.roc_min, config.roc_max], "value outside [low, high] (percent)"),
+        "volatility_d": ("Volatility.D", lambda i: config.volatility_d_max, "value > threshold (percent)"),
+        "sentiment": ("Recommend.All", lambda i: th.sentiment_min, "direction-adjusted value <= threshold"),
+        "entropy": ("entropy", lambda i: th.entropy_max, "percentile > threshold"),
+        "efficiency": ("efficiency", lambda i: th.efficiency_min, "value < threshold"),
+        "adx": ("ADX", lambda i: th.adx_min, "value < threshold"),
+    }
+    out: dict[str, dict[str, dict]] = {}
+    for cid, reasons in ids_reasons.items():
+        ev = {}
+        for r in reasons:
+            if r.startswith("missing:"):
+                ev[r] = {"value": None, "threshold": None, "rule": "field missing or not finite"}
+                continue
+            if r not in rules:
+                continue
+            col, thr, rule = rules[r]
+            src = pool if col == "Value.Traded" else fs
+            v = src[col].get(cid) if col in src.columns else None
+            ev[r] = {"value": None if v is None or not np.isfinite(v) else float(v), "threshold": thr(cid),
+                     "rule": rule}
+        if ev:
+            out[cid] = ev
+    return out
+
+
 def reasons_by_id(flags: pd.DataFrame) -> dict[str, tuple[str, ...]]:
     """Candidate id -> the reasons that fire (column order), only for candidates with a reason."""
     a = flags.to_numpy(dtype=bool)

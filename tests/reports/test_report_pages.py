@@ -151,7 +151,7 @@ def test_window_page_elements_and_numbers(fixture_run):
     # the names behind the counts: every vetoed candidate with its reasons, sorted by reason
     rej = fx.candidates[unit]["engines"]["v4"]["rejected"]
     vt = doc.tables["vetoed-v4"]
-    assert vt[0] == ["reasons", "symbol", "candidate", "last stage"]
+    assert vt[0] == ["reasons", "symbol", "candidate", "last stage", "value vs threshold"]
     assert sorted(r[2] for r in vt[1:]) == sorted(x["id"] for x in rej)
     assert [r[0] for r in vt[1:]] == sorted(", ".join(x["reasons"]) for x in rej)
     by_id = {x["id"]: x for x in rej}

@@ -68,12 +68,15 @@ def make_book(rows: dict) -> _Book:
                  direction={i: rows[i]["direction"] for i in ids})
 
 
-def can_hold(rows: dict, pool: set, n: int, cap: float) -> bool:
-    """Independent feasibility: distinct (cluster, identity) keys per sector among ``pool``."""
+def can_hold(rows: dict, pool: set, n: int, cap: float, per_record: bool = False) -> bool:
+    """Independent feasibility: distinct (cluster, identity) keys per sector among ``pool`` (the
+    one-per-identity rule of per-cluster recruitment); ``per_record``: every record counts (stage 4's
+    balanced fallback adds the best remaining candidates whatever their identity, SELECTION_SPEC
+    section 5)."""
     q = math.floor(cap * n + 1e-12)
     keys: dict[str, set] = {}
     for i in pool:
-        keys.setdefault(rows[i]["sector"], set()).add((rows[i]["cluster"], rows[i]["identity"]))
+        keys.setdefault(rows[i]["sector"], set()).add(i if per_record else (rows[i]["cluster"], rows[i]["identity"]))
     return sum(min(q, len(k)) for k in keys.values()) >= n
 
 
@@ -97,7 +100,7 @@ def check(example) -> dict:
         shares = {s: c / n for s, c in sorted(counts.items())}
         assert out.shares == pytest.approx(shares, abs=1e-15)
         pool = set(rows) if stage >= 4 else (eligible | set(w))
-        holds = can_hold(rows, pool, n, cap)
+        holds = can_hold(rows, pool, n, cap) or (stage >= 4 and can_hold(rows, pool, n, cap, per_record=True))
         assert out.held == holds and (("sector_cap_unenforceable" in notes) == (not holds))
         if holds:
             assert max(counts.values()) <= cap * n + 1e-9
@@ -117,8 +120,14 @@ _SWAP = _rows([("A", k, 0.9 - 0.01 * k) for k in range(10)]
               + [(s, c, 0.5 - 0.01 * j) for s, c in (("B", 10), ("C", 11), ("D", 12)) for j in range(5)])
 #: issue 15's repro: 20 + 20 in A and B, one in C, one cluster each
 _REPRO = _rows([("AB"[k % 2], k, 1.0 - 0.01 * k) for k in range(40)] + [("C", 40, 0.3)])
+#: found by the property: at stage 4 the fallback recruits several records of one identity (8 winners
+#: from 3 identities in 3 sectors, shares 3/8, 3/8, 2/8: the cap holds although per-identity keys could not)
+_IDENT = {f"I0{k}_{lg}_{d}": {"identity": f"I0{k}", "sector": "ABC"[k], "direction": d, "cluster": 0, "alpha": 0.1}
+          for k, lg, d in ((1, "mom", "LONG"), (0, "mom", "LONG"), (2, "mom", "LONG"), (0, "trend", "LONG"),
+                           (1, "trend", "SHORT"), (0, "trend", "SHORT"), (1, "trend", "LONG"), (2, "trend", "LONG"))}
 EXAMPLES = [(_SWAP, set(_SWAP), 1, 0.40, _NEW), (_SWAP, set(), 4, 0.40, _NEW),
-            (_REPRO, set(_REPRO), 1, 0.40, _NEW), (_REPRO, set(_REPRO), 4, 0.40, _NEW)]
+            (_REPRO, set(_REPRO), 1, 0.40, _NEW), (_REPRO, set(_REPRO), 4, 0.40, _NEW),
+            (_IDENT, set(_IDENT), 4, 0.40, {"sector": "A", "direction": "LONG", "cluster": 0, "alpha": 0.0})]
 
 _SETTINGS = dict(deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
