@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.candidate import CANDIDATE_COLUMNS
 from market.loaders import MarketData
 from market.panel import validate_panel
-from market.ratings import derive_panel
+from market.ratings import DerivedCache, derive_panel
 from market.snapshots import SnapshotStore
 
 SECTORS = ("L1", "DeFi", "Meme", "Exchange", "Infra", "AI")
@@ -93,8 +93,11 @@ def regime_series(n_bars: int) -> np.ndarray:
     return out
 
 
-def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
-    """Generate the synthetic market. Same config, same bytes."""
+def generate(config: SyntheticConfig | None = None, derived_cache: DerivedCache | None = None) -> SyntheticMarket:
+    """Generate the synthetic market. Same config, same bytes.
+
+    ``derived_cache``: where the derived scanner fields are read from when these bars were derived
+    before (``market.ratings.DerivedCache``, keyed by the bars' content); None derives them."""
     cfg = config or SyntheticConfig()
     rng = np.random.default_rng(cfg.seed)
     T = cfg.n_bars
@@ -211,7 +214,7 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
 
     # ---- candidate records -----------------------------------------------------------------------
     recs = _candidate_records(cfg, rng, assets, names, sector, kind, mu, squeeze, bust)
-    derived = derive_panel(data.closes, data.fields)
+    derived = (derived_cache.derive if derived_cache is not None else derive_panel)(data.closes, data.fields)
     snapshots = _snapshots(data, recs, dates, derived)
     events["benchmark"] = BENCHMARK
     return SyntheticMarket(data=data, snapshots=snapshots, benchmark=BENCHMARK, events=events,

@@ -8,7 +8,7 @@ from pathlib import Path
 from contracts.errors import DataError
 from market.calendar import Calendar, get_calendar
 from market.loaders import MarketData, load_lakehouse, load_snapshots, load_wide, panel_digest
-from market.ratings import derive_panel, fill_missing_fields
+from market.ratings import DerivedCache, derive_panel, fill_missing_fields
 from market.snapshots import SnapshotStore
 from market.synthetic import SyntheticConfig, generate
 from tournament.config import DataSpec
@@ -30,16 +30,17 @@ class Market:
         return self.data.closes
 
 
-def load_market(spec: DataSpec) -> Market:
+def load_market(spec: DataSpec, derived_cache: DerivedCache | None = None) -> Market:
     """The synthetic market (``spec.data is None``) or the user's folder/file plus candidates.
 
     A user's snapshots that lack scanner fields get them derived from the bars up to each snapshot's
-    date (``market.ratings``). Every candidate symbol must have a price column.
+    date (``market.ratings``). Every candidate symbol must have a price column. ``derived_cache``
+    (optional) serves derived fields of bars derived before (keyed by their content digest).
     """
     cal = get_calendar(spec.calendar)
     if spec.data is None:
         syn = generate(SyntheticConfig(seed=spec.synthetic_seed, n_bars=spec.synthetic_bars,
-                                       n_candidates=spec.synthetic_candidates))
+                                       n_candidates=spec.synthetic_candidates), derived_cache=derived_cache)
         data, snaps, bench = syn.data, syn.snapshots, syn.benchmark
         prov = {"source": "synthetic", "seed": spec.synthetic_seed, "events": syn.events}
         # the same rule as for a user's folder: missing snapshot fields are derived as of the cut-off
@@ -54,7 +55,7 @@ def load_market(spec: DataSpec) -> Market:
         if missing:
             raise DataError(f"{spec.candidates}: candidate {missing[0]!r} has no price file in {spec.data}"
                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        derived = _derived_if_needed(data, snaps)
+        derived = _derived_if_needed(data, snaps, derived_cache)
         bench = spec.benchmark
         prov = {"source": str(path), "candidates": str(spec.candidates)}
     if bench is not None and bench not in data.closes.columns:
@@ -84,14 +85,14 @@ def _snapshot_content_digests(snaps: SnapshotStore) -> dict[str, str]:
     return out
 
 
-def _derived_if_needed(data: MarketData, snaps: SnapshotStore) -> dict | None:
+def _derived_if_needed(data: MarketData, snaps: SnapshotStore, cache: DerivedCache | None = None) -> dict | None:
     """Derived fields for the whole panel when any snapshot misses a scanner field, else None.
 
     They are filled per window as of the cut-off (``pool_as_of``), never as of a later date.
     """
     if not _has_missing_fields(snaps):
         return None
-    return derive_panel(data.closes, data.fields)
+    return (cache.derive if cache is not None else derive_panel)(data.closes, data.fields)
 
 
 def _has_missing_fields(snaps: SnapshotStore) -> bool:
