@@ -169,6 +169,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     matrix, stats = performance_matrix(cfg, plans, returns, checks, P)
     tick("statistics")
     matrix = _mark_no_position(matrix, audit.no_position_cells)
+    matrix = _mark_verification(matrix, checks)
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     record_file(run_dir / "performance_matrix.csv")
     stats["checks"] = summary_checks
@@ -216,6 +217,25 @@ def _mark_no_position(matrix: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
         if col in out.columns:
             out[col] = out[col].astype("float64")
             out.loc[mask, col] = np.nan
+    return out
+
+
+def _mark_verification(matrix: pd.DataFrame, checks) -> pd.DataFrame:
+    """``verified_windows`` and ``backend_max_abs_weight_diff`` columns from the ``backend_disagreement``
+    checks: per native cell, the base windows the verification backend allocated (``;``-separated; "all"
+    under ``verification: full``) and the largest weight difference found; blank for other cells."""
+    out = matrix.copy()
+    wins, diff = {}, {}
+    for c in checks:
+        if c.name != "backend_disagreement" or c.cell_id is None:
+            continue
+        d = c.details or {}
+        ws = d.get("windows_verified")
+        wins[c.cell_id] = ";".join(str(int(k)) for k in ws) if ws is not None else "all"
+        diff[c.cell_id] = d.get("max_abs_weight_diff")
+    out["verified_windows"] = [wins.get(str(c), "") for c in out["cell_id"]]
+    out["backend_max_abs_weight_diff"] = np.array([np.nan if diff.get(str(c)) is None else float(diff[str(c)])
+                                                   for c in out["cell_id"]], dtype=np.float64)
     return out
 
 

@@ -95,6 +95,12 @@ def test_only_the_documented_windows_are_verified(both):
     assert set(v.loc[v["reason"] != "sample", "reason"]) <= {"trial_relaxed", "trial_fallback", "trial_inaccurate"}
     # every (trial cell, sampled window) pair is there: 3 engines x 4 profiles (trial simulator)
     assert v.loc[v["reason"] == "sample"].groupby(["cell_id", "window"]).ngroups == 12 * len(sample)
+    mat = pd.read_csv(sampled.run_dir / "performance_matrix.csv", keep_default_na=False).set_index("cell_id")
+    for cid, g in v.groupby("cell_id"):
+        assert mat.at[cid, "verified_windows"] == ";".join(str(k) for k in sorted(set(g["window"])))
+        assert float(mat.at[cid, "backend_max_abs_weight_diff"]) == pytest.approx(
+            (g["weight_native"] - g["weight_verify"]).abs().max(), rel=1e-9, abs=1e-15)  # CSV: 10 digits
+    assert (mat.loc[~mat.index.isin(v["cell_id"]), "verified_windows"] == "").all()
     boot = json.loads((sampled.run_dir / "bootstrap.json").read_text())["verification"]
     assert boot["mode"] == "sampled" and boot["sample_windows"] == sample
     assert boot["windows_verified"] == sorted(set(v["window"]))
