@@ -149,13 +149,15 @@ def bench_full(preset: str, overrides: dict | None = None) -> dict:
             t0, units = time.perf_counter(), LastUnit()
             out = run_tournament(cfg, os.path.join(tmp, "runs"), progress=units)
             dt = time.perf_counter() - t0
+            verif = json.loads((out.run_dir / "bootstrap.json").read_text()).get("verification")
         finally:
             os.environ.pop(CACHE_ENV) if old_cache is None else os.environ.__setitem__(CACHE_ENV, old_cache)
     return {"preset": preset, "overrides": overrides or {}, "full_preset_seconds": dt,
             "full_preset_peak_rss_gib": mem.gib,
             "units_seconds": units.last, "postprocess_seconds": dt - (units.last or 0.0),
             "n_cells": out.n_cells, "n_units": out.n_units, "loadavg_start": la0, "loadavg_end": load(),
-            "phases": phase_profile(out.phase_seconds, dt), "target_seconds": 300, "target_gib": 8}
+            "phases": phase_profile(out.phase_seconds, dt), "verification": verif,
+            "target_seconds": 300, "target_gib": 8}
 
 
 #: post-unit phases of ``finish_run`` in the order they run (``report`` is off in these runs)
@@ -404,6 +406,9 @@ def print_table(res: dict) -> None:
             if not ph.startswith("_"):
                 print(f"  {ph:<36} {v['seconds']:8.2f} {100 * v['share']:6.1f}%")
         print(f"  worker seconds summed over units: {f['phases']['_worker_seconds']}")
+        v = f.get("verification") or {}
+        print(f"  verification {v.get('mode')}: {v.get('n_pairs')} pairs {v.get('by_reason')}, windows "
+              f"{v.get('windows_verified')}, max |dw| {v.get('max_abs_weight_diff')}")
     s = res.get("skfolio")
     print(f"\n== 2. walk-forward vs skfolio ==")
     if s:
