@@ -17,7 +17,8 @@ the in-memory objects that built them, and returns every ``CheckResult``:
 - ``funnel`` per setting, window and engine, from the selection artifacts;
 - ``outlier_quarantine`` per window of the base setting (market-wide moves; needs market returns);
 - ``simulator_disagreement`` (vectorbt vs reference cell of the same decisions) and
-  ``backend_disagreement`` (native vs riskfolio weights, trial simulator);
+  ``backend_disagreement`` (native vs riskfolio weights, trial simulator: the riskfolio cell under
+  ``verification: full``, else the verified windows of ``verification.parquet``);
 - ``raw_returns``: the ledger's daily returns against ``returns.parquet``, bit for bit.
 
 ``INTEGRITY_CHECKS`` names the checks whose failure means the run's outputs are inconsistent (as
@@ -227,6 +228,8 @@ def audit_run(run_dir: str | os.PathLike, *,
     weights = check_frame(pd.read_parquet(root / "weights.parquet"), "weights.parquet")
     positions = check_frame(pd.read_parquet(root / "positions.parquet"), "positions.parquet")
     windows = check_frame(pd.read_parquet(root / "windows.parquet"), "windows.parquet")
+    vpath = root / "verification.parquet"  # absent in run folders of schema 1.0
+    verification = check_frame(pd.read_parquet(vpath), "verification.parquet") if vpath.is_file() else None
     selections = read_selections(root)
 
     checks = check_cells(cells, returns, conventions, tolerance, liquidation_floor=liquidation_floor,
@@ -246,7 +249,7 @@ def audit_run(run_dir: str | os.PathLike, *,
         q_ids, q_checks = quarantine_windows(market_returns, pd.Series(wod, dtype="int64"))
         quarantined = sorted(int(k) for k in q_ids)
         checks += q_checks
-    checks += _verification(cells, returns, weights, trial_simulator)
+    checks += _verification(cells, returns, weights, trial_simulator, verification)
     if raw_returns:
         checks.append(check_ledger_vs_returns(root, returns))
     held = positions.loc[positions["units"].to_numpy(dtype=np.float64) != 0.0, "cell_id"]
@@ -273,8 +276,12 @@ def _directional(cells: pd.DataFrame, selections: list[SelectionArtifact], weigh
 
 
 def _verification(cells: pd.DataFrame, returns: pd.DataFrame, weights: pd.DataFrame,
-                  trial_simulator: str) -> list[CheckResult]:
-    """Simulator disagreement (vectorbt vs reference) and backend disagreement (riskfolio vs native)."""
+                  trial_simulator: str, verification: pd.DataFrame | None = None) -> list[CheckResult]:
+    """Simulator disagreement (vectorbt vs reference) and backend disagreement (riskfolio vs native).
+
+    Backend disagreement compares a native cell with its riskfolio cell (``verification: full``) or,
+    under sampled verification, with the riskfolio weights of the verified windows in
+    ``verification.parquet`` (native weights read from ``weights.parquet``)."""
     out = []
     index = {(r.engine, r.profile, r.backend, r.simulator, _setting_id(r)): str(r.cell_id)
              for r in cells.itertuples(index=False)}
@@ -313,6 +320,42 @@ def _verification(cells: pd.DataFrame, returns: pd.DataFrame, weights: pd.DataFr
         out.append(make_result("backend_disagreement", st, {
             "native_cell": cid, "riskfolio_cell": other, "max_abs_weight_diff": md,
             "worst_window": worst, "tolerance": BACKEND_TOLERANCE}, cell_id=cid))
+    if verification is not None and len(verification):
+        out += _sampled_backend_disagreement(verification, w)
+    return out
+
+
+def _sampled_backend_disagreement(verification: pd.DataFrame,
+                                  w: dict[str, dict[int, dict[str, float]]]) -> list[CheckResult]:
+    """``backend_disagreement`` per native cell over its verified windows (sampled verification).
+
+    The native side is read from ``weights.parquet``; the file's own ``weight_native`` column must
+    agree with it (else the verification file does not describe this run: FAIL)."""
+    out = []
+    for cid, g in verification.groupby("cell_id", sort=True):
+        cid = str(cid)
+        diffs, obj, copy_ok = {}, {}, True
+        for k, gk in g.groupby("window", sort=True):
+            native = w.get(cid, {}).get(int(k), {})
+            rows = gk[gk["atom_id"] != ""]
+            ver = dict(zip(rows["atom_id"].astype(str), rows["weight_verify"].astype(float)))
+            recorded = dict(zip(rows["atom_id"].astype(str), rows["weight_native"].astype(float)))
+            atoms = set(native) | set(ver)
+            copy_ok &= all(abs(recorded.get(a, 0.0) - native.get(a, 0.0)) <= 1e-12 for a in atoms | set(recorded))
+            diffs[int(k)] = max((abs(native.get(a, 0.0) - ver.get(a, 0.0)) for a in atoms), default=0.0)
+            o = gk.iloc[0]
+            obj[int(k)] = abs(float(o["objective_native"]) - float(o["objective_verify"]))
+        md = float(max(diffs.values(), default=0.0))
+        worst = max(diffs, key=diffs.get) if diffs else None
+        finite = [v for v in obj.values() if np.isfinite(v)]
+        st = (CheckStatus.FAIL if not copy_ok else CheckStatus.PASS if md <= BACKEND_TOLERANCE
+              else CheckStatus.WARN)
+        out.append(make_result("backend_disagreement", st, {
+            "native_cell": cid, "riskfolio_cell": None, "mode": "sampled",
+            "windows_verified": sorted(diffs), "reasons": sorted(set(g["reason"].astype(str))),
+            "max_abs_weight_diff": md, "worst_window": worst,
+            "max_abs_objective_diff": float(max(finite)) if finite else None,
+            "native_weights_match": bool(copy_ok), "tolerance": BACKEND_TOLERANCE}, cell_id=cid))
     return out
 
 

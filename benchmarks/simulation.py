@@ -18,7 +18,9 @@ frame building). Columns are recycled (``simulation.packing``): an atom holds a 
 may hold a position, which cuts the loop's elements by ~2.7x at this shape. The benchmark also times
 the vectorbt calls alone (``_from_orders`` on the packed arrays, batched in one call vs one call per
 cell) and prints ``speedup_bound``: per-cell time / the batched vectorbt call's time, the ratio that
-would remain if everything outside that one call cost nothing.
+would remain if everything outside that one call cost nothing, and ``sim_overhead`` (issue 23): the
+batched ``simulate()`` CPU time / the bare batched vectorbt call's on the same packed arrays (what our
+validation, gates, schedule compilation, packing and frame building add; target <= 1.5).
 
 Usage: ``python benchmarks/simulation.py [--quick] [--json] [--repeat N]`` (every timing is the best of
 N runs, default 3; memory is the largest peak of the runs).
@@ -173,6 +175,8 @@ def main() -> None:
         "vectorbt_calls_per_cell_cpu_s": round(calls["per_cell"], 3),
         "vectorbt_call_speedup": round(calls["per_cell"] / calls["batched"], 2),
         "speedup_bound": round(c_cell / calls["batched"], 2),
+        # issue 23: the batched simulate() / the bare vectorbt call on the same packed arrays (CPU)
+        "sim_overhead": round(c_batched / calls["batched"], 3), "sim_overhead_target": 1.5,
         "max_chunk_bytes": cfg.max_chunk_bytes, "quick": bool(a.quick), "repeat": r,
     }
     if a.json:
@@ -191,6 +195,8 @@ def main() -> None:
           f"{out['vectorbt_call_batched_cpu_s']:.3f} s CPU, one call per cell {out['vectorbt_calls_per_cell_cpu_s']:.3f} s "
           f"-> {out['vectorbt_call_speedup']:.2f}x")
     print(f"speedup bound (per-cell simulate / the batched vectorbt call alone): {out['speedup_bound']:.2f}x")
+    print(f"sim_overhead (batched simulate() / the bare batched vectorbt call, CPU): {out['sim_overhead']:.3f} "
+          f"(target <= 1.5)")
     print(f"max |return diff| vectorbt vs reference over {cmp['n_returns']} daily returns: "
           f"{cmp['max_abs_return_diff']:.3e}")
 

@@ -1,9 +1,14 @@
 """Tournament benchmark: full-preset wall time and memory, a skfolio walk-forward, and the executors.
 
 1. ``full`` preset without the report (process executor, 2 workers): wall seconds and the peak RSS of
-   the process tree (the main process plus every child, summed; psutil sampled every 0.2 s).
-   Targets: <= 5 minutes and <= 8 GiB on 2 cores. ``--quick`` runs the quick preset instead,
-   ``--skip-full`` skips it.
+   the process tree (the main process plus every child, summed; psutil sampled every 0.2 s), and the
+   **per-phase profile** (``phase_profile``: market load + derived fields, selection per engine group,
+   allocation per backend, simulation per simulator, checks, statistics, files; seconds and share of
+   the wall time, from ``RunOutcome.phase_seconds``). Targets (issue 23): full <= 90 s with sampled
+   verification, quick <= 20 s. ``--quick`` runs the quick preset instead, ``--both`` both,
+   ``--full-verification`` adds the full preset with ``verification: full`` (information);
+   ``--skip-full`` skips them. Every run starts with a cold derived-fields cache (``WFAUDIT_CACHE_DIR``
+   set to a new temporary folder), so the market phase includes the derivation.
 2. The same HRP and MinVariance walk-forward by skfolio and by ``allocation.allocate`` (native
    backend, one ``ProblemCache`` over every window) on equal inputs: 20 fully listed spot symbols of
    the synthetic market (``--bars`` bars, default enough for 137 windows of train 252 / test 20),
@@ -22,8 +27,8 @@
 numba JIT warm-up is excluded (a tiny simulation of each kind runs first; NUMBA_CACHE_DIR is set).
 The machine may be shared: each measurement records ``os.getloadavg()`` at its start and end.
 
-Usage: ``python benchmarks/tournament.py [--quick] [--skip-full] [--skip-skfolio] [--skip-executors]
-[--bars 2993] [--json]``
+Usage: ``python benchmarks/tournament.py [--quick | --both] [--full-verification] [--skip-full]
+[--skip-skfolio] [--skip-executors] [--bars 2993] [--json]``
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(_ROOT, ".cache", "numba"))
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("WFAUDIT_CACHE_DIR", os.path.join(_ROOT, ".cache", "wfaudit"))
 # Run as a script, this file's folder is sys.path[0] and this file's name would shadow the
 # ``tournament`` package: replace it by the repository root.
 sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
@@ -60,7 +66,7 @@ from contracts.enums import Backend, Profile, SimulatorKind  # noqa: E402
 from market.panel import simple_returns  # noqa: E402
 from market.synthetic import SyntheticConfig, generate  # noqa: E402
 from tournament.config import load_config  # noqa: E402
-from tournament.run import run_tournament  # noqa: E402
+from tournament.run import CACHE_ENV, run_tournament  # noqa: E402
 
 TRAIN, TEST, N_ASSETS, TARGET_WINDOWS = 252, 20, 20, 137
 FRAMES = ("returns.parquet", "weights.parquet", "positions.parquet", "performance_matrix.csv")
@@ -132,17 +138,64 @@ def warm_numba() -> None:
 
 # ---- 1. full preset ----------------------------------------------------------------------------------
 
-def bench_full(preset: str) -> dict:
-    cfg = load_config(preset=preset, overrides={"report": False, "executor": "process", "workers": 2})
+def bench_full(preset: str, overrides: dict | None = None) -> dict:
+    cfg = load_config(preset=preset, overrides={"report": False, "executor": "process", "workers": 2,
+                                                **(overrides or {})})
     la0 = load()
+    old_cache = os.environ.get(CACHE_ENV)
     with tempfile.TemporaryDirectory() as tmp, TreeRSS() as mem:
-        t0, units = time.perf_counter(), LastUnit()
-        out = run_tournament(cfg, tmp, progress=units)
-        dt = time.perf_counter() - t0
-    return {"preset": preset, "full_preset_seconds": dt, "full_preset_peak_rss_gib": mem.gib,
+        os.environ[CACHE_ENV] = os.path.join(tmp, "cache")  # a cold derived-fields cache: derivation timed
+        try:
+            t0, units = time.perf_counter(), LastUnit()
+            out = run_tournament(cfg, os.path.join(tmp, "runs"), progress=units)
+            dt = time.perf_counter() - t0
+            verif = json.loads((out.run_dir / "bootstrap.json").read_text()).get("verification")
+        finally:
+            os.environ.pop(CACHE_ENV) if old_cache is None else os.environ.__setitem__(CACHE_ENV, old_cache)
+    return {"preset": preset, "overrides": overrides or {}, "full_preset_seconds": dt,
+            "full_preset_peak_rss_gib": mem.gib,
             "units_seconds": units.last, "postprocess_seconds": dt - (units.last or 0.0),
             "n_cells": out.n_cells, "n_units": out.n_units, "loadavg_start": la0, "loadavg_end": load(),
+            "phases": phase_profile(out.phase_seconds, dt), "verification": verif,
             "target_seconds": 300, "target_gib": 8}
+
+
+#: post-unit phases of ``finish_run`` in the order they run (``report`` is off in these runs)
+POST_PHASES = ("plans", "simulation:vectorbt", "simulation:reference", "files", "ledger", "checks",
+               "statistics")
+
+
+def phase_profile(raw: dict, wall: float) -> dict:
+    """Seconds and share of the run's wall time per phase, from ``RunOutcome.phase_seconds``.
+
+    ``market`` (load + derived fields) and the post-unit phases are wall seconds of the main
+    process. The units phase runs on the workers: its wall seconds are split across selection per
+    engine group, allocation per backend, request building and the unit's view/pool set-up in
+    proportion to the seconds the workers spent in each (summed over units). ``other`` is the rest
+    (config, unit files and their ledger records, run_end)."""
+    out: dict[str, dict] = {}
+
+    def put(name: str, sec: float) -> None:
+        out[name] = {"seconds": round(sec, 3), "share": round(sec / wall, 4) if wall else None}
+
+    put("market load + derived fields", raw.get("market", 0.0))
+    units_wall = raw.get("units", 0.0)
+    parts = {k[5:]: v for k, v in raw.items() if k.startswith("unit:")}
+    split = {k: v for k, v in parts.items() if k.startswith(("selection:", "allocation:"))}
+    split["view + pool"] = max(parts.get("selection", 0.0) - sum(v for k, v in split.items()
+                                                                  if k.startswith("selection:")), 0.0)
+    split["allocation: other"] = max(parts.get("allocation", 0.0) - sum(v for k, v in split.items()
+                                                                         if k.startswith("allocation:")), 0.0)
+    busy = sum(split.values())
+    for k, v in split.items():
+        put(f"units: {k}", units_wall * v / busy if busy else 0.0)
+    for k in POST_PHASES + tuple(k for k in raw if k in ("report",)):
+        if k in raw:
+            put(k, raw[k])
+    put("other", max(wall - sum(v["seconds"] for v in out.values()), 0.0))
+    out["_worker_seconds"] = {k: round(v, 3) for k, v in parts.items()}
+    out["_units_wall_seconds"] = round(units_wall, 3)
+    return out
 
 
 # ---- 2. skfolio walk-forward ---------------------------------------------------------------------------
@@ -337,17 +390,25 @@ def bench_executors(max_windows: int) -> dict:
 # ---- output ----------------------------------------------------------------------------------------
 
 def print_table(res: dict) -> None:
-    f = res.get("full")
-    print("== 1. tournament preset run (report off, process executor, 2 workers) ==")
-    if f:
-        print(f"preset={f['preset']}  cells={f['n_cells']}  units={f['n_units']}")
-        print(f"wall seconds         {f['full_preset_seconds']:9.1f}   (target <= {f['target_seconds']})")
+    print("== 1. tournament preset runs (report off, process executor, 2 workers) ==")
+    runs = res.get("presets") or {}
+    if not runs:
+        print("skipped")
+    for name, f in runs.items():
+        print(f"-- {name}: preset={f['preset']} {f['overrides'] or ''} cells={f['n_cells']}  units={f['n_units']}")
+        print(f"wall seconds         {f['full_preset_seconds']:9.1f}")
         print(f"  units phase {f['units_seconds']:.1f} s, after the units (simulate, audit, statistics, "
               f"files) {f['postprocess_seconds']:.1f} s")
         print(f"peak RSS (tree) GiB  {f['full_preset_peak_rss_gib']:9.2f}   (target <= {f['target_gib']})")
         print(f"loadavg start {f['loadavg_start']}  end {f['loadavg_end']}")
-    else:
-        print("skipped")
+        print(f"  {'phase':<36} {'seconds':>8} {'share':>7}")
+        for ph, v in f["phases"].items():
+            if not ph.startswith("_"):
+                print(f"  {ph:<36} {v['seconds']:8.2f} {100 * v['share']:6.1f}%")
+        print(f"  worker seconds summed over units: {f['phases']['_worker_seconds']}")
+        v = f.get("verification") or {}
+        print(f"  verification {v.get('mode')}: {v.get('n_pairs')} pairs {v.get('by_reason')}, windows "
+              f"{v.get('windows_verified')}, max |dw| {v.get('max_abs_weight_diff')}")
     s = res.get("skfolio")
     print(f"\n== 2. walk-forward vs skfolio ==")
     if s:
@@ -391,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="quick preset instead of full in measurement 1")
+    ap.add_argument("--both", action="store_true", help="quick and full presets in measurement 1")
+    ap.add_argument("--full-verification", action="store_true",
+                    help="also the full preset with verification: full (riskfolio on every window)")
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--skip-skfolio", action="store_true")
     ap.add_argument("--skip-executors", action="store_true")
@@ -408,10 +472,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_executors:
         res["executors"] = bench_executors(args.windows)
     if not args.skip_full:
-        res["full"] = bench_full("quick" if args.quick else "full")
+        runs = {}
+        for preset in (["quick", "full"] if args.both else ["quick"] if args.quick else ["full"]):
+            runs[f"{preset}_preset"] = bench_full(preset)
+        if args.full_verification:
+            runs["full_preset_full_verification"] = bench_full("full", {"verification": "full"})
+        res["presets"] = runs
     res["loadavg_end"] = load()
-    flat = {"full_preset_seconds": res.get("full", {}).get("full_preset_seconds"),
-            "full_preset_peak_rss_gib": res.get("full", {}).get("full_preset_peak_rss_gib"),
+    runs = res.get("presets", {})
+    flat = {"full_preset_seconds": runs.get("full_preset", {}).get("full_preset_seconds"),
+            "quick_preset_seconds": runs.get("quick_preset", {}).get("full_preset_seconds"),
+            "full_preset_full_verification_seconds":
+                runs.get("full_preset_full_verification", {}).get("full_preset_seconds"),
+            "phases": {k: {p: v["seconds"] for p, v in r["phases"].items() if not p.startswith("_")}
+                       for k, r in runs.items()},
+            "full_preset_peak_rss_gib": runs.get("full_preset", {}).get("full_preset_peak_rss_gib"),
             "skfolio_speedup": res.get("skfolio", {}).get("skfolio_speedup"),
             "max_abs_weight_diff_vs_skfolio": res.get("skfolio", {}).get("max_abs_weight_diff_vs_skfolio"),
             "executors_identical": res.get("executors", {}).get("executors_identical")}

@@ -12,7 +12,7 @@ import pandas as pd
 
 from contracts.errors import DataError
 
-SCHEMA_VERSION = "1.1"  # 1.1: performance_matrix.csv gains the DSR readings (issue 14)
+SCHEMA_VERSION = "1.2"  # 1.1: performance_matrix.csv gains the DSR readings; 1.2: verification.parquet
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,19 @@ RUN_SCHEMAS: dict[str, list[ColumnSpec]] = {
         ColumnSpec("units", "float64", "units held after the bar's trade; SHORT atoms never > 0"),
         ColumnSpec("trade", "float64", "units traded at the bar's close (signed)"),
         ColumnSpec("cost", "float64", "fees + slippage paid at the bar, currency, initial capital 1"),
+    ],
+    "verification.parquet": [
+        ColumnSpec("cell_id", "string", "the trial-backend cell (trial simulator) being verified"),
+        ColumnSpec("window", "int64", "window number (base setting)"),
+        ColumnSpec("backend", "string", "verification backend (riskfolio)"),
+        ColumnSpec("reason", "string", "sample, trial_relaxed, trial_fallback or trial_inaccurate"),
+        ColumnSpec("status", "string", "the verification backend's allocation status"),
+        ColumnSpec("atom_id", "string", "atom id in either allocation (\"\" for an all-cash pair)"),
+        ColumnSpec("weight_native", "float64", "trial backend's weight, fraction (0 if absent)"),
+        ColumnSpec("weight_verify", "float64", "verification backend's weight, fraction (0 if absent)"),
+        ColumnSpec("objective_native", "float64", "trial backend's objective: daily variance, or daily "
+                   "Sharpe for max_sharpe (Allocation.diagnostics['objective'])"),
+        ColumnSpec("objective_verify", "float64", "verification backend's objective, same definition"),
     ],
     "exposure.parquet": [
         ColumnSpec("cell_id", "string", "cell id"),

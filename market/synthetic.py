@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.candidate import CANDIDATE_COLUMNS
 from market.loaders import MarketData
 from market.panel import validate_panel
-from market.ratings import derive_panel
+from market.ratings import DerivedCache, derive_panel
 from market.snapshots import SnapshotStore
 
 SECTORS = ("L1", "DeFi", "Meme", "Exchange", "Infra", "AI")
@@ -106,8 +106,11 @@ def regime_series(n_bars: int) -> np.ndarray:
     return out
 
 
-def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
-    """Generate the synthetic market. Same config, same bytes."""
+def generate(config: SyntheticConfig | None = None, derived_cache: DerivedCache | None = None) -> SyntheticMarket:
+    """Generate the synthetic market. Same config, same bytes.
+
+    ``derived_cache``: where the derived scanner fields are read from when these bars were derived
+    before (``market.ratings.DerivedCache``, keyed by the bars' content); None derives them."""
     cfg = config or SyntheticConfig()
     rng = np.random.default_rng(cfg.seed)
     T = cfg.n_bars
@@ -241,7 +244,7 @@ def generate(config: SyntheticConfig | None = None) -> SyntheticMarket:
         events["no_signal"] = True
     else:  # a scanner that reads the bars up to each snapshot date only (issue 15)
         slots = _candidate_slots(cfg, rng, assets, sector)
-        derived = derive_panel(data.closes, data.fields)
+        derived = (derived_cache.derive if derived_cache is not None else derive_panel)(data.closes, data.fields)
         snapshots = scanner_snapshots(data, slots, cfg.seed, derived)
     events["benchmark"] = BENCHMARK
     return SyntheticMarket(data=data, snapshots=snapshots, benchmark=BENCHMARK, events=events,

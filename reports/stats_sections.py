@@ -140,8 +140,19 @@ def verification_section(rd: RunData) -> str:
     """riskfolio vs native (weights) and vectorbt vs reference (daily returns): largest differences."""
     body = []
     labels = cell_labels(rd)
+    v = rd.boot.get("verification") or {}
+    if v:  # which windows the riskfolio backend verified (tournament.verification)
+        worst = v.get("worst") or {}
+        body.append(
+            f"<p id='verification-mode'>optimiser-backend verification: <b>{esc(v.get('mode'))}</b> "
+            f"({esc(', '.join(v.get('backends') or []))}); sample of base windows "
+            f"{esc(v.get('sample_windows'))} of {esc(v.get('n_base_windows'))}; windows verified "
+            f"{esc(v.get('windows_verified'))}; {esc(v.get('n_pairs'))} engine-profile-window pairs "
+            f"({esc(v.get('by_reason'))}); largest |weight difference| {fmt(v.get('max_abs_weight_diff'))} "
+            f"(cell {esc(worst.get('cell_id'))}, window {esc(worst.get('window'))}); largest |objective "
+            f"difference| {fmt(v.get('max_abs_objective_diff'))}</p>")
     specs = [("backend_disagreement", "riskfolio vs native: max |weight difference|", "max_abs_weight_diff",
-              ["native_cell", "riskfolio_cell", "worst_window"]),
+              ["native_cell", "riskfolio_cell", "worst_window", "windows_verified"]),
              ("simulator_disagreement", "vectorbt vs reference: max |daily return difference|",
               "max_abs_return_diff", ["vectorbt_cell", "reference_cell"])]
     for name, title, key, extra in specs:

@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MPLCONFIGDIR", str(ROOT / ".cache" / "matplotlib"))
+os.environ.setdefault("WFAUDIT_CACHE_DIR", str(ROOT / ".cache" / "wfaudit"))  # derived-field cache of runs
 
 import pytest  # noqa: E402
 

@@ -136,6 +136,12 @@ class TournamentConfig(_Strict):
     scheduler: Optional[str] = Field(default=None, description="dask scheduler address")
     report: bool = Field(default=True, description="render the report at the end")
     bands: Bands = Field(default_factory=Bands, description="volatility bands of the DRIFT flag")
+    verification: str = Field(default="sampled", description=(
+        "sampled: the verification backends (riskfolio) allocate a seeded sample of the base setting's "
+        "windows, compared window by window with the trial backend; full: they are complete cells"))
+    verification_windows: int = Field(default=12, ge=2, description=(
+        "sampled: base windows verified in all (the first and last included), plus every window where "
+        "the trial backend relaxed, fell back or hit an inaccurate status"))
     selection: SelectionSettings = Field(
         default_factory=SelectionSettings,
         description="selection settings of v4, its challengers and the baselines (every "
@@ -160,6 +166,13 @@ class TournamentConfig(_Strict):
             raise ValueError("engines repeat")
         return v
 
+    @field_validator("verification")
+    @classmethod
+    def _verification(cls, v: str) -> str:
+        if v not in ("sampled", "full"):
+            raise ValueError("verification must be sampled or full")
+        return v
+
     @field_validator("train_mode")
     @classmethod
     def _mode(cls, v: str) -> str:
@@ -170,6 +183,16 @@ class TournamentConfig(_Strict):
     @property
     def trial_backend(self) -> Backend:
         return Backend.NATIVE if Backend.NATIVE in self.backends else self.backends[0]
+
+    @property
+    def verification_backends(self) -> list[Backend]:
+        """The optimiser backends that only verify the trial backend (riskfolio by default)."""
+        return [b for b in self.backends if b != self.trial_backend]
+
+    def cell_backends(self, setting_index: int) -> list[Backend]:
+        """Backends that are cells at a setting: all at the base setting under ``verification: full``,
+        else the trial backend only (sampled verification is a comparison, not a cell)."""
+        return list(self.backends) if setting_index == 0 and self.verification == "full" else [self.trial_backend]
 
     @property
     def trial_simulator(self) -> SimulatorKind:
@@ -190,11 +213,12 @@ class TournamentConfig(_Strict):
     def cells(self) -> list[CellKey]:
         """Every cell: at the base setting all engine x profile x backend x simulator; at the sweep
         settings engine x profile on the trial backend and simulator (verification axes run only at
-        the base setting)."""
+        the base setting). Under ``verification: sampled`` (the default) the verification backends
+        are no cells: they verify a sample of windows (``tournament.verification``)."""
         out = []
         settings = self.settings()
         for i, s in enumerate(settings):
-            backends = self.backends if i == 0 else [self.trial_backend]
+            backends = self.cell_backends(i)
             sims = self.simulators if i == 0 else [self.trial_simulator]
             for e in self.engines:
                 for p in self.profiles:

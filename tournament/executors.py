@@ -36,18 +36,18 @@ def _run_pinned(ctx: UnitContext, key: UnitKey) -> dict:
 _WORKER_CTX: dict[str, UnitContext] = {}
 
 
-def _init_worker(market, config) -> None:
+def _init_worker(market, config, verify_windows=frozenset()) -> None:
     pin_threads()
-    _WORKER_CTX["ctx"] = UnitContext(market=market, config=config)
+    _WORKER_CTX["ctx"] = UnitContext(market=market, config=config, verify_windows=verify_windows)
 
 
 def _run_in_worker(key: UnitKey) -> dict:
     return _run_pinned(_WORKER_CTX["ctx"], key)
 
 
-def _run_dask_task(market, config, key: UnitKey) -> dict:
+def _run_dask_task(market, config, key: UnitKey, verify_windows=frozenset()) -> dict:
     pin_threads()
-    return _run_pinned(UnitContext(market=market, config=config), key)
+    return _run_pinned(UnitContext(market=market, config=config, verify_windows=verify_windows), key)
 
 
 def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,
@@ -61,7 +61,7 @@ def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: 
             yield UnitResult.from_json(_run_pinned(ctx, k))
     elif kind is ExecutorKind.PROCESS:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(ctx.market, ctx.config)) as pool:
+                                 initargs=(ctx.market, ctx.config, ctx.verify_windows)) as pool:
             futs = [pool.submit(_run_in_worker, k) for k in keys]
             for f in as_completed(futs):
                 yield UnitResult.from_json(f.result())
@@ -83,7 +83,8 @@ def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler
         client = Client(cluster)
     try:
         market_f = client.scatter(ctx.market, broadcast=True)
-        futs = [client.submit(_run_dask_task, market_f, ctx.config, k, pure=False) for k in keys]
+        futs = [client.submit(_run_dask_task, market_f, ctx.config, k, ctx.verify_windows, pure=False)
+                for k in keys]
         for f in dask_completed(futs):
             yield UnitResult.from_json(f.result())
     finally:

@@ -11,7 +11,7 @@ from contracts.errors import DataError
 from market.calendar import Calendar, get_calendar
 from market.exchange import to_exchange_calendar
 from market.loaders import MarketData, load_lakehouse, load_snapshots, load_wide, panel_digest
-from market.ratings import derive_panel, fill_missing_fields
+from market.ratings import DerivedCache, derive_panel, fill_missing_fields
 from market.snapshots import SnapshotStore
 from market.synthetic import SyntheticConfig, generate
 from tournament.config import DataSpec
@@ -33,16 +33,17 @@ class Market:
         return self.data.closes
 
 
-def load_market(spec: DataSpec) -> Market:
+def load_market(spec: DataSpec, derived_cache: DerivedCache | None = None) -> Market:
     """The synthetic market (``spec.data is None``) or the user's folder/file plus candidates.
 
     A user's snapshots that lack scanner fields get them derived from the bars up to each snapshot's
-    date (``market.ratings``). Every candidate symbol must have a price column.
+    date (``market.ratings``). Every candidate symbol must have a price column. ``derived_cache``
+    (optional) serves derived fields of bars derived before (keyed by their content digest).
     """
     if spec.data is None:
         syn = generate(SyntheticConfig(seed=spec.synthetic_seed, n_bars=spec.synthetic_bars,
                                        n_candidates=spec.synthetic_candidates,
-                                       no_signal=spec.synthetic_no_signal))
+                                       no_signal=spec.synthetic_no_signal), derived_cache=derived_cache)
         if spec.calendar == "exchange":  # the equity-style variant: weekday bars, an index benchmark
             syn = to_exchange_calendar(syn)
         data, snaps, bench = syn.data, syn.snapshots, syn.benchmark
@@ -61,7 +62,7 @@ def load_market(spec: DataSpec) -> Market:
         if missing:
             raise DataError(f"{spec.candidates}: candidate {missing[0]!r} has no price file in {spec.data}"
                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        derived = _derived_if_needed(data, snaps)
+        derived = _derived_if_needed(data, snaps, derived_cache)
         bench = spec.benchmark
         prov = {"source": str(path), "candidates": str(spec.candidates)}
     cal, cal_source = infer_calendar(data.closes.index, spec.calendar)
@@ -120,14 +121,14 @@ def _snapshot_content_digests(snaps: SnapshotStore) -> dict[str, str]:
     return out
 
 
-def _derived_if_needed(data: MarketData, snaps: SnapshotStore) -> dict | None:
+def _derived_if_needed(data: MarketData, snaps: SnapshotStore, cache: DerivedCache | None = None) -> dict | None:
     """Derived fields for the whole panel when any snapshot misses a scanner field, else None.
 
     They are filled per window as of the cut-off (``pool_as_of``), never as of a later date.
     """
     if not _has_missing_fields(snaps):
         return None
-    return derive_panel(data.closes, data.fields)
+    return (cache.derive if cache is not None else derive_panel)(data.closes, data.fields)
 
 
 def _has_missing_fields(snaps: SnapshotStore) -> bool:

@@ -9,7 +9,8 @@ and ``simulator_disagreement`` checks, never counted as trials. Every file writt
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 from audit.checks import SimConventions, metrics_with_and_without, summarize_checks
 from audit.raw_audit import simulation_record_data
 from audit.run_audit import audit_run, write_checks
-from contracts.enums import RecordType, SimulatorKind, SpecVersion
+from contracts.enums import Profile, RecordType, SimulatorKind, SpecVersion
 from market.panel import simple_returns
 from simulation import CellPlan, SimulationConfig, WindowPlan, simulate
 from tournament.bands import apply_to_matrix, resolve_bands
@@ -28,6 +29,7 @@ from tournament.market_io import Market
 from tournament.relaxations import add_allocation_counts
 from tournament.rundir import candidates_path, write_json, write_parquet
 from tournament.unit import UnitResult, alloc_key
+from tournament.verification import flag_reason, verification_frame, verification_sample, verification_summary
 
 
 def sim_conventions(periods_per_year: int) -> dict[str, SimConventions]:
@@ -48,6 +50,8 @@ class FinishOutcome:
     no_position_cells: tuple[str, ...]
     no_position_windows: tuple[str, ...]
     n_cells: int = 0
+    #: wall seconds of each post-unit phase (simulation:<simulator>, files, checks, statistics, report)
+    seconds: dict = field(default_factory=dict)
 
 
 def build_plans(cfg: TournamentConfig, sched: dict, results: dict[str, UnitResult]) -> dict[str, tuple[CellKey, CellPlan]]:
@@ -62,6 +66,31 @@ def build_plans(cfg: TournamentConfig, sched: dict, results: dict[str, UnitResul
             wps.append(WindowPlan(window=w, atoms=sel.atoms, weights=dict(alloc.weights)))
         plans[cell.id] = (cell, CellPlan(cell_id=cell.id, windows=wps))
     return plans
+
+
+def _verification_pairs(cfg: TournamentConfig, sched: dict, results: dict[str, UnitResult],
+                        sample: set[int]) -> pd.DataFrame:
+    """``verification.parquet``: every verification-backend allocation of the base setting beside the
+    trial backend's (sampled verification; empty under ``verification: full``, whose verification
+    allocations are cells)."""
+    if cfg.verification != "sampled" or not cfg.verification_backends:
+        return verification_frame([])
+    base = cfg.settings()[0]
+    trial = cfg.trial_backend
+    cell_of = {(c.engine, Profile(c.profile)): c.id for c in cfg.cells()
+               if c.setting == base and c.backend == trial and c.simulator == cfg.trial_simulator}
+    pairs = []
+    for w in sched[base.id]:
+        res = results[f"{base.id}/{w.index}"]
+        for e in cfg.engines:
+            for p in cfg.profiles:
+                a = res.allocations[alloc_key(e, p, trial)]
+                for vb in cfg.verification_backends:
+                    b = res.allocations.get(alloc_key(e, p, vb))
+                    if b is not None:
+                        reason = "sample" if w.index in sample else (flag_reason(a) or "other")
+                        pairs.append((cell_of[(e, Profile(p))], w.index, a, b, reason))
+    return verification_frame(pairs)
 
 
 def _weights_frame(plans) -> pd.DataFrame:
@@ -88,6 +117,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                results: dict[str, UnitResult], append, record_file) -> FinishOutcome:
     P = market.calendar.periods_per_year
     closes = market.closes
+    sec: dict[str, float] = {}
+    tick = _Ticker(sec)
     trial_plans = build_plans(cfg, sched, results)
     bl_plans, bl_info = baseline_plans(cfg, market, sched, results)
     plans = {**trial_plans, **bl_plans}  # every simulated cell; the baselines are never trials
@@ -96,6 +127,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         path = candidates_path(run_dir, base.id, w.index).with_name("baselines.json")
         write_json(path, selection_artifact(bl_plans, base.id, w.index))
         record_file(path)
+    tick("plans")
     sim_cfg = SimulationConfig(fees=cfg.costs.fees, slippage=cfg.costs.slippage,
                                liquidation_floor=cfg.liquidation_floor, periods_per_year=P, gap=cfg.gap)
     outs = []
@@ -103,6 +135,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         group = [p for c, p in plans.values() if c.simulator == kind]
         if group:
             outs.append(simulate(closes, group, SimulatorKind(kind), sim_cfg))
+            tick(f"simulation:{SimulatorKind(kind).value}")
     returns = pd.concat([o.returns for o in outs], ignore_index=True)
     positions = pd.concat([o.positions for o in outs], ignore_index=True)
     exposure = pd.concat([o.exposure for o in outs], ignore_index=True)
@@ -110,6 +143,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     events = [e for o in outs for e in o.events]
 
     weights = _weights_frame(plans)
+    base_windows = [w.index for w in sched[base.id]]
+    sample = verification_sample(cfg, sched) if cfg.verification == "sampled" else base_windows
+    verification = _verification_pairs(cfg, sched, results, set(sample))
     cells = pd.DataFrame([{"cell_id": cid, **c.dims(),
                            "sim_total_return": float(summary.at[cid, "sim_total_return"]),
                            "sim_sharpe": float(summary.at[cid, "sim_sharpe"]),
@@ -118,12 +154,15 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                            "n_windows": int(summary.at[cid, "n_windows"])} for cid, (c, _) in plans.items()])
     for name, frame in (("windows.parquet", _windows_frame(sched, closes.index)), ("weights.parquet", weights),
                         ("returns.parquet", returns), ("positions.parquet", positions),
-                        ("exposure.parquet", exposure), ("cells.parquet", cells)):
+                        ("exposure.parquet", exposure), ("cells.parquet", cells),
+                        ("verification.parquet", verification)):
         record_file(write_parquet(run_dir, name, frame))
+    tick("files")
 
     _simulation_records(append, plans, returns, P)
     for i, ev in enumerate(events):
         append(RecordType.SIMULATION, SpecVersion.RUN, {"key": f"simevent:{i}", "event": ev})
+    tick("ledger")
 
     bands = resolve_bands(cfg, market, sched[base.id])
     audit = audit_run(run_dir, conventions=sim_conventions(P), liquidation_floor=cfg.liquidation_floor,
@@ -136,6 +175,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
 
     base_cells = [cid for cid, (c, _) in plans.items() if c.setting == base]
     with_without = metrics_with_and_without(returns[returns.cell_id.isin(base_cells)], quarantined, P)
+    tick("checks")
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
     from tournament.records import degenerate_windows
@@ -149,23 +189,41 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
             bl_rows[col] = 0
     matrix = pd.concat([matrix, bl_rows], ignore_index=True) if len(bl_rows) else matrix
     matrix = _mark_no_position(apply_to_matrix(matrix, bands), audit.no_position_cells)
+    matrix = _mark_verification(matrix, checks)
+    tick("statistics")
     matrix.to_csv(run_dir / "performance_matrix.csv", index=False, float_format="%.10g")
     record_file(run_dir / "performance_matrix.csv")
     stats["checks"] = summary_checks
     stats["quarantine"] = {"windows": quarantined, "metrics_with_and_without": with_without}
     stats["htr_stages"] = _htr_distribution(results)
+    stats["verification"] = verification_summary(verification, cfg.verification, sample, len(base_windows),
+                                                 [b.value for b in cfg.verification_backends])
     stats["no_position"] = {"cells": audit.no_position_cells, "windows": audit.no_position_windows}
     stats["bands"] = bands
     stats["baselines"] = {**bl_info, "vs_best_trial": _finite(vs_best_trial(cfg, matrix, series, P))}
     write_json(run_dir / "bootstrap.json", _finite(stats))
     record_file(run_dir / "bootstrap.json")
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})
+    tick("files")
     report = None
     if cfg.report:
         from reports import render_report
         report = render_report(run_dir)
+        tick("report")
     return FinishOutcome(report, _run_metrics(matrix, stats), summary_checks, tuple(audit.integrity_failures),
-                         tuple(audit.no_position_cells), tuple(audit.no_position_windows), len(plans))
+                         tuple(audit.no_position_cells), tuple(audit.no_position_windows), len(plans), sec)
+
+
+class _Ticker:
+    """Adds the wall seconds since the previous tick to ``sec[name]`` (the per-phase profile)."""
+
+    def __init__(self, sec: dict[str, float]):
+        self.sec, self.t = sec, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.sec[name] = self.sec.get(name, 0.0) + now - self.t
+        self.t = now
 
 
 #: matrix figures that mean nothing for a cell that never held a position (blank, not 0)
@@ -182,6 +240,25 @@ def _mark_no_position(matrix: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
         if col in out.columns:
             out[col] = out[col].astype("float64")
             out.loc[mask, col] = np.nan
+    return out
+
+
+def _mark_verification(matrix: pd.DataFrame, checks) -> pd.DataFrame:
+    """``verified_windows`` and ``backend_max_abs_weight_diff`` columns from the ``backend_disagreement``
+    checks: per native cell, the base windows the verification backend allocated (``;``-separated; "all"
+    under ``verification: full``) and the largest weight difference found; blank for other cells."""
+    out = matrix.copy()
+    wins, diff = {}, {}
+    for c in checks:
+        if c.name != "backend_disagreement" or c.cell_id is None:
+            continue
+        d = c.details or {}
+        ws = d.get("windows_verified")
+        wins[c.cell_id] = ";".join(str(int(k)) for k in ws) if ws is not None else "all"
+        diff[c.cell_id] = d.get("max_abs_weight_diff")
+    out["verified_windows"] = [wins.get(str(c), "") for c in out["cell_id"]]
+    out["backend_max_abs_weight_diff"] = np.array([np.nan if diff.get(str(c)) is None else float(diff[str(c)])
+                                                   for c in out["cell_id"]], dtype=np.float64)
     return out
 
 

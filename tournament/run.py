@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ from audit.ledger import LedgerWriter
 from audit.verify import file_sha256, latest_artifacts, split_lines, verify_lines
 from contracts.enums import RecordType, SpecVersion
 from contracts.errors import ConfigError, LedgerError
+from market.ratings import DerivedCache
 from simulation import make_windows
 from tournament.config import TournamentConfig, dump_config
 from tournament.executors import execute, pin_threads
@@ -35,9 +37,23 @@ from tournament.market_io import Market, load_market
 from tournament.records import unit_records
 from tournament.rundir import candidates_path, unit_path, write_json
 from tournament.unit import UnitContext, UnitKey, UnitResult
+from tournament.verification import verification_sample
 
 LIBRARIES = ("numpy", "pandas", "scipy", "vectorbt", "riskfolio-lib", "cvxpy", "clarabel", "arch",
              "pydantic", "numba", "scikit-learn")
+
+CACHE_ENV = "WFAUDIT_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where runs cache what they may reuse (derived scanner fields): ``$WFAUDIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/wfaudit``, else ``~/.cache/wfaudit``; never inside the package nor inside a
+    runs folder (whose entries are run folders). The Makefile sets it to the checkout's ``.cache/``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "wfaudit"
 
 
 @dataclass
@@ -58,6 +74,10 @@ class RunOutcome:
     #: cells that held no position in any window, and (setting, window, engine) with no winners
     no_position_cells: tuple[str, ...] = ()
     no_position_windows: tuple[str, ...] = ()
+    #: wall seconds per phase: ``market`` (load + derived fields), ``units`` (wall of the units phase),
+    #: ``unit:<part>`` (seconds summed over units, in whichever worker ran them: selection per engine
+    #: group, allocation per backend) and the post-unit phases of ``finish_run``; see benchmarks/tournament.py
+    phase_seconds: dict = field(default_factory=dict)
 
 
 def _git_commit() -> str | None:
@@ -138,7 +158,11 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         run_dir = Path(resume)
         cfg = _resumable_config(run_dir, resume_overrides or {})
         run_id = run_dir.name
-    market = load_market(cfg.market)  # bad input fails here, before a run folder exists
+    # bad input fails here, before a run folder exists; derived scanner fields are cached per content
+    # digest of the bars (market.ratings.DerivedCache)
+    t_market = time.perf_counter()
+    market = load_market(cfg.market, derived_cache=DerivedCache(cache_dir() / "derived"))
+    phases = {"market": time.perf_counter() - t_market}
     if resume is None:
         run_id = new_run_id(cfg)
         run_dir = Path(runs_dir) / run_id
@@ -173,8 +197,9 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
             for rec in unit_records(res, dates):
                 append(*rec)
         todo = [k for k in keys if k.id not in results]
-        ctx = UnitContext(market=market, config=cfg)
+        ctx = UnitContext(market=market, config=cfg, verify_windows=frozenset(verification_sample(cfg, sched)))
         n_new = 0
+        t_units = time.perf_counter()
         for res in execute(ctx, todo, cfg.executor, cfg.workers, cfg.scheduler):
             _persist_unit(run_dir, res, record_file)
             for rec in unit_records(res, dates):
@@ -186,6 +211,10 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
             if stop_after_units is not None and n_new >= stop_after_units:
                 return RunOutcome(run_dir, run_dir / "audit.jsonl", None, 0, len(results), time.perf_counter() - t0,
                                   writer.next_seq - 1, writer.last_hash)
+        phases["units"] = time.perf_counter() - t_units
+        for res in results.values():
+            for part, s in res.seconds.items():
+                phases[f"unit:{part}"] = phases.get(f"unit:{part}", 0.0) + s
         from tournament.postprocess import finish_run  # heavy imports (vectorbt) only when needed
         fin = finish_run(run_dir, cfg, market, sched, results, append, record_file)
         artifacts = _artifacts(run_dir)
@@ -204,7 +233,7 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         writer.close()
     return RunOutcome(run_dir, run_dir / "audit.jsonl", fin.report, fin.n_cells, len(results),
                       time.perf_counter() - t0, head[0], head[1], fin.checks, fin.integrity_failures,
-                      fin.no_position_cells, fin.no_position_windows)
+                      fin.no_position_cells, fin.no_position_windows, {**phases, **fin.seconds})
 
 
 #: options a resume may change: they change how the run executes or renders, never its results

@@ -24,9 +24,10 @@ from contracts.window import Window
 from market.gates import atom_returns
 from market.panel import simple_returns
 from market.view import PastView
-from selection.registry import FeatureCache, run_window
+from selection.registry import LEGACY, FeatureCache, run_window
 from tournament.config import TournamentConfig
 from tournament.market_io import Market, pool_as_of
+from tournament.verification import flag_reason
 
 
 def derive_seed(base: int, *keys: str | int) -> int:
@@ -81,10 +82,21 @@ class UnitContext:
     config: TournamentConfig
     problem_cache: ProblemCache = field(default_factory=ProblemCache)
     feature_cache: FeatureCache = field(default_factory=FeatureCache)
+    #: base windows the verification backends allocate under ``verification: sampled``
+    #: (``tournament.verification.verification_sample``)
+    verify_windows: frozenset = frozenset()
 
     def backends_for(self, setting: SettingKey) -> list[Backend]:
+        """Backends whose allocations are cells at ``setting`` (``TournamentConfig.cell_backends``)."""
         base = self.config.settings()[0]
-        return list(self.config.backends) if setting == base else [self.config.trial_backend]
+        return self.config.cell_backends(0 if setting == base else 1)
+
+    def verifies(self, setting: SettingKey, window: int, trial: Allocation) -> bool:
+        """Under ``verification: sampled``: whether the verification backends allocate this pair."""
+        cfg = self.config
+        if cfg.verification != "sampled" or setting != cfg.settings()[0]:
+            return False
+        return window in self.verify_windows or flag_reason(trial) is not None
 
 
 def allocation_request(view: PastView, sel: SelectionResult, periods_per_year: int) -> AllocationRequest:
@@ -109,17 +121,40 @@ def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
     view = dataclasses.replace(view, pool=pool_as_of(m, view.pool, view.cutoff_date))
     sel_cfg = cfg.selection.for_lookback(key.setting.feature_lookback)
     seed = derive_seed(cfg.seed, key.setting.id, key.window.index)
-    selections = run_window(view, list(cfg.engines), sel_cfg, seed, ctx.feature_cache)
+    # the v4 family (v4, challengers, raw, random) shares one pass; the frozen v3.4 engine runs alone:
+    # two calls, timed apart for the per-phase profile (the results are those of one call)
+    seconds: dict[str, float] = {}
+    found: dict[str, SelectionResult] = {}
+    for group, names in (("v4_family", [e for e in cfg.engines if e != LEGACY]),
+                         (LEGACY, [e for e in cfg.engines if e == LEGACY])):
+        if names:
+            ts = time.perf_counter()
+            found.update(run_window(view, names, sel_cfg, seed, ctx.feature_cache))
+            seconds[f"selection:{group}"] = time.perf_counter() - ts
+    selections = {e: found[e] for e in cfg.engines}
     t1 = time.perf_counter()
     allocations: dict[str, Allocation] = {}
     acfg = AllocationConfig()
     for engine in cfg.engines:
         sel = selections[engine]
+        ts = time.perf_counter()
         req = allocation_request(view, sel, m.calendar.periods_per_year)
+        seconds["allocation:requests"] = seconds.get("allocation:requests", 0.0) + time.perf_counter() - ts
         for profile in cfg.profiles:
             for backend in ctx.backends_for(key.setting):
+                ts = time.perf_counter()
                 allocations[alloc_key(engine, profile, backend)] = allocate(
                     req, Profile(profile), Backend(backend), acfg, ctx.problem_cache)
+                k = f"allocation:{Backend(backend).value}"
+                seconds[k] = seconds.get(k, 0.0) + time.perf_counter() - ts
+            trial = allocations[alloc_key(engine, profile, cfg.trial_backend)]
+            if cfg.verification_backends and ctx.verifies(key.setting, key.window.index, trial):
+                for backend in cfg.verification_backends:
+                    ts = time.perf_counter()
+                    allocations[alloc_key(engine, profile, backend)] = allocate(
+                        req, Profile(profile), Backend(backend), acfg, ctx.problem_cache)
+                    k = f"allocation:{Backend(backend).value}"
+                    seconds[k] = seconds.get(k, 0.0) + time.perf_counter() - ts
     t2 = time.perf_counter()
     return UnitResult(key=key, selections=selections, allocations=allocations,
-                      seconds={"selection": t1 - t0, "allocation": t2 - t1})
+                      seconds={"selection": t1 - t0, "allocation": t2 - t1, **seconds})
