@@ -49,7 +49,7 @@ def regime_figures(returns: pd.DataFrame, labels: pd.Series, periods_per_year: f
     """
     lab = labels.astype("string")
     rows = []
-    for cid, g in returns.groupby("cell_id", sort=True):
+    for cid, g in returns.groupby("cell_id", sort=True, observed=True):
         g = g.sort_values("date")
         day_regime = lab.reindex(pd.DatetimeIndex(g["date"]))
         r_all = g["return"].to_numpy(dtype=np.float64)

@@ -40,7 +40,8 @@ def _verdicts_html(results: list[dict], list_id: str, what: str) -> str:
     items = "".join(f"<li>{esc(r['verdict'])}</li>" for r in results)
     return (f"<p>Do the {esc(what)} rank alike across regimes? Kendall's tau-b between the regime columns "
             "(p-values Holm-adjusted over the regime pairs; cells share one market, so the p-value is "
-            "descriptive rather than exact):</p>" f"<ul id='{esc(list_id)}'>{items}</ul>")
+            "descriptive rather than exact; on independent items its measured size is 0.04 at level 0.05 and its "
+            "power 0.94 against a correlation of 0.6 with 30 items, tests/audit/test_regimes.py):</p>" f"<ul id='{esc(list_id)}'>{items}</ul>")
 
 
 def regime_split_html(rd: RunData, dim: str, sub: pd.DataFrame, values: list) -> str:
