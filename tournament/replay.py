@@ -234,7 +234,10 @@ def _compare_frame(col: _Collector, name: str, a: pd.DataFrame, b: pd.DataFrame)
                 col.largest[name] = max(col.largest.get(name, 0.0), float(diff.max()))
             bad = np.flatnonzero(diff > col.tol)
         else:
-            bad = np.flatnonzero(pd.Series(x).astype(str).to_numpy() != pd.Series(y).astype(str).to_numpy())
+            # element-wise str (a missing value reads "<NA>" on both sides; a nullable string column's
+            # vectorised astype(str) would keep NA, which compares unequal to itself)
+            bad = np.flatnonzero(pd.Series(x, dtype=object).map(str).to_numpy()
+                                 != pd.Series(y, dtype=object).map(str).to_numpy())
         if bad.size:
             col.n[name] = col.n.get(name, 0) + int(bad.size)
             if col.first is None:

@@ -70,3 +70,13 @@ def test_regime_files_digested_and_summarised(small_run):
     b = json.loads((d / "bootstrap.json").read_text())["regimes"]
     assert b["reference"] == "benchmark BTCUSDT" and b["window"] == 20
     assert sum(v["test_days"] for v in b["regimes"].values()) + b["unlabelled_test_days"] == b["test_days"]
+
+
+def test_regimes_config_is_validated():
+    from contracts.errors import ConfigError
+
+    cfg = load_config(preset="quick")
+    assert (cfg.regimes.window, tuple(cfg.regimes.quantiles), cfg.regimes.min_history) == (20, (0.6, 0.9), 60)
+    for bad in ({"quantiles": [0.9, 0.6]}, {"quantiles": [0.0, 0.5]}, {"window": 1}, {"colour": "red"}):
+        with pytest.raises(ConfigError, match="regimes"):
+            load_config(preset="quick", overrides={"regimes": bad})
