@@ -98,3 +98,16 @@ def test_bad_settings_raise():
         regime_frame(p, quantiles=(0.9, 0.6))
     with pytest.raises(ValueError):
         regime_frame(p, window=1)
+
+
+def test_reference_is_the_benchmark_else_an_equal_weight_index():
+    from market.regimes import reference_prices
+
+    dates = pd.date_range("2024-01-01", periods=4, freq="D", tz="UTC")
+    closes = pd.DataFrame({"A": [1.0, 1.1, 1.21, 1.331], "B": [2.0, 1.8, np.nan, np.nan]}, index=dates)
+    p, what = reference_prices(closes, "A")
+    assert p.equals(closes["A"]) and "A" in what
+    q, what = reference_prices(closes, None)
+    # day 1: mean(+10%, -10%) = 0; then only A trades: +10% a day (B's missing returns skipped)
+    np.testing.assert_allclose(q.to_numpy(), [1.0, 1.0, 1.1, 1.21], rtol=1e-15)
+    assert "equal-weight" in what
