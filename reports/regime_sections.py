@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from audit.regimes import REGIME_ORDER, ranking_consistency
 from reports.html import esc, fmt, pct, section, table
-from reports.regime_data import load_figures, load_labels
+from reports.regime_data import load_figures
 from reports.rundata import RunData
 from reports.tournament_page import at_base, trials
 
