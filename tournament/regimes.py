@@ -83,6 +83,28 @@ def summary(cfg: TournamentConfig, labels: pd.DataFrame, source: str, fig: pd.Da
             "regimes": per,
             "ranking_consistency_base_trials": ranking_consistency(wide, cfg.statistics.alpha)
             if wide.shape[1] >= 2 else [],
+            "ranking_consistency_sweeps": _sweep_consistency(cfg, fig, trial_plans),
             "files": ["regime_labels.parquet", "regimes.parquet"],
             "note": "figures per cell on the days of each regime (its own returns); labels from bars before "
                     "each day only"}
+
+
+SWEEP_DIMS = ("step_size", "train_window", "feature_lookback")
+
+
+def _sweep_consistency(cfg: TournamentConfig, fig: pd.DataFrame, trial_plans: dict) -> dict:
+    """Per swept dimension (two or more values, the others at the base setting): Kendall's tau between
+    the regimes over the sweep's trial cells (the report's ``consistency-<dim>``)."""
+    base = cfg.settings()[0]
+    out = {}
+    for dim in SWEEP_DIMS:
+        others = [d for d in SWEEP_DIMS if d != dim]
+        cells = [cid for cid, (c, _) in trial_plans.items()
+                 if cfg.is_trial(c) and all(getattr(c, d) == getattr(base, d) for d in others)]
+        if len({getattr(trial_plans[cid][0], dim) for cid in cells}) < 2:
+            continue
+        wide = fig[fig["cell_id"].isin(cells)].pivot_table(index="cell_id", columns="regime", values="sharpe",
+                                                           aggfunc="first")
+        wide = wide[[r for r in REGIME_ORDER if r in wide.columns]]
+        out[dim] = ranking_consistency(wide, cfg.statistics.alpha) if wide.shape[1] >= 2 else []
+    return out

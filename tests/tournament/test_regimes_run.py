@@ -70,6 +70,10 @@ def test_regime_files_digested_and_summarised(small_run):
     b = json.loads((d / "bootstrap.json").read_text())["regimes"]
     assert b["reference"] == "benchmark BTCUSDT" and b["window"] == 20
     assert sum(v["test_days"] for v in b["regimes"].values()) + b["unlabelled_test_days"] == b["test_days"]
+    assert b["ranking_consistency_sweeps"] == {}  # the fixture sweeps nothing
+    regs = [r for r in ("calm", "turbulent", "crisis") if b["regimes"][r]["trial_cells_with_figures"]]
+    pairs = [(x, y) for i, x in enumerate(regs) for y in regs[i + 1:]]  # regimes with figures only
+    assert [(r["regime_a"], r["regime_b"]) for r in b["ranking_consistency_base_trials"]] == pairs
 
 
 def test_regimes_config_is_validated():
