@@ -12,7 +12,7 @@ import pandas as pd
 
 from contracts.errors import DataError
 
-SCHEMA_VERSION = "1.1"  # 1.1: regime_labels.parquet and regimes.parquet added (issue 20)
+SCHEMA_VERSION = "1.2"  # 1.1: performance_matrix.csv gains the DSR readings (issue 14); 1.2: regime_labels.parquet and regimes.parquet (issue 20)
 
 
 @dataclass(frozen=True)

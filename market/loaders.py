@@ -4,7 +4,8 @@ Errors are ``DataError``s that name the file, symbol, date or field. Loading nev
 
 Lakehouse layout: ``DIR/<SYMBOL>.parquet`` or ``DIR/<SYMBOL>.csv`` with columns
 ``date, open, high, low, close, volume`` (``date`` ISO-8601, read as UTC; prices in quote currency;
-volume in units of the asset). Symbols must be safe file names (``[A-Za-z0-9][A-Za-z0-9._-]*``).
+volume in units of the asset; finite and >= 0 on every row with a close, or an entirely empty column
+for "no volume"). Symbols must be safe file names (``[A-Za-z0-9][A-Za-z0-9._-]*``).
 
 Snapshots: ``DIR/YYYY-MM-DD.json``, each a JSON list of candidate records (``contracts.Candidate``
 fields with the scanner's names: ``symbol, exchange, asset_type, sector, logic, direction,
@@ -88,6 +89,22 @@ def _parse_dates(values, where: str) -> pd.DatetimeIndex:
     return idx
 
 
+def _check_volume(vals: np.ndarray, idx: pd.DatetimeIndex, path: Path, sym: str, df: pd.DataFrame,
+                  cols: dict) -> None:
+    """Volume must be finite and >= 0 on every row with a close (``Value.Traded = close x volume``
+    feeds the liquidity veto and score). A volume column that is entirely empty means "no volume"
+    (``write_lakehouse`` writes one for close-only data) and is accepted."""
+    if np.isnan(vals).all():
+        return
+    close = pd.to_numeric(df[cols["close"]], errors="coerce").to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(close) & ~(np.isfinite(vals) & (vals >= 0))
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DataError(f"{path}: symbol {sym!r}: invalid volume {vals[k]!r} on {idx[k].date()} "
+                        "(volume must be finite and >= 0)")
+
+
 def load_lakehouse(folder: str | Path) -> MarketData:
     """Load a lakehouse folder into a validated ``MarketData`` (outer join of dates)."""
     folder = Path(folder)
@@ -120,6 +137,8 @@ def load_lakehouse(folder: str | Path) -> MarketData:
                     vals = pd.to_numeric(df[cols[f]], errors="raise").to_numpy(dtype=np.float64)
                 except (ValueError, TypeError) as exc:
                     raise DataError(f"{path}: symbol {sym!r}: column {f!r} is not numeric ({exc})") from exc
+                if f == "volume":
+                    _check_volume(vals, idx, path, sym, df, cols)
                 per_field[f][sym] = pd.Series(vals, index=idx)
     closes = validate_panel(pd.DataFrame(per_field["close"]).sort_index(), source=str(folder))
     fields = {f: pd.DataFrame(s).reindex(index=closes.index, columns=closes.columns)

@@ -1,6 +1,6 @@
 """The run's volatility regimes as the report reads them (issue 20): ``regime_labels.parquet`` (one
 label per date) and ``regimes.parquet`` (each cell's figures on each regime's days), both optional
-(a run written before schema 1.1 has neither: empty frames, and the pages say so).
+(a run written before schema 1.2 has neither: empty frames, and the pages say so).
 """
 from __future__ import annotations
 

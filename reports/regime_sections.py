@@ -116,7 +116,7 @@ def regime_section(rd: RunData, img: Path) -> str:
     title = "Volatility regimes: every result split by calm, turbulent and crisis days"
     if labels_df.empty or fig.empty:
         return section("regimes", title, "<p class='muted' id='regimes-none'>no regime files in this run "
-                                         "(written from schema 1.1 on)</p>")
+                                         "(written from schema 1.2 on)</p>")
     info = (rd.boot or {}).get("regimes") or {}
     body = []
     ret = rd.frames["returns.parquet"]

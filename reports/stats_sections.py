@@ -38,9 +38,17 @@ def pbo_dsr_section(rd: RunData, img: Path) -> str:
         body.append("<p class='muted' id='pbo-table'>PBO not computed (fewer than 2 trials or too few common "
                     "dates)</p>")
     eff = b.get("effective_trials") or {}
-    body.append(table(["trials", "common dates", "effective trials"],
-                      [[b.get("n_trials"), b.get("common_dates"), eff.get("n_effective", eff.get("n_trials"))]],
+    d = b.get("dsr") or {}
+    body.append(table(["trials", "common dates", "correlation clusters", "participation ratio (not used)",
+                       "DSR headline method"],
+                      [[b.get("n_trials"), b.get("common_dates"), d.get("n_trials_clustered"),
+                        eff.get("n_effective", eff.get("n_trials")), d.get("method")]],
                       table_id="trials-table"))
+    body.append("<p class='muted'>DSR (Bailey &amp; Lopez de Prado 2014) in two readings: the raw trial count with "
+                "the variance of all trials' Sharpes, and the count of correlation clusters (average correlation "
+                f"&ge; {esc(d.get('cluster_threshold', 0.9))}) with the variance of the clusters' Sharpes. The "
+                "headline is the one whose false-positive rate benchmarks/calibration.py measures at most nominal. "
+                "PSR is per cell and is not evidence for a trial picked as the best.</p>")
     t = trials(rd)
     if not t.empty and "dsr" in t:
         t = t.sort_values(["profile", "engine", "step_size", "train_window", "feature_lookback"])
@@ -49,9 +57,11 @@ def pbo_dsr_section(rd: RunData, img: Path) -> str:
         plots.bars(labels, t["dsr"].astype(float).tolist(), img / "dsr.png",
                    title="Deflated Sharpe ratio per trial cell (0.95 dashed)", ylabel="DSR", hline=0.95)
         body.append('<h3>Deflated Sharpe ratio</h3><img id="dsr-img" src="img/dsr.png" alt="DSR per cell">')
-        body.append(table(["cell", "label", "Sharpe", "PSR", "DSR", "trials", "effective trials"],
-                          [[r["cell_id"], lab, r.get("sharpe"), r.get("psr"), r.get("dsr"), r.get("n_trials"),
-                            r.get("n_trials_effective")] for lab, r in zip(labels, t.to_dict("records"))],
+        body.append(table(["cell", "label", "Sharpe", "PSR", "DSR", "DSR raw", "DSR clustered", "trials",
+                           "clusters"],
+                          [[r["cell_id"], lab, r.get("sharpe"), r.get("psr"), r.get("dsr"), r.get("dsr_raw"),
+                            r.get("dsr_clustered"), r.get("n_trials"), r.get("n_trials_clustered")]
+                           for lab, r in zip(labels, t.to_dict("records"))],
                           table_id="dsr-table", text_cols=2))
     return section("overfitting", "Overfitting: PBO and deflated Sharpe", "".join(body))
 
@@ -60,28 +70,44 @@ def verdicts_section(rd: RunData) -> str:
     pt = rd.boot.get("paired_tests") or {}
     body = []
     ver = pt.get("verdicts") or {}
+    exc = rd.boot.get("excluded_trials")
+    if exc:  # issue 15: degenerate selections are stated, never silently compared
+        body.append(f"<p class='warning'>{exc.get('n')} cell(s) excluded from the trials and these "
+                    f"verdicts: {esc(exc.get('reason', ''))}.</p>")
     body.append(table(["comparison", "pairs", "a better (Holm-significant)", "b better (Holm-significant)",
-                       "mean Sharpe difference a-b"],
+                       "mean Sharpe difference a-b", "smallest detectable difference"],
                       [[k, v.get("n"), v.get("a_better_significant"), v.get("b_better_significant"),
-                        v.get("mean_difference")] for k, v in sorted(ver.items())], table_id="verdicts-table"))
+                        v.get("mean_difference"), v.get("detectable_difference")] for k, v in sorted(ver.items())],
+                      table_id="verdicts-table"))
+    if pt.get("n_pairs"):
+        body.append(f"<p class='muted'>p-values: studentised HAC test of the Sharpe difference (Ledoit &amp; Wolf "
+                    "2008, Newey-West lags); at or below alpha, confirmed by their studentised circular block "
+                    f"bootstrap ({esc(pt.get('confirm_n_boot'))} draws, smallest p "
+                    f"{esc(fmt(pt.get('min_achievable_pvalue')))}) and the larger p kept; Holm-corrected over "
+                    f"{esc(pt.get('n_pairs'))} pairs (first threshold "
+                    f"{esc(fmt(pt.get('holm_first_threshold')))}); CI: paired stationary bootstrap. Smallest "
+                    "detectable difference: annualised Sharpe difference found with 80% power at Holm's first "
+                    "threshold, from the median standard error.</p>")
     tests = sorted(pt.get("tests") or [], key=lambda x: (x.get("comparison", ""), x.get("profile", "")))
-    body.append("<h3>Paired Sharpe-difference tests (block bootstrap; p-values Holm-corrected)</h3>")
+    body.append("<h3>Paired Sharpe-difference tests (HAC p-values, bootstrap CI; Holm-corrected)</h3>")
     body.append(table(["comparison", "profile", "step", "train", "lookback", "Sharpe a-b", "CI low", "CI high",
-                       "p", "p Holm", "reject"],
+                       "p", "p Holm", "reject", "s.e."],
                       [[x.get("comparison"), x.get("profile"), x.get("step_size"), x.get("train_window"),
                         x.get("feature_lookback"), x.get("difference"), x.get("ci_low"), x.get("ci_high"),
-                        x.get("pvalue"), x.get("pvalue_holm"), x.get("reject_holm")] for x in tests],
+                        x.get("pvalue"), x.get("pvalue_holm"), x.get("reject_holm"), x.get("se")] for x in tests],
                       table_id="tests-table", text_cols=2))
     spa = rd.boot.get("spa") or {}
     kinds = sorted({k for res in spa.values() for k in (res.get("pvalues") or {})})
     rows = [[prof, *[(res.get("pvalues") or {}).get(k) for k in kinds]] for prof, res in sorted(spa.items())]
-    body.append("<h3>Hansen's SPA against the random engine (base setting; H0: no engine beats random)</h3>"
+    body.append("<h3>Hansen's SPA, studentised, against the random engine (base setting; H0: no engine beats "
+                "random)</h3>"
                 + table(["profile", *[f"p {k}" for k in kinds]], rows, table_id="spa-table"))
     mcs = rd.boot.get("mcs") or {}
     if mcs:
         pv = mcs.get("pvalues") or {}
         inc = set(mcs.get("included") or [])
-        body.append("<h3>Model Confidence Set (base setting)</h3>" + table(
+        body.append("<h3>Model Confidence Set (base setting; loss: volatility-normalised returns, so models are "
+                    "ranked by Sharpe)</h3>" + table(
             ["model", "in MCS", "p-value"], [[m, m in inc, p] for m, p in sorted(pv.items(), key=lambda t: -t[1])],
             table_id="mcs-table", text_cols=1))
     return section("verdicts", "Verdicts: v4 vs v3.4, champion vs challengers, engines vs random", "".join(body))

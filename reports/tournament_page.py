@@ -109,7 +109,8 @@ def inputs_section(rd: RunData) -> str:
 
 
 MATRIX_COLS = ["cell_id", *DIMS, "trial", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "cagr", "max_drawdown",
-               "annual_volatility", "vol_band", "band_distance", "psr", "dsr", "n_trials_effective",
+               "annual_volatility", "vol_band", "band_distance", "psr", "dsr", "dsr_raw", "dsr_clustered",
+               "n_trials", "n_trials_clustered",
                "liquidated", "drift", "degenerate", "n_windows"]
 
 
@@ -373,26 +374,83 @@ def window_index_section(bundles: list[UnitBundle]) -> str:
 
 
 def summary_section(rd: RunData, n_windows: int) -> str:
-    """Headline figures: cells, trials, windows, best trial, PBO, and the verdict counts."""
+    """Headline figures and, in words, what the evidence supports: the best trial's Sharpe with its CI,
+    its DSR under the headline and the raw trial counts and the conclusion; each engine comparison as a
+    verdict or "no detectable difference" with the smallest difference detectable at this length; PBO
+    against its null spread. PSR is never shown for the best trial: it was selected, so only a deflated
+    figure is evidence."""
     m, t = rd.matrix, trials(rd)
     best = t.sort_values("sharpe", ascending=False).iloc[0].to_dict() if not t.empty and "sharpe" in t else {}
-    pbo = (rd.boot.get("pbo") or {}).get("pbo")
+    pbo_block = rd.boot.get("pbo") or {}
     ver = (rd.boot.get("paired_tests") or {}).get("verdicts") or {}
     base = rd.base_setting()
     pairs = [("cells", len(m)), ("trials", len(t)), ("window pages", n_windows),
              ("base setting (step, train, lookback)", ", ".join(map(str, base)) if base else None),
              ("best trial by Sharpe", f"{best.get('engine')} | {best.get('profile')} | step {best.get('step_size')}"
-              f" (Sharpe {fmt(best.get('sharpe'))}, CI {fmt(best.get('sharpe_ci_low'))} .. "
-              f"{fmt(best.get('sharpe_ci_high'))}, DSR {fmt(best.get('dsr'))})" if best else None),
-             ("ledger", f"verified, {rd.ledger.n_records} records" if rd.ledger.ok
-              else f"FAILS verification at seq {rd.ledger.first_bad_seq}"),
-             ("candidates point-in-time", rd.point_in_time),
-             ("PBO", pbo), ("liquidated cells", int(m["liquidated"].astype(bool).sum()) if "liquidated" in m else None),
-             ("DRIFT cells", int(m["drift"].astype(bool).sum()) if "drift" in m else None)]
+              f" (Sharpe {fmt(best.get('sharpe'))}, 95% CI {fmt(best.get('sharpe_ci_low'))} .. "
+              f"{fmt(best.get('sharpe_ci_high'))})" if best else None)]
+    if best:
+        pairs += dsr_evidence(rd, best)
+    pairs += [("ledger", f"verified, {rd.ledger.n_records} records" if rd.ledger.ok
+               else f"FAILS verification at seq {rd.ledger.first_bad_seq}"),
+              ("candidates point-in-time", rd.point_in_time),
+              ("PBO", pbo_text(pbo_block) if pbo_block else None),
+              ("liquidated cells", int(m["liquidated"].astype(bool).sum()) if "liquidated" in m else None),
+              ("DRIFT cells", int(m["drift"].astype(bool).sum()) if "drift" in m else None)]
     for name, v in sorted(ver.items()):
         pairs.append((f"{name}: a better / b better (Holm-significant) of n",
                       f"{v.get('a_better_significant')} / {v.get('b_better_significant')} of {v.get('n')}"))
+        pairs.append((f"{name}: verdict", comparison_text(v)))
     return section("summary", "Summary", kv_table(pairs, table_id="summary-table"))
+
+
+def dsr_evidence(rd: RunData, best: dict) -> list[tuple[str, str]]:
+    """The best trial's deflated Sharpe in words: headline and raw readings, and the conclusion."""
+    d = rd.boot.get("dsr") or {}
+    headline = best.get("dsr")
+    if headline is None or pd.isna(headline):
+        return [("best trial: deflated Sharpe", "not computed (fewer than 2 trials)")]
+    method = str(best.get("dsr_method") or d.get("method") or "raw")
+    n_raw = best.get("n_trials")
+    n_cl = best.get("n_trials_clustered")
+    raw = best.get("dsr_raw", headline)
+    cl = best.get("dsr_clustered")
+    n_head = n_raw if method == "raw" else n_cl
+    text = f"DSR {fmt(headline)} deflating for {fmt(n_head)} trials ({method} count, the headline)"
+    if method != "raw":
+        text += f"; {fmt(raw)} for the raw count of {fmt(n_raw)}"
+    if method != "clustered" and cl is not None and not pd.isna(cl):
+        text += f"; {fmt(cl)} for {fmt(n_cl)} correlation clusters"
+    significant = float(headline) > 0.95
+    conclusion = (f"significant: the best trial's Sharpe beats the expected maximum of {fmt(n_head)} unskilled "
+                  f"trials (DSR {fmt(headline)} > 0.95)" if significant else
+                  f"not significant after deflating for {fmt(n_head)} trials: no evidence of skill beyond the "
+                  f"best of {fmt(n_head)} tries (DSR {fmt(headline)} <= 0.95)")
+    return [("best trial: deflated Sharpe", text), ("conclusion", conclusion)]
+
+
+def comparison_text(v: dict) -> str:
+    """A paired comparison in words: the verdict, or no detectable difference and the smallest one
+    this sample could detect (80% power at Holm's first threshold, annualised Sharpe)."""
+    a, b, n = v.get("a_better_significant") or 0, v.get("b_better_significant") or 0, v.get("n") or 0
+    if a or b:
+        return f"a better in {a} and b better in {b} of {n} matched pairs (Holm-significant)"
+    mdd = v.get("detectable_difference")
+    tail = f" (smallest detectable difference at this length: {fmt(mdd, 3)} annualised Sharpe)" if mdd else ""
+    return f"no detectable difference in {n} matched pairs{tail}"
+
+
+def pbo_text(pbo: dict) -> str:
+    """PBO with its uncertainty: the null mean and spread from resampled demeaned trials."""
+    val = pbo.get("pbo")
+    null = pbo.get("null") or {}
+    if not null or null.get("sd") is None:
+        return fmt(val)
+    z = (float(val) - float(null["mean"])) / float(null["sd"]) if null.get("sd") else None
+    verdict = ("within the noise of a no-skill set" if z is None or abs(z) < 2 else
+               ("below what no-skill trials give" if z < 0 else "above what no-skill trials give"))
+    return (f"{fmt(val, 3)} (no-skill null {fmt(null['mean'], 3)} +/- {fmt(null['sd'], 3)} over "
+            f"{null.get('reps')} resamples of the demeaned trials: {verdict})")
 
 
 def alerts(rd: RunData) -> str:

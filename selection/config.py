@@ -44,17 +44,26 @@ RIDGE_FEATURES: tuple[str, ...] = (
 
 
 class RidgeConfig(BaseModel):
-    """Cross-sectional ridge challenger (``v4:ridge``), fitted on the train slice only.
+    """Cross-sectional ridge challenger (``v4:ridge``), fitted on its own history before the cut-off.
+
+    The fit reads the last ``history`` bars up to the cut-off (fewer when the panel starts later),
+    independently of the allocation ``train_window``: the train slice of a short-window setting
+    (e.g. 60 bars) is too short for even one sub-window, and an unfitted challenger would recruit
+    by candidate id. Past-only either way (DESIGN section 1: a decision may read any earlier bar;
+    the features and scores it ranks at the cut-off are still the train slice's).
 
     Sub-window ``j`` (0-based) ends at ``b_j = c - horizon * (j + 1)``, with ``c = T - 1`` the
-    cut-off's row in the train slice (T rows); features are computed on rows
+    cut-off's row in those T rows; features are computed on rows
     ``[max(0, b_j - feature_lookback), b_j)``, the target is the direction-adjusted compounded return
-    over rows ``[b_j, b_j + horizon)``, so ``b_j + horizon <= c``: the fit reads only the train
-    slice, strictly before the cut-off. ``alpha`` is the ridge penalty per observation.
+    over rows ``[b_j, b_j + horizon)``, so ``b_j + horizon <= c``: the fit reads only bars strictly
+    before the cut-off. ``alpha`` is the ridge penalty per observation. With fewer than
+    ``len(features) + 2`` training rows the challenger is unfitted and its selection is marked
+    ``degenerate`` (ledger warning, excluded from the trials and verdicts).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    history: int = Field(default=504, ge=2, description="bars up to the cut-off the fit reads")
     horizon: int = Field(default=20, ge=1, description="forward-return horizon, bars")
     n_windows: int = Field(default=4, ge=1, description="number of training sub-windows")
     alpha: float = Field(default=1.0, ge=0.0, description="ridge penalty per observation")
@@ -145,3 +154,29 @@ class SelectionConfig(BaseModel):
         """A copy with the v3.4 values of the five named settings (SELECTION_SPEC section 8)."""
         return self.model_copy(update={"sector_cap": None, "tail_vetoes": False, "hardening": False,
                                        "top_n_floor": 5, "max_winners": None})
+
+
+class SelectionSettings(SelectionConfig):
+    """The tournament YAML's ``selection:`` block: every ``SelectionConfig`` field except
+    ``feature_lookback``, which is a tournament dimension (``base.feature_lookback`` and
+    ``sweeps.feature_lookback``) and is refused here. Unknown keys are errors (``extra="forbid"``).
+
+    It reaches v4, every challenger (``v4:<scorer>``) and the baselines (``raw`` and ``random`` share
+    v4's ingestion, hard vetoes and partitioning); the frozen v3.4 engine keeps its own constants
+    (``selection.registry.legacy_config``).
+    """
+
+    feature_lookback: int = Field(default=120, ge=2, exclude=True,
+                                  description="not settable here: the tournament's swept lookback")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_lookback(cls, data):
+        if isinstance(data, dict) and "feature_lookback" in data:
+            raise ValueError("feature_lookback is a tournament setting: set base.feature_lookback "
+                             "or sweeps.feature_lookback, not selection.feature_lookback")
+        return data
+
+    def for_lookback(self, feature_lookback: int) -> SelectionConfig:
+        """The ``SelectionConfig`` of one sweep setting."""
+        return SelectionConfig.model_validate({**self.model_dump(), "feature_lookback": feature_lookback})

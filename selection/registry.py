@@ -71,21 +71,28 @@ class FeatureCache:
 
 
 def legacy_config(config: SelectionConfig):
-    """The legacy engine's config carrying the shared (non-policy-setting) values of ``config``."""
+    """The frozen v3.4 engine's config for one window: its own constants (``LegacyConfig``'s
+    defaults, which are SELECTION_SPEC's), with only ``feature_lookback`` taken from ``config``
+    (a tournament dimension that every engine follows). Nothing else of ``config`` reaches v3.4: a
+    run's ``selection:`` block configures v4, its challengers and the baselines, never the benchmark
+    (its liquidity floors, scanner depth and five policy settings are module constants anyway).
+    ``legacy_settings()`` lists everything v3.4 runs with, for the ledger."""
     from selection.legacy.engine import LegacyConfig  # lazy: registry is outside selection.pipeline
 
-    values = {"feature_lookback": config.feature_lookback, "top_n": config.top_n,
-              "min_winners": config.min_winners, "entropy_max": config.entropy_max,
-              "efficiency_min": config.efficiency_min, "adx_min": config.adx_min,
-              "entropy_relax": config.relax_entropy, "floor_relax": config.relax_efficiency,
-              "sentiment_min": config.sentiment_min, "min_history_bars": config.min_history_bars,
-              "min_survival": config.min_survival,
-              "shrinkage_intensity": config.default_shrinkage_intensity,
-              "corr_lookbacks": config.corr_lookbacks, "min_common_obs": config.min_common_obs,
-              "cut_distance": config.cluster_cut, "max_clusters": config.max_clusters,
-              "weights": config.effective_weights(), "adx_relax": config.relax_adx}
-    # every key must reach the legacy engine: a key it does not know is an error, never dropped
-    return LegacyConfig(**values)
+    return LegacyConfig(feature_lookback=config.feature_lookback)
+
+
+def legacy_settings() -> dict:
+    """Every constant the v3.4 engine runs with (JSON-ready; ``feature_lookback`` is per setting)."""
+    from selection.legacy import engine as E
+    from selection.legacy import features as F
+
+    cfg = E.LegacyConfig().model_dump(mode="json", exclude={"feature_lookback"})
+    cfg["weights"] = {f: w for f, _, w in E.LOG_MPS}
+    return {**cfg, "sector_cap": E.SECTOR_CAP, "tail_vetoes": E.TAIL_VETOES, "hardening": E.HARDENING,
+            "top_n_floor": E.TOP_N_FLOOR, "max_winners": E.MAX_WINNERS,
+            "liquidity_floor_perp": F.PERP_FLOOR, "liquidity_floor_other": F.OTHER_FLOOR,
+            "depth_cap": F.SCANNER_DEPTH}
 
 
 def run_window(view: PastView, engines: list[str], config: SelectionConfig, seed: int,

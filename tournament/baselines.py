@@ -99,14 +99,14 @@ def baseline_rows(cfg: TournamentConfig, plans: dict, series: dict[str, pd.Serie
     """Matrix rows of the baseline cells (the matrix's columns; statistics of trials left blank)."""
     from audit.metrics import compute_metrics
     from audit.statistics import sharpe_ci
-    from tournament.unit import derive_seed
+    from tournament.matrix import series_seed
 
     rows = []
     for cid, (cell, plan) in plans.items():
         r = series[cid].to_numpy()
         m = compute_metrics(r, P)
-        ci = sharpe_ci(r, P, seed=derive_seed(cfg.seed, "sharpe_ci", cid), n_boot=cfg.statistics.n_boot,
-                       alpha=cfg.statistics.alpha)
+        ci = sharpe_ci(r, P, seed=series_seed(cfg.seed, "sharpe_ci", r), n_boot=cfg.statistics.n_boot,
+                       alpha=cfg.statistics.alpha)  # one CI per distinct series, as for every cell
         rows.append({"cell_id": cid, **cell.dims(), "trial": False, "sharpe": ci.sharpe,
                      "sharpe_ci_low": ci.ci_low, "sharpe_ci_high": ci.ci_high, "cagr": m["cagr"],
                      "max_drawdown": m["max_drawdown"], "annual_volatility": m["annual_volatility"],

@@ -173,6 +173,9 @@ def synth(out: Path = typer.Option(..., help="Folder to write (lakehouse/ + snap
           seed: int = typer.Option(7, help="Seed of the synthetic market."),
           calendar: str = typer.Option("crypto", help="crypto (7-day bars, BTCUSDT benchmark) or exchange "
                                                       "(weekday bars, INDEX benchmark: an equity-style market)."),
+          no_signal: bool = typer.Option(False, "--no-signal",
+                                         help="Martingale prices and snapshots that never read a price "
+                                              "(a market with nothing to find, to measure the verdicts' size).")
           ) -> None:
     """Write the synthetic market as a lakehouse folder plus dated snapshots."""
     from market.exchange import to_exchange_calendar
@@ -182,13 +185,14 @@ def synth(out: Path = typer.Option(..., help="Folder to write (lakehouse/ + snap
     def go():
         if calendar not in ("crypto", "exchange"):
             raise ToolkitError(f"--calendar {calendar!r}: use crypto or exchange")
-        m = generate(SyntheticConfig(seed=seed))
+        m = generate(SyntheticConfig(seed=seed, no_signal=no_signal))
         if calendar == "exchange":
             m = to_exchange_calendar(m)
         write_lakehouse(m.data, out / "lakehouse")
         write_snapshots(m.snapshots, out / "snapshots")
         typer.echo(f"wrote {m.data.closes.shape[1]} symbols x {m.data.closes.shape[0]} bars to {out / 'lakehouse'}")
-        typer.echo(f"wrote {len(m.snapshots.frames)} snapshots to {out / 'snapshots'} (benchmark {m.benchmark})")
+        typer.echo(f"wrote {len(m.snapshots.frames)} snapshots to {out / 'snapshots'} (benchmark {m.benchmark})"
+                   + (" [no signal]" if no_signal else ""))
     _guard(go)
 
 

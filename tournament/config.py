@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contracts.cell import CellKey, SettingKey
 from contracts.enums import Backend, ExecutorKind, Profile, SimulatorKind
 from contracts.errors import ConfigError
+from selection.config import SelectionSettings
 
 BASE_ENGINES = ("v4", "v3.4", "raw", "random")
 
@@ -47,6 +48,19 @@ class Statistics(_Strict):
     n_boot: int = Field(default=1000, ge=50, description="bootstrap replications")
     pbo_blocks: int = Field(default=16, ge=4, description="CSCV blocks S (even)")
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="two-sided test level, CI 1-alpha")
+    dsr_method: str = Field(default="raw", description="headline DSR: raw (trial count, calibrated), "
+                            "clustered (correlation clusters; lenient under one dominant factor)")
+    cluster_threshold: float = Field(default=0.9, gt=0, lt=1, description="average correlation at which "
+                                     "trials merge into one cluster (clustered DSR reading)")
+    pbo_null_reps: int = Field(default=30, ge=0, description="block-bootstrap resamples of the demeaned trials "
+                               "for PBO's null mean and spread (0: off)")
+
+    @field_validator("dsr_method")
+    @classmethod
+    def _dsr_method(cls, v: str) -> str:
+        if v not in ("raw", "clustered"):
+            raise ValueError("dsr_method must be raw or clustered")
+        return v
 
 
 class Bands(_Strict):
@@ -109,6 +123,8 @@ class DataSpec(_Strict):
     synthetic_seed: int = Field(default=7, description="seed of the synthetic market")
     synthetic_bars: int = Field(default=1461, ge=400, description="bars of the synthetic market")
     synthetic_candidates: int = Field(default=110, ge=20, description="candidate records (synthetic)")
+    synthetic_no_signal: bool = Field(default=False, description="synthetic market without signal: martingale "
+                                      "prices and snapshots that never read a price (size checks)")
 
     @model_validator(mode="after")
     def _both(self) -> "DataSpec":
@@ -142,6 +158,19 @@ class TournamentConfig(_Strict):
     report: bool = Field(default=True, description="render the report at the end")
     bands: Bands = Field(default_factory=Bands, description="volatility bands of the DRIFT flag")
     regimes: Regimes = Field(default_factory=Regimes, description="volatility regimes of the sensitivity split")
+    selection: SelectionSettings = Field(
+        default_factory=SelectionSettings,
+        description="selection settings of v4, its challengers and the baselines (every "
+                    "selection.config.SelectionConfig field but feature_lookback); v3.4 keeps its own")
+
+    @model_validator(mode="after")
+    def _challengers(self) -> "TournamentConfig":
+        known = set(self.selection.challengers)
+        for e in self.engines:
+            if e.startswith("v4:") and e[3:] not in known:
+                raise ValueError(f"engine {e!r} needs {e[3:]!r} in selection.challengers "
+                                 f"(configured: {sorted(known)})")
+        return self
 
     @field_validator("engines")
     @classmethod
@@ -204,7 +233,8 @@ class TournamentConfig(_Strict):
 
 PRESETS: dict[str, dict[str, Any]] = {
     # a minute or two on 2 cores: base setting only, the last 24 windows of the synthetic market
-    # (480 test days: the v4 engine stops at each HTR stage 1-4 there, with and without hardening)
+    # (480 test days: v4 stops at HTR stages 1 and 4 there, v3.4 at each of 1-4; v4 hardens 21 of 24
+    # windows; measured after issue 15 made the synthetic scanner past-only)
     "quick": {
         "max_windows": 24,
         "executor": "process",

@@ -41,11 +41,14 @@ def load_market(spec: DataSpec) -> Market:
     """
     if spec.data is None:
         syn = generate(SyntheticConfig(seed=spec.synthetic_seed, n_bars=spec.synthetic_bars,
-                                       n_candidates=spec.synthetic_candidates))
+                                       n_candidates=spec.synthetic_candidates,
+                                       no_signal=spec.synthetic_no_signal))
         if spec.calendar == "exchange":  # the equity-style variant: weekday bars, an index benchmark
             syn = to_exchange_calendar(syn)
         data, snaps, bench = syn.data, syn.snapshots, syn.benchmark
         prov = {"source": "synthetic", "seed": spec.synthetic_seed, "events": syn.events}
+        if spec.synthetic_no_signal:
+            prov["no_signal"] = True
         # the same rule as for a user's folder: missing snapshot fields are derived as of the cut-off
         derived = syn.derived if _has_missing_fields(snaps) else None
     else:

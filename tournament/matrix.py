@@ -1,27 +1,47 @@
 """The performance matrix (one row per cell) and the run-level statistics over the trials.
 
-- Sharpe: annualised (P of the calendar), rf 0, with a stationary-bootstrap CI (arch, automatic block
-  length, seed derived from the base seed and the cell id);
-- PSR against 0; DSR with the trials' Sharpe variance and the effective number of trials estimated
-  from the trials' return correlation (participation ratio of its eigenvalues: ``(sum l)^2 / sum l^2``,
-  which is N for uncorrelated trials and 1 for identical ones);
-- PBO by CSCV over the trials on their common dates; paired block-bootstrap Sharpe tests (v4 vs v3.4,
-  champion vs each challenger, every engine vs ``random``) matched on profile, step, train window and
-  lookback, Holm-corrected across all pairs; Hansen's SPA per profile at the base setting (benchmark:
-  the ``random`` engine of that profile) and the Model Confidence Set over the base-setting trials
-  (method ``max``).
+- Sharpe: annualised (P of the calendar), rf 0, with a studentised stationary-bootstrap CI (arch,
+  automatic block length). One CI per distinct return series: the seed derives from the base seed and
+  the series' content (SHA-256 of its float64 bytes), so two cells with the same returns get the same CI;
+- PSR against 0 (per cell; never evidence for the best trial, which was selected); DSR in two readings:
+  ``dsr_raw`` (raw trial count N with the variance of all trials' Sharpes) and ``dsr_clustered``
+  (correlation clusters of the trials, ``n_trials_clustered``, with the variance of the cluster
+  representatives' Sharpes); ``dsr`` is the headline, ``statistics.dsr_method`` (default ``raw``, the
+  reading whose false-positive rate ``benchmarks/calibration.py`` finds at most nominal in every
+  design; the clustered one exceeds it when one factor dominates). ``n_trials_effective`` is the
+  participation ratio of the trials' correlation eigenvalues, kept for information: deflating by it
+  with the cross-trial variance counted the common factor twice (issue 14);
+- PBO by CSCV over the trials on their common dates, with its null mean and spread from block-bootstrap
+  resamples of the demeaned trials; paired Sharpe tests (v4 vs v3.4, champion vs each challenger,
+  every engine vs ``random``) matched on profile, step, train window and lookback: HAC p-values
+  (Ledoit & Wolf 2008), those at or below alpha confirmed by LW's studentised circular block bootstrap
+  with ``max(n_boot, ceil(2 m / alpha))`` draws (its floor stays below Holm's first threshold), with a
+  stationary-bootstrap CI, Holm-corrected across all pairs, and per comparison the
+  smallest difference detectable at this length (80% power at Holm's first threshold); Hansen's SPA,
+  studentised, per profile at the base setting (benchmark: the ``random`` engine of that profile) and
+  the Model Confidence Set over the base-setting trials (method ``max``, volatility-normalised loss).
 - Zero-variance trials (e.g. liquidated at once): Sharpe 0 and a ``degenerate`` flag (audit.statistics
   rule), kept in the trial count.
+- Degenerate selections (issue 15; e.g. an unfitted challenger recruiting by candidate id): a cell
+  with such a window carries ``selection_degenerate_windows`` > 0 in the matrix, is not a trial
+  (``trial`` False), and is left out of DSR, PBO, the paired verdicts, SPA and the MCS; the stats'
+  ``excluded_trials`` lists those cells and says why.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from audit.checks import VOL_BANDS, band_distance
 from audit.metrics import compute_metrics
-from audit.statistics import (deflated_sharpe, effective_trials, holm_correction, model_confidence_set,
-                              paired_sharpe_test, pbo_cscv, probabilistic_sharpe, sharpe_ci, spa_test)
+from audit.statistics import (cluster_trials, deflated_sharpe, effective_trials, holm_correction,
+                              model_confidence_set, paired_sharpe_test, pbo_cscv, probabilistic_sharpe, sharpe_ci,
+                              spa_test)
+from audit.statistics._common import auto_block_length, stationary_indices
+from audit.statistics.paired import boot_size_for
 from tournament.config import TournamentConfig
 from tournament.unit import derive_seed
 
@@ -32,42 +52,66 @@ def _band_text(profile) -> str:
 
 
 def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame, checks: list,
-                       P: int) -> tuple[pd.DataFrame, dict]:
+                       P: int, degenerate: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """``degenerate``: (setting id, engine) -> windows whose selection is degenerate
+    (``tournament.records.degenerate_windows``); those engines' cells are excluded from the trials."""
+    bad = {k: list(v) for k, v in (degenerate or {}).items() if v}
+    n_bad = {cid: len(bad.get((c.setting.id, c.engine), [])) for cid, (c, _) in plans.items()}
     series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
     liquidated = {cid: bool(g["liquidated"].any()) for cid, g in returns.groupby("cell_id")}
     drift = {c.cell_id: c.details.get("flag") == "DRIFT" for c in checks if c.name == "volatility_band"}
-    trials = [cid for cid, (c, _) in plans.items() if cfg.is_trial(c)]
+    excluded = sorted(cid for cid, (c, _) in plans.items() if cfg.is_trial(c) and n_bad[cid])
+    trials = [cid for cid, (c, _) in plans.items() if cfg.is_trial(c) and not n_bad[cid]]
     common = _common_frame(series, trials)
+    keep_trials = set(trials)
+    n_eff = effective_trials(common.to_numpy()).n_effective if common.shape[1] >= 2 else np.nan
     rows = []
     for cid, (cell, plan) in plans.items():
         r = series[cid]
         m = compute_metrics(r.to_numpy(), P)
-        ci = sharpe_ci(r.to_numpy(), P, seed=derive_seed(cfg.seed, "sharpe_ci", cid),
+        ci = sharpe_ci(r.to_numpy(), P, seed=series_seed(cfg.seed, "sharpe_ci", r.to_numpy()),
                        n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha)
         psr = probabilistic_sharpe(r.to_numpy())
-        dsr = deflated_sharpe(r.to_numpy(), common.to_numpy()) if cid in trials and common.shape[1] > 1 else None
+        dsr = (deflated_sharpe(r.to_numpy(), common.to_numpy(), method=cfg.statistics.dsr_method,
+                               cluster_threshold=cfg.statistics.cluster_threshold)
+               if cid in trials and common.shape[1] > 1 else None)
         band = VOL_BANDS[cell.profile]
-        rows.append({"cell_id": cid, **cell.dims(), "trial": cid in trials,
+        rows.append({"cell_id": cid, **cell.dims(), "trial": cid in keep_trials,
                      "sharpe": ci.sharpe, "sharpe_ci_low": ci.ci_low, "sharpe_ci_high": ci.ci_high,
                      "cagr": m["cagr"], "max_drawdown": m["max_drawdown"], "annual_volatility": m["annual_volatility"],
                      "vol_band": _band_text(cell.profile),
                      "band_distance": band_distance(m["annual_volatility"], band),
                      "psr": psr.psr, "dsr": dsr.dsr if dsr else np.nan,
+                     "dsr_raw": dsr.dsr_raw if dsr else np.nan,
+                     "dsr_clustered": dsr.dsr_clustered if dsr else np.nan,
+                     "dsr_method": dsr.method if dsr else "",
                      "n_trials": dsr.n_trials_raw if dsr else np.nan,
-                     "n_trials_effective": dsr.n_trials if dsr else np.nan,
+                     "n_trials_clustered": dsr.n_trials_clustered if dsr else np.nan,
+                     "n_trials_effective": n_eff if dsr else np.nan,
                      "liquidated": liquidated[cid], "drift": drift.get(cid, False),
-                     "n_windows": len(plan.windows), "degenerate": ci.degenerate})
+                     "n_windows": len(plan.windows), "degenerate": ci.degenerate,
+                     "selection_degenerate_windows": n_bad[cid]})
     matrix = pd.DataFrame(rows)
     stats = {"n_trials": len(trials), "common_dates": int(common.shape[0])}
+    if excluded:
+        stats["excluded_trials"] = {
+            "n": len(excluded), "cells": excluded,
+            "windows": {f"{sid}|{e}": w for (sid, e), w in bad.items()},
+            "reason": "degenerate selection (the engine could not decide in these windows, e.g. an "
+                      "unfitted challenger recruiting by candidate id): left out of the trial count, "
+                      "DSR, PBO, the paired verdicts, SPA and the MCS"}
     if common.shape[1] >= 2:
         eff = effective_trials(common.to_numpy())
         stats["effective_trials"] = eff.to_dict()
+        stats["dsr"] = dsr_summary(cfg, matrix, common)
         if common.shape[0] >= cfg.statistics.pbo_blocks * 2:
             pbo = pbo_cscv(common, n_splits=cfg.statistics.pbo_blocks)
             stats["pbo"] = {k: v for k, v in pbo.to_dict().items()}
             stats["pbo"]["lambdas"] = [float(x) for x in pbo.lambdas]
-    stats["paired_tests"] = _paired(cfg, plans, series, P)
-    stats["spa"], stats["mcs"] = _spa_mcs(cfg, plans, series)
+            stats["pbo"]["null"] = pbo_null(cfg, common)
+    keep = set(trials)
+    stats["paired_tests"] = _paired(cfg, plans, series, P, keep)
+    stats["spa"], stats["mcs"] = _spa_mcs(cfg, plans, series, keep)
     return matrix, stats
 
 
@@ -78,11 +122,11 @@ def _common_frame(series: dict, cids: list[str]) -> pd.DataFrame:
     return df
 
 
-def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
+def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: set | None = None) -> dict:
     """Paired Sharpe-difference tests between engines on trials matched on everything else."""
     idx = {}
     for cid, (c, _) in plans.items():
-        if cfg.is_trial(c):
+        if cfg.is_trial(c) and (trials is None or cid in trials):
             idx[(c.engine, c.profile.value, c.step_size, c.train_window, c.feature_lookback)] = cid
     engines = list(cfg.engines)
     pairs = []
@@ -95,21 +139,26 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
         for e in engines:
             if e != "random":
                 pairs.append((e, "random", f"{e} vs random"))
-    tests = []
+    matched = []
     for a, b, label in pairs:
         for key, cid_a in idx.items():
             if key[0] != a:
                 continue
             cid_b = idx.get((b,) + key[1:])
-            if cid_b is None:
-                continue
-            ab = pd.concat([series[cid_a], series[cid_b]], axis=1, join="inner").dropna()
-            t = paired_sharpe_test(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(), P,
-                                   seed=derive_seed(cfg.seed, "paired", cid_a, cid_b),
-                                   n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha)
-            tests.append({"comparison": label, "a": a, "b": b, "profile": key[1], "step_size": key[2],
-                          "train_window": key[3], "feature_lookback": key[4], "cell_a": cid_a,
-                          "cell_b": cid_b, **t.to_dict()})
+            if cid_b is not None:
+                matched.append((a, b, label, key, cid_a, cid_b))
+    # the confirming bootstrap's size from the number of tests: its floor stays below alpha/m
+    confirm = boot_size_for(len(matched), cfg.statistics.alpha, floor=cfg.statistics.n_boot) if matched else None
+    tests = []
+    for a, b, label, key, cid_a, cid_b in matched:
+        ab = pd.concat([series[cid_a], series[cid_b]], axis=1, join="inner").dropna()
+        t = paired_sharpe_test(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(), P,
+                               seed=derive_seed(cfg.seed, "paired", cid_a, cid_b),
+                               n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha,
+                               confirm_n_boot=confirm)
+        tests.append({"comparison": label, "a": a, "b": b, "profile": key[1], "step_size": key[2],
+                      "train_window": key[3], "feature_lookback": key[4], "cell_a": cid_a,
+                      "cell_b": cid_b, **t.to_dict()})
     if tests:
         pv = pd.Series([t["pvalue"] for t in tests], index=range(len(tests)))
         holm = holm_correction(pv, alpha=cfg.statistics.alpha)
@@ -126,12 +175,28 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int) -> dict:
             v["a_better_significant" if t["difference"] > 0 else "b_better_significant"] += 1
     for v in verdicts.values():
         v["mean_difference"] /= max(v["n"], 1)
-    return {"tests": tests, "verdicts": verdicts, "correction": "holm"}
+    m = len(tests)
+    if m:
+        z_holm = float(norm.isf(cfg.statistics.alpha / (2.0 * m)))
+        for name, v in verdicts.items():
+            ses = [t["se"] for t in tests if t["comparison"] == name and t["se"] > 0]
+            v["median_se"] = float(np.median(ses)) if ses else None
+            # 80% power at Holm's first (strictest) threshold alpha/m, two-sided
+            v["detectable_difference"] = (z_holm + float(norm.isf(0.2))) * v["median_se"] if ses else None
+            v["min_pvalue"] = float(min(t["pvalue"] for t in tests if t["comparison"] == name))
+            # HAC p-values have no floor; the confirming bootstrap's is 1/(confirm + 1) < alpha/m
+            v["resolvable"] = 1.0 / (confirm + 1.0) < cfg.statistics.alpha / m
+    return {"tests": tests, "verdicts": verdicts, "correction": "holm",
+            "pvalue_method": "hac_delta, confirmed by the studentised circular block bootstrap where <= alpha "
+                             "(p = max of the two)",
+            "n_pairs": m, "holm_first_threshold": cfg.statistics.alpha / m if m else None,
+            "confirm_n_boot": confirm, "min_achievable_pvalue": 1.0 / (confirm + 1.0) if m else None}
 
 
-def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict) -> tuple[dict, dict]:
+def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict, trials: set | None = None) -> tuple[dict, dict]:
     base = cfg.settings()[0]
-    base_trials = {cid: c for cid, (c, _) in plans.items() if cfg.is_trial(c) and c.setting == base}
+    base_trials = {cid: c for cid, (c, _) in plans.items() if cfg.is_trial(c) and c.setting == base
+                   and (trials is None or cid in trials)}
     spa = {}
     if "random" in cfg.engines:
         for profile in cfg.profiles:
@@ -149,5 +214,55 @@ def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict) -> tuple[dict, di
     if len(base_trials) >= 2:
         labels = {cid: f"{c.engine}|{c.profile.value}" for cid, c in base_trials.items()}
         df = pd.DataFrame({labels[cid]: series[cid] for cid in base_trials}).dropna()
-        mcs = model_confidence_set(df, seed=derive_seed(cfg.seed, "mcs"), n_boot=cfg.statistics.n_boot).to_dict()
+        mcs = model_confidence_set(df, seed=derive_seed(cfg.seed, "mcs"), n_boot=cfg.statistics.n_boot,
+                                   loss="sharpe").to_dict()
     return spa, mcs
+
+
+def series_seed(base: int, purpose: str, values: np.ndarray) -> int:
+    """A bootstrap seed from the base seed and the series' content (SHA-256 of its float64 bytes):
+    the same return series gets the same draws, hence the same CI, in every cell."""
+    digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).hexdigest()[:16]
+    return derive_seed(base, purpose, digest)
+
+
+def dsr_summary(cfg: TournamentConfig, matrix: pd.DataFrame, common: pd.DataFrame) -> dict:
+    """bootstrap.json's ``dsr`` block: both readings' counts and variances and the best trial's figures."""
+    t = matrix[matrix["trial"] & matrix["dsr"].notna()]
+    if t.empty:
+        return {}
+    best = t.sort_values("sharpe", ascending=False).iloc[0]
+    res = deflated_sharpe(common[best["cell_id"]].to_numpy(), common.to_numpy(),
+                          method=cfg.statistics.dsr_method, cluster_threshold=cfg.statistics.cluster_threshold)
+    cl = cluster_trials(common.to_numpy(), threshold=cfg.statistics.cluster_threshold)
+    return {"method": res.method, "headline": res.method,
+            "calibration": "benchmarks/calibration.py: false-positive rate of DSR > 0.95 at most nominal for "
+                           "the raw reading in every design; the clustered reading exceeds it under one dominant "
+                           "factor",
+            "n_trials_raw": res.n_trials_raw, "n_trials_clustered": res.n_trials_clustered,
+            "cluster_threshold": cfg.statistics.cluster_threshold,
+            "clusters": {str(c): int(lab) for c, lab in zip(common.columns, cl.labels)},
+            "sr_variance_per_period": float(deflated_sharpe(common[best["cell_id"]].to_numpy(),
+                                                            common.to_numpy()).sr_variance),
+            "sr_variance_clustered_per_period": res.sr_variance_clustered,
+            "sr0_raw_per_period": res.sr0_all_trials, "sr0_clustered_per_period": res.sr0_clustered,
+            "best_trial": {"cell_id": best["cell_id"], "engine": best["engine"], "profile": best["profile"],
+                           "sharpe": float(best["sharpe"]), "sharpe_ci_low": float(best["sharpe_ci_low"]),
+                           "sharpe_ci_high": float(best["sharpe_ci_high"]), "dsr": res.dsr,
+                           "dsr_raw": res.dsr_raw, "dsr_clustered": res.dsr_clustered,
+                           "significant": bool(res.dsr > 0.95)}}
+
+
+def pbo_null(cfg: TournamentConfig, common: pd.DataFrame) -> dict:
+    """PBO's null mean and spread: CSCV on ``pbo_null_reps`` stationary-bootstrap resamples (rows,
+    common to all trials, so their correlation is kept) of the trials' demeaned returns (no skill).
+    One run's PBO is read against this spread, not against 0.5 alone."""
+    reps = cfg.statistics.pbo_null_reps
+    if reps < 2:
+        return {}
+    x = common.to_numpy()
+    x = x - x.mean(axis=0)
+    bl = auto_block_length(x, how="median")
+    idx = stationary_indices(x.shape[0], bl, reps, derive_seed(cfg.seed, "pbo_null"))
+    vals = np.array([pbo_cscv(x[i], n_splits=cfg.statistics.pbo_blocks).pbo for i in idx])
+    return {"mean": float(vals.mean()), "sd": float(vals.std(ddof=1)), "reps": reps, "block_length": bl}

@@ -140,7 +140,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     with_without = metrics_with_and_without(returns[returns.cell_id.isin(base_cells)], quarantined, P)
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
-    matrix, stats = performance_matrix(cfg, trial_plans, returns, checks, P)
+    from tournament.records import degenerate_windows
+    matrix, stats = performance_matrix(cfg, trial_plans, returns, checks, P, degenerate_windows(results))
     matrix = add_allocation_counts(matrix, trial_plans, results)  # n_relaxed, n_fallback (issue 19)
     series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
     matrix["baseline"] = False

@@ -16,6 +16,28 @@ def spec_of(engine: str) -> SpecVersion:
     return ENGINE_SPEC.get(engine, SpecVersion.V4)
 
 
+def degenerate_warning(res: UnitResult, engine: str, dates) -> dict[str, Any]:
+    """The warning record of a degenerate selection (an engine that could not decide, e.g. an
+    unfitted challenger recruiting by candidate id), naming the setting, window and cut-off."""
+    w, sid, unit = res.key.window, res.key.setting.id, res.key.id
+    reason = res.selections[engine].manifest.get("degenerate_reason", "degenerate selection")
+    cutoff = dates[w.cutoff].isoformat()
+    return {"key": f"warning:degenerate:{unit}:{engine}", "code": "degenerate_selection", "unit": unit,
+            "setting_id": sid, "window": w.index, "cutoff": cutoff, "engine": engine, "reason": reason,
+            "message": f"setting {sid} window {w.index} (cut-off {cutoff}): engine {engine}'s selection "
+                       f"is degenerate ({reason}); its cells are excluded from the trials and verdicts"}
+
+
+def degenerate_windows(results: dict[str, UnitResult]) -> dict[tuple[str, str], list[int]]:
+    """(setting id, engine) -> windows whose selection is degenerate (sorted; only non-empty)."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for res in results.values():
+        for engine, sel in res.selections.items():
+            if sel.manifest.get("degenerate", False):
+                out.setdefault((res.key.setting.id, engine), []).append(res.key.window.index)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def unit_records(res: UnitResult, dates) -> Iterator[tuple[RecordType, SpecVersion, dict[str, Any]]]:
     """window, then selection per engine, then allocation per engine x profile x backend."""
     w, sid, unit = res.key.window, res.key.setting.id, res.key.id
@@ -25,14 +47,17 @@ def unit_records(res: UnitResult, dates) -> Iterator[tuple[RecordType, SpecVersi
         "test_start": dates[w.test_start].isoformat(), "test_end": dates[w.test_end].isoformat(),
         "train_start": dates[w.train_start].isoformat(), "seconds": res.seconds}
     for engine, sel in res.selections.items():
+        degenerate = bool(sel.manifest.get("degenerate", False))
         yield RecordType.SELECTION, spec_of(engine), {
             "key": f"selection:{unit}:{engine}", "unit": unit, "engine": engine,
             "htr_stage": sel.htr_stage, "manifest": sel.manifest,
             "funnel": sel.funnel.model_dump() if sel.funnel else None,
             "atoms": [a.id for a in sel.atoms], "metrics": sel.metrics,
-            "n_rejected": len(sel.rejected),
+            "n_rejected": len(sel.rejected), "degenerate": degenerate,
             # HTR thresholds used at each stage pass are in the events
             "pipeline_audit": sel.pipeline_audit}
+        if degenerate:
+            yield RecordType.WARNING, spec_of(engine), degenerate_warning(res, engine, dates)
     for k, alloc in res.allocations.items():
         engine, profile, backend = k.split("|")
         diag = {d: v for d, v in alloc.diagnostics.items() if d not in EXECUTION_KEYS}

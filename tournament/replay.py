@@ -38,8 +38,8 @@ from tournament.market_io import load_market
 
 PARQUETS = ("windows.parquet", "weights.parquet", "returns.parquet", "positions.parquet", "exposure.parquet",
             "cells.parquet", "regime_labels.parquet", "regimes.parquet")
-#: files added after schema 1.0 (issue 20): a run written before them has none to compare
-SINCE_SCHEMA_1_1 = frozenset({"regime_labels.parquet", "regimes.parquet"})
+#: files added in schema 1.2 (issue 20): a run written before them has none to compare
+SINCE_SCHEMA_1_2 = frozenset({"regime_labels.parquet", "regimes.parquet"})
 #: ledger record kinds that may differ between two executions of the same run (DESIGN section 3)
 EXCLUDED_KINDS = frozenset({RecordType.RUN_START.value, RecordType.RESUME.value, RecordType.ARTIFACT.value,
                             RecordType.RUN_END.value, RecordType.WARNING.value})
@@ -234,10 +234,9 @@ def _compare_frame(col: _Collector, name: str, a: pd.DataFrame, b: pd.DataFrame)
                 col.largest[name] = max(col.largest.get(name, 0.0), float(diff.max()))
             bad = np.flatnonzero(diff > col.tol)
         else:
-            # element-wise str (a missing value reads "<NA>" on both sides; a nullable string column's
-            # vectorised astype(str) would keep NA, which compares unequal to itself)
-            bad = np.flatnonzero(pd.Series(x, dtype=object).map(str).to_numpy()
-                                 != pd.Series(y, dtype=object).map(str).to_numpy())
+            na = pd.isna(pd.Series(x)).to_numpy() & pd.isna(pd.Series(y)).to_numpy()
+            neq = pd.Series(x).astype(str).to_numpy() != pd.Series(y).astype(str).to_numpy()
+            bad = np.flatnonzero(neq & ~na)
         if bad.size:
             col.n[name] = col.n.get(name, 0) + int(bad.size)
             if col.first is None:
@@ -267,7 +266,7 @@ def compare_runs(original: str | Path, replayed: str | Path, tolerance: float = 
     for rel in sorted(set(sel_a) & set(sel_b)):
         _compare_json(col, rel, json.loads((a / rel).read_text()), json.loads((b / rel).read_text()))
     for name in PARQUETS:
-        if name in SINCE_SCHEMA_1_1 and not (a / name).exists():
+        if name in SINCE_SCHEMA_1_2 and not (a / name).exists():
             continue
         _compare_frame(col, name, pd.read_parquet(a / name), pd.read_parquet(b / name))
     _compare_frame(col, "performance_matrix.csv", pd.read_csv(a / "performance_matrix.csv"),

@@ -28,7 +28,6 @@ from audit.ledger import LedgerWriter
 from audit.verify import file_sha256, latest_artifacts, split_lines, verify_lines
 from contracts.enums import RecordType, SpecVersion
 from contracts.errors import ConfigError, LedgerError
-from selection.config import SelectionConfig
 from simulation import make_windows
 from tournament.config import TournamentConfig, dump_config
 from tournament.executors import execute, pin_threads
@@ -276,7 +275,9 @@ class ArtifactRecorder:
 
 
 def _run_start(append: Appender, cfg: TournamentConfig, market: Market) -> None:
-    sel = SelectionConfig()
+    from selection.registry import legacy_settings
+
+    sel = cfg.selection
     append(RecordType.RUN_START, SpecVersion.RUN, {
         "key": "run_start",
         "inputs": {"git_commit": _git_commit(), **{k: v for k, v in market.provenance.items() if k != "events"}},
@@ -287,7 +288,9 @@ def _run_start(append: Appender, cfg: TournamentConfig, market: Market) -> None:
                                "relax_efficiency": sel.relax_efficiency, "relax_adx": sel.relax_adx,
                                "min_winners": sel.min_winners, "max_winners": sel.max_winners,
                                "sector_cap": sel.sector_cap},
-                       "selection_defaults": sel.model_dump(mode="json")},
+                       # which engine ran with what: v4 (challengers and baselines) with the run's
+                       # selection block, v3.4 with its frozen constants (feature_lookback per setting)
+                       "selection": {"v4": sel.model_dump(mode="json"), "v3.4": legacy_settings()}},
         "versions": _versions(), "executor": {"kind": cfg.executor.value, "workers": cfg.workers}})
     if not market.snapshots.point_in_time:
         append(RecordType.WARNING, SpecVersion.RUN, {

@@ -24,7 +24,6 @@ from contracts.window import Window
 from market.gates import atom_returns
 from market.panel import simple_returns
 from market.view import PastView
-from selection.config import SelectionConfig
 from selection.registry import FeatureCache, run_window
 from tournament.config import TournamentConfig
 from tournament.market_io import Market, pool_as_of
@@ -108,7 +107,7 @@ def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
     t0 = time.perf_counter()
     view = PastView.at(m.closes, m.snapshots, key.window, m.calendar, m.benchmark)
     view = dataclasses.replace(view, pool=pool_as_of(m, view.pool, view.cutoff_date))
-    sel_cfg = SelectionConfig(feature_lookback=key.setting.feature_lookback)
+    sel_cfg = cfg.selection.for_lookback(key.setting.feature_lookback)
     seed = derive_seed(cfg.seed, key.setting.id, key.window.index)
     selections = run_window(view, list(cfg.engines), sel_cfg, seed, ctx.feature_cache)
     t1 = time.perf_counter()

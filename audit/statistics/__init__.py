@@ -17,12 +17,12 @@ from audit.statistics.psr import (
     psr_from_moments,
 )
 from audit.statistics.sharpe import SharpeCI, sharpe_ci
-from audit.statistics.trials import EffectiveTrials, effective_trials
+from audit.statistics.trials import EffectiveTrials, TrialClusters, cluster_trials, effective_trials
 
 __all__ = [
-    "sharpe_ci", "probabilistic_sharpe", "deflated_sharpe", "effective_trials", "pbo_cscv",
+    "sharpe_ci", "probabilistic_sharpe", "deflated_sharpe", "effective_trials", "cluster_trials", "pbo_cscv",
     "paired_sharpe_test", "holm_correction", "spa_test", "model_confidence_set",
     "psr_from_moments", "expected_max_sharpe",
-    "SharpeCI", "PSRResult", "DSRResult", "EffectiveTrials", "PBOResult", "PairedSharpeTest",
+    "SharpeCI", "PSRResult", "DSRResult", "EffectiveTrials", "TrialClusters", "PBOResult", "PairedSharpeTest",
     "HolmResult", "SPAResult", "MCSResult",
 ]

@@ -9,9 +9,18 @@ models' losses), rounded up, floored at 1. The median, not the max used for one 
 elsewhere in this package, because over hundreds of models the max is driven by a single
 noisy estimate.
 
-Note on arch 8.0.0 (read in ``arch/bootstrap/multiple_comparison.py``): ``SPA.compute`` forms the
-p-values from the non-studentised maximum mean loss differential; ``studentize`` only affects
-the reported info. The p-values returned here are arch's, unchanged.
+SPA is **studentised** here (Hansen 2005, eq. 5: ``T = max_k sqrt(n) dbar_k / omega_k``). arch 8.0.0's
+``SPA.compute`` (read in ``arch/bootstrap/multiple_comparison.py``) forms its p-values from the
+non-studentised ``max_k dbar_k`` whatever ``studentize`` says, so a volatile model dominates the
+maximum; :func:`spa_test` therefore computes the statistic itself, with arch's variance estimator
+(the stationary bootstrap's implied kernel, Hansen 2005 / arch ``_compute_variance``), arch's
+recentring rules (lower / consistent / upper) and arch's stationary-bootstrap draws. With one
+model studentising changes nothing and the p-values equal arch's (a test checks it).
+
+The MCS takes a **volatility-normalised loss** by default: ``loss_t = -r_t / sd(r)`` with ``sd``
+the model's full-sample standard deviation (ddof 1), whose mean is minus the per-period Sharpe.
+The raw loss ``-r_t`` ranks mean returns, which favours the most volatile profile; the normalised
+one compares risk-adjusted returns across profiles (``loss="return"`` keeps the raw loss).
 """
 from __future__ import annotations
 
@@ -20,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import MCS, SPA
+from arch.bootstrap import MCS
 
 from audit.statistics._common import (
     as_matrix, as_series_1d, auto_block_length, check_alpha, check_block_length, check_n_boot,
-    check_seed,
+    check_seed, stationary_indices,
 )
 from contracts.errors import ConfigError, DataError
 
@@ -47,10 +56,11 @@ def _unique_labels(labels: list[object], field: str) -> None:
 class SPAResult:
     """SPA p-values for H0: no model beats the benchmark (higher mean return = lower loss).
 
-    ``pvalues``: Series ``lower``/``consistent``/``upper`` (Hansen 2005). Zero-variance rule: a
-    model whose loss differential to the benchmark is constant (e.g. a copy of the benchmark,
-    or both liquidated) stays in the test, where its mean differential is well defined and
-    arch 8 divides by no variance; it is listed in ``degenerate_models``.
+    ``pvalues``: Series ``lower``/``consistent``/``upper`` (Hansen 2005), studentised unless
+    ``studentized`` is False. Zero-variance rule: a model whose loss differential to the
+    benchmark is constant (e.g. a copy of the benchmark, or both liquidated) has no standard
+    deviation to studentise by; it is left out of the studentised maximum and listed in
+    ``degenerate_models``.
     """
 
     pvalues: pd.Series
@@ -61,6 +71,7 @@ class SPAResult:
     block_length_auto: bool
     seed: int
     degenerate_models: list[object]
+    studentized: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -68,7 +79,21 @@ class SPAResult:
             "n_models": self.n_models, "n_obs": self.n_obs, "n_boot": self.n_boot,
             "block_length": self.block_length, "block_length_auto": self.block_length_auto,
             "seed": self.seed, "degenerate_models": [str(m) for m in self.degenerate_models],
+            "studentized": self.studentized,
         }
+
+
+def _arch_variance(demeaned: np.ndarray, block_length: int) -> np.ndarray:
+    """Long-run variance of each column as arch's SPA estimates it (non-nested): the kernel
+    implied by a stationary bootstrap with mean block ``block_length`` (Politis & Romano 1994),
+    ``sum_i kappa_i gamma_i`` with ``kappa_i = (1 - i/n)(1 - p)^i + (i/n)(1 - p)^(n - i)``."""
+    t = demeaned.shape[0]
+    p = 1.0 / block_length
+    var = np.sum(demeaned**2, 0) / t
+    for i in range(1, t):
+        kappa = (1.0 - i / t) * (1.0 - p) ** i + (i / t) * (1.0 - p) ** (t - i)
+        var += 2.0 * kappa * np.sum(demeaned[: t - i] * demeaned[i:], 0) / t
+    return var
 
 
 def spa_test(
@@ -77,11 +102,16 @@ def spa_test(
     seed: int,
     n_boot: int = 1000,
     block_length: int | None = None,
+    studentize: bool = True,
 ) -> SPAResult:
     """Hansen's Superior Predictive Ability test of ``model_returns`` against a benchmark.
 
     ``benchmark_returns``: 1-D per-period returns; ``model_returns``: T x M (dates x models,
     same dates). Small p-values mean some model has a higher expected return than the benchmark.
+    ``studentize`` (default True): each model's mean differential is divided by its long-run
+    standard deviation ``omega_k`` before the maximum (Hansen 2005); models whose differential
+    is constant (``omega_k = 0``) are left out of the maximum (listed as degenerate; all
+    degenerate gives p-values 1). ``studentize=False`` gives arch's non-studentised p-values.
     """
     bench = as_series_1d(benchmark_returns, "benchmark_returns")
     models, labels = as_matrix(model_returns, "model_returns", min_cols=1)
@@ -95,17 +125,36 @@ def spa_test(
     loss_b, loss_m = -bench, -models
     diff = loss_b[:, None] - loss_m
     bl, auto = _block(block_length, diff)
-    spa = SPA(loss_b, loss_m, block_size=bl, reps=n_boot, bootstrap="stationary",
-              seed=np.random.default_rng(seed))
-    spa.compute()
-    pv = spa.pvalues.astype(np.float64)
     degenerate = [labels[j] for j in np.flatnonzero(np.ptp(diff, axis=0) == 0.0)]
-    return SPAResult(pv, len(labels), int(bench.size), n_boot, bl, auto, seed, degenerate)
+    n = diff.shape[0]
+    dbar = diff.mean(axis=0)
+    var = _arch_variance(diff - dbar, bl)
+    live = np.ptp(diff, axis=0) > 0.0
+    if studentize and not live.any():
+        pv = pd.Series([1.0, 1.0, 1.0], index=["lower", "consistent", "upper"])
+        return SPAResult(pv, len(labels), n, n_boot, bl, auto, seed, degenerate, studentize)
+    # recentring (Hansen 2005; arch's rules): lower keeps only the models doing better,
+    # consistent drops the clearly worse ones, upper recentres every model
+    threshold = -np.sqrt(np.maximum(var, 0.0) / n * 2.0 * np.log(np.log(n)))
+    upper = dbar.copy()
+    consistent = np.where(dbar >= threshold, dbar, 0.0)
+    lower = np.maximum(dbar, 0.0)
+    idx = stationary_indices(n, bl, n_boot, seed)
+    boot = np.stack([diff[i].mean(axis=0) for i in idx])  # n_boot x M
+    scale = np.where(live, np.sqrt(np.where(live, var, 1.0)), 1.0) if studentize else np.ones_like(dbar)
+    keep = live if studentize else np.ones_like(live)
+    stat = float(np.max((dbar / scale)[keep]))
+    out = []
+    for mean in (lower, consistent, upper):
+        sim = ((boot - mean) / scale)[:, keep].max(axis=1)
+        out.append(float(np.mean(sim > stat)))
+    pv = pd.Series(out, index=["lower", "consistent", "upper"], dtype=np.float64)
+    return SPAResult(pv, len(labels), n, n_boot, bl, auto, seed, degenerate, studentize)
 
 
 @dataclass(frozen=True)
 class MCSResult:
-    """Model Confidence Set at level ``1 - size``.
+    """Model Confidence Set at level ``1 - size`` (``loss``: the loss the models were ranked on).
 
     ``pvalues``: MCS p-value per model (a model is included when its p-value > ``size``,
     arch's convention). ``duplicate_of`` maps each model with exactly the same returns as an
@@ -129,9 +178,11 @@ class MCSResult:
     duplicate_of: dict[object, object]
     status: str
     warning: str
+    loss: str = "sharpe"
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "loss": self.loss,
             "included": [str(m) for m in self.included],
             "excluded": [str(m) for m in self.excluded],
             "pvalues": {str(k): float(v) for k, v in self.pvalues.items()},
@@ -165,12 +216,16 @@ def model_confidence_set(
     n_boot: int = 1000,
     block_length: int | None = None,
     method: str = "max",
+    loss: str = "sharpe",
 ) -> MCSResult:
     """Hansen, Lunde & Nason (2011) Model Confidence Set of the models with the best mean return.
 
     ``model_returns``: T x M per-period returns (dates x models). ``size``: the MCS holds the
     best models with confidence ``1 - size`` (default 0.10). ``method``: ``"max"`` (default; the
     ``T_max`` statistic, fast) or ``"R"`` (pairwise ``T_R``; measured at 34.5 s on 240 models).
+
+    ``loss``: ``"sharpe"`` (default) the volatility-normalised loss ``-r_t / sd(r)`` (its mean is
+    minus the per-period Sharpe; a constant model has loss 0), or ``"return"``, ``-r_t``.
 
     Zero-variance rule: models with exactly identical returns (e.g. several cells liquidated
     at the same bar, constant 0 afterwards and equal before) cannot be told apart and would
@@ -179,6 +234,8 @@ def model_confidence_set(
     """
     if method not in ("max", "R"):
         raise ConfigError(f"method: expected 'max' or 'R', got {method!r}")
+    if loss not in ("sharpe", "return"):
+        raise ConfigError(f"loss: expected 'sharpe' or 'return', got {loss!r}")
     mat, labels = as_matrix(model_returns, "model_returns", min_cols=2)
     _unique_labels(labels, "model_returns")
     seed = check_seed(seed)
@@ -188,6 +245,10 @@ def model_confidence_set(
     duplicate_of = {labels[j]: labels[int(rep_of[j])] for j in range(len(labels))
                     if rep_of[j] != j}
     losses = -mat[:, reps]
+    if loss == "sharpe":
+        sd = losses.std(axis=0, ddof=1)
+        flat = np.ptp(losses, axis=0) == 0.0
+        losses = np.where(flat, 0.0, losses / np.where(flat, 1.0, sd))
     bl, auto = _block(block_length, losses)
     status, message = "ok", ""
     if len(reps) < 2:
@@ -213,4 +274,4 @@ def model_confidence_set(
     included = [lab for lab in labels if pvals[lab] > size]
     excluded = [lab for lab in labels if pvals[lab] <= size]
     return MCSResult(included, excluded, pvals, size, method, n_boot, bl, auto, seed,
-                     duplicate_of, status, message)
+                     duplicate_of, status, message, loss)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import norm
 
 from audit.statistics._common import as_matrix, as_series_1d, check_positive, sharpe_per_period
-from audit.statistics.trials import EffectiveTrials, effective_trials
+from audit.statistics.trials import EffectiveTrials, cluster_trials, effective_trials
 from contracts.errors import ConfigError
 
 EULER_GAMMA = 0.5772156649015329  # Euler-Mascheroni constant (= numpy.euler_gamma)
@@ -127,12 +127,25 @@ def expected_max_sharpe(n_trials: float, sr_variance: float) -> float:
     return max(0.0, math.sqrt(v) * float(q))
 
 
+DSR_METHODS = ("raw", "clustered", "participation")
+
+
 @dataclass(frozen=True)
 class DSRResult:
     """Result of :func:`deflated_sharpe`; all Sharpe figures per period.
 
-    ``dsr`` = PSR(SR0) with SR0 from ``n_trials`` (the effective count unless given);
-    ``dsr_all_trials`` uses the raw count ``n_trials_raw`` (the conservative reading).
+    Two readings of the same selected Sharpe, each a PSR against its own hurdle SR0:
+
+    - ``dsr_raw``: the raw trial count ``n_trials_raw`` with ``sr_variance``, the variance of
+      all trials' Sharpes (Bailey & Lopez de Prado 2014 as written);
+    - ``dsr_clustered``: ``n_trials_clustered`` clusters of correlated trials
+      (:func:`audit.statistics.trials.cluster_trials`) with ``sr_variance_clustered``, the
+      variance of the cluster representatives' Sharpes.
+
+    ``dsr`` is the headline, the reading named by ``method`` (``n_trials``/``sr0`` are its count
+    and hurdle); ``dsr_all_trials``/``sr0_all_trials`` repeat the raw reading (kept for
+    compatibility). With an explicit ``n_trials`` the method is ``"given"`` and the clustered
+    reading equals the headline when no trial matrix is given.
     """
 
     dsr: float
@@ -149,6 +162,12 @@ class DSRResult:
     kurtosis: float
     degenerate: bool
     status: str
+    dsr_raw: float = 0.0
+    dsr_clustered: float = 0.0
+    n_trials_clustered: float = 1.0
+    sr_variance_clustered: float = 0.0
+    sr0_clustered: float = 0.0
+    method: str = "raw"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -160,7 +179,8 @@ def deflated_sharpe(
     *,
     n_trials: float | None = None,
     sr_variance: float | None = None,
-    effective_method: str = "participation",
+    method: str = "raw",
+    cluster_threshold: float = 0.9,
 ) -> DSRResult:
     """Deflated Sharpe Ratio of the selected strategy's ``returns``.
 
@@ -171,44 +191,70 @@ def deflated_sharpe(
     trial_returns
         Optional T x N matrix (dates x trials, common dates, selected trial included) of every
         trial's returns. Gives ``sr_variance`` (variance, ddof=1, of the trials' per-period
-        Sharpes; constant trials count with Sharpe 0) and the effective number of trials
-        (:func:`effective_trials` with ``effective_method``) when not given explicitly.
+        Sharpes; constant trials count with Sharpe 0), the raw count N and the clusters.
     n_trials
-        Explicit number of trials (>= 1, may be fractional); overrides the effective count.
+        Explicit number of trials (>= 1, may be fractional); overrides the headline count
+        (``trials_method`` "given").
     sr_variance
         Explicit variance of the per-period trial Sharpes (a variance of annualised Sharpes
         divides by ``periods_per_year``); overrides the one from ``trial_returns``.
+    method
+        The headline reading: ``"raw"`` (default; its false-positive rate is at most nominal
+        under correlated trials, see ``benchmarks/calibration.py``), ``"clustered"``, or
+        ``"participation"``: the participation-ratio effective count with the all-trials
+        variance. The last counts a common factor twice (the cross-trial variance already
+        excludes it) and exceeds its nominal rate (about 10% at 5% with 30 trials at
+        correlation 0.43); it is kept only to show that.
+    cluster_threshold
+        Average correlation at which trials merge into one cluster (default 0.9).
 
     Constant ``returns``: DSR 0.0 (no evidence of skill), status ``"degenerate"``.
     """
+    if method not in DSR_METHODS:
+        raise ConfigError(f"dsr method: expected one of {DSR_METHODS}, got {method!r}")
+
     x = as_series_1d(returns, "returns")
     eff: EffectiveTrials | None = None
+    clusters = None
     if trial_returns is not None:
         mat, _ = as_matrix(trial_returns, "trial_returns", min_cols=1)
         if sr_variance is None:
             trial_sr, _ = sharpe_per_period(mat, axis=0)
             sr_variance = float(np.var(trial_sr, ddof=1)) if trial_sr.size > 1 else 0.0
-        eff = effective_trials(mat, method=effective_method)
+        eff = effective_trials(mat, method="participation")
+        clusters = cluster_trials(mat, threshold=cluster_threshold)
     if sr_variance is None or (n_trials is None and eff is None):
         raise ConfigError(
             "deflated_sharpe: give trial_returns, or both n_trials and sr_variance"
         )
-    if n_trials is not None:
-        n_used = float(n_trials)
-        n_raw = float(eff.n_trials) if eff is not None else n_used
-        method = "given"
+    n_raw = float(eff.n_trials) if eff is not None else float(n_trials)  # type: ignore[arg-type]
+    if clusters is not None:
+        n_cl, var_cl = float(clusters.n_clusters), clusters.sr_variance
     else:
-        assert eff is not None
-        n_used, n_raw, method = eff.n_effective, float(eff.n_trials), eff.method
+        n_cl, var_cl = n_raw, float(sr_variance)
+    readings = {"raw": (n_raw, float(sr_variance)), "clustered": (n_cl, var_cl)}
+    if eff is not None:
+        readings["participation"] = (eff.n_effective, float(sr_variance))
+    if n_trials is not None:
+        n_used, var_used, label = float(n_trials), float(sr_variance), "given"
+    else:
+        n_used, var_used = readings[method]
+        label = method
     check_positive(n_used, "n_trials")
-    sr0 = expected_max_sharpe(n_used, sr_variance)
-    sr0_raw = expected_max_sharpe(n_raw, sr_variance)
+    sr0 = expected_max_sharpe(n_used, var_used)
+    sr0_raw = expected_max_sharpe(*readings["raw"])
+    sr0_cl = expected_max_sharpe(*readings["clustered"])
     psr = probabilistic_sharpe(x, sr0)
     if psr.degenerate:
-        return DSRResult(0.0, 0.0, 0.0, sr0, sr0_raw, n_used, n_raw, method, float(sr_variance),
-                         int(x.size), 0.0, 3.0, True, STATUS_DEGENERATE)
-    dsr_raw, _, _ = psr_from_moments(psr.sharpe_per_period, psr.n_obs, psr.skewness,
-                                     psr.kurtosis, sr0_raw)
+        return DSRResult(0.0, 0.0, 0.0, sr0, sr0_raw, n_used, n_raw, label, var_used,
+                         int(x.size), 0.0, 3.0, True, STATUS_DEGENERATE, 0.0, 0.0, n_cl, var_cl,
+                         sr0_cl, label)
+
+    def _at(hurdle: float) -> float:
+        return psr_from_moments(psr.sharpe_per_period, psr.n_obs, psr.skewness, psr.kurtosis,
+                                hurdle)[0]
+
+    dsr_raw, dsr_cl = _at(sr0_raw), _at(sr0_cl)
     return DSRResult(psr.psr, dsr_raw, psr.sharpe_per_period, sr0, sr0_raw, n_used, n_raw,
-                     method, float(sr_variance), psr.n_obs, psr.skewness, psr.kurtosis, False,
-                     psr.status)
+                     label, var_used, psr.n_obs, psr.skewness, psr.kurtosis, False,
+                     psr.status, dsr_raw, dsr_cl, n_cl, var_cl, sr0_cl, label)

@@ -1,14 +1,26 @@
-"""Annualised Sharpe ratio with a stationary-bootstrap percentile confidence interval."""
+"""Annualised Sharpe ratio with a stationary-bootstrap confidence interval.
+
+Default interval: the studentised bootstrap (bootstrap-t; Efron & Tibshirani 1993, ch. 12; for
+the Sharpe ratio Ledoit & Wolf 2008, section 3.2). Each replicate's ``t* = (SR* - SR) / se*``
+uses the Mertens (2002) iid standard error ``se = sqrt((1 - g3 SR + (g4 - 1)/4 SR^2)/(n - 1))``
+(the PSR kernel's); the blocks carry the serial dependence into the spread of ``t*``. Measured in
+``benchmarks/calibration.py`` on AR(1)-GARCH(1,1) Student-t returns of 1,000 days, the plain
+percentile interval covered the true Sharpe about 0.89 of the time at a nominal 0.95 (150-300
+series), the studentised one 0.96 (400 series; figures in the README). ``method="percentile"`` keeps the percentile
+interval.
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 
 from audit.statistics._common import (
     as_series_1d, auto_block_length, check_alpha, check_block_length, check_n_boot,
     check_positive, check_seed, percentile_ci, sharpe_per_period, stationary_indices,
 )
+from contracts.errors import ConfigError
 
 STATUS_OK = "ok"
 STATUS_DEGENERATE = "degenerate"
@@ -39,6 +51,7 @@ class SharpeCI:
     degenerate: bool
     degenerate_draws: int
     status: str
+    method: str = "studentized"
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict (for ``bootstrap.json``)."""
@@ -52,6 +65,7 @@ def sharpe_ci(
     n_boot: int = 1000,
     alpha: float = 0.05,
     block_length: int | None = None,
+    method: str = "studentized",
 ) -> SharpeCI:
     """Annualised Sharpe ratio and its stationary-bootstrap percentile CI.
 
@@ -72,6 +86,9 @@ def sharpe_ci(
         estimates it with ``arch.bootstrap.optimal_block_length`` ('stationary' column, rounded
         up, floored at 1).
 
+    method
+        ``"studentized"`` (default, bootstrap-t, see the module docstring) or ``"percentile"``.
+
     Returns
     -------
     SharpeCI
@@ -82,6 +99,8 @@ def sharpe_ci(
     Bootstrap replicates that are constant get Sharpe 0 by the same rule (counted).
     """
     x = as_series_1d(returns, "returns")
+    if method not in ("studentized", "percentile"):
+        raise ConfigError(f"method: expected 'studentized' or 'percentile', got {method!r}")
     ppy = check_positive(periods_per_year, "periods_per_year")
     seed = check_seed(seed)
     n_boot = check_n_boot(n_boot)
@@ -96,15 +115,42 @@ def sharpe_ci(
             n_obs=int(x.size), n_boot=n_boot, alpha=alpha,
             block_length=1 if block_length is None else block_length,
             block_length_auto=block_length is None, seed=seed, degenerate=True,
-            degenerate_draws=0, status=STATUS_DEGENERATE,
+            degenerate_draws=0, status=STATUS_DEGENERATE, method=method,
         )
     b = auto_block_length(x) if block_length is None else block_length
     idx = stationary_indices(x.size, b, n_boot, seed)
-    boot_sr, boot_deg = sharpe_per_period(x[idx], axis=1)
-    lo, hi = percentile_ci(boot_sr * scale, alpha)
+    xb = x[idx]
+    boot_sr, boot_deg = sharpe_per_period(xb, axis=1)
+    if method == "percentile":
+        lo, hi = percentile_ci(boot_sr * scale, alpha)
+    else:
+        se = float(mertens_se(x[None, :], np.atleast_1d(sr))[0])
+        se_b = mertens_se(xb, boot_sr)
+        ok = ~boot_deg & (se_b > 0.0)
+        t_star = (boot_sr[ok] - float(sr)) / se_b[ok]
+        if t_star.size < 2 or se == 0.0:
+            lo, hi = percentile_ci(boot_sr * scale, alpha)
+        else:
+            q_lo, q_hi = percentile_ci(t_star, alpha)
+            lo, hi = (float(sr) - q_hi * se) * scale, (float(sr) - q_lo * se) * scale
     return SharpeCI(
         sharpe=float(sr) * scale, ci_low=lo, ci_high=hi, sharpe_per_period=float(sr),
         periods_per_year=ppy, n_obs=int(x.size), n_boot=n_boot, alpha=alpha, block_length=b,
         block_length_auto=block_length is None, seed=seed, degenerate=False,
-        degenerate_draws=int(boot_deg.sum()), status=STATUS_OK,
+        degenerate_draws=int(boot_deg.sum()), status=STATUS_OK, method=method,
     )
+
+
+def mertens_se(x: np.ndarray, sr: np.ndarray) -> np.ndarray:
+    """Per-period Sharpe standard error of each row of ``x`` (R x n) given its Sharpes ``sr``:
+    ``sqrt(max(0, 1 - g3 SR + (g4 - 1)/4 SR^2) / (n - 1))`` with the biased sample skewness
+    and non-excess kurtosis (Mertens 2002; Bailey & Lopez de Prado 2012). Constant rows give 0.
+    """
+    n = x.shape[1]
+    d = x - x.mean(axis=1, keepdims=True)
+    m2 = np.mean(d * d, axis=1)
+    safe = np.where(m2 > 0.0, m2, 1.0)
+    g3 = np.mean(d**3, axis=1) / safe**1.5
+    g4 = np.mean(d**4, axis=1) / safe**2
+    v = np.maximum(1.0 - g3 * sr + (g4 - 1.0) / 4.0 * sr * sr, 0.0) / (n - 1.0)
+    return np.where(m2 > 0.0, np.sqrt(v), 0.0)

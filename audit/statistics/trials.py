@@ -83,3 +83,73 @@ def effective_trials(
         n_live = rho_bar + (1.0 - rho_bar) * m
     n_eff = n_live + (1.0 if n_deg else 0.0)
     return EffectiveTrials(float(np.clip(n_eff, 1.0, n)), n, method, rho_bar, n_deg, debias)
+
+
+@dataclass(frozen=True)
+class TrialClusters:
+    """Trials grouped by return correlation (:func:`cluster_trials`).
+
+    ``labels``: cluster number (0..K-1, in order of first appearance) per trial;
+    ``representatives``: T x K equal-weight average return of each cluster's trials (per period);
+    ``representative_sharpes``: their per-period Sharpes; ``sr_variance``: the variance (ddof=1)
+    of those Sharpes (0 when K == 1).
+    """
+
+    n_clusters: int
+    n_trials: int
+    threshold: float
+    labels: np.ndarray
+    representatives: np.ndarray
+    representative_sharpes: np.ndarray
+    sr_variance: float
+    method: str = "average_linkage_correlation"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"n_clusters": self.n_clusters, "n_trials": self.n_trials, "threshold": self.threshold,
+                "labels": [int(v) for v in self.labels], "sr_variance": self.sr_variance,
+                "method": self.method}
+
+
+def cluster_trials(trial_returns: object, threshold: float = 0.9) -> TrialClusters:
+    """Cluster the trials of a T x N (dates x trials) matrix by their return correlation.
+
+    Average-linkage hierarchical clustering (``scipy.cluster.hierarchy``) on the distance
+    ``1 - rho``, cut at ``1 - threshold``: two groups merge while the *average* correlation
+    between their trials is at least ``threshold`` (default 0.9). It is the ONC idea of Lopez de
+    Prado (2019, "A data science solution to the multiple-testing crisis") with a fixed cut in
+    place of the silhouette search: near-identical trials (the same engine with another lookback)
+    count once, and trials that merely share a market factor (correlation 0.5-0.8) stay apart,
+    because the cross-trial variance of their Sharpes already excludes the common part.
+    Constant trials (correlation undefined) form one cluster together. Each cluster's
+    representative is the equal-weight average of its trials' returns.
+    """
+    if not 0.0 < float(threshold) < 1.0:
+        raise ConfigError(f"cluster_threshold: expected 0 < threshold < 1, got {threshold!r}")
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    from audit.statistics._common import sharpe_per_period
+
+    mat, _ = as_matrix(trial_returns, "trial_returns", min_cols=1)
+    n = mat.shape[1]
+    live = np.flatnonzero(np.ptp(mat, axis=0) > 0.0)
+    raw = np.full(n, -1, dtype=np.int64)
+    if live.size >= 2:
+        corr = np.clip(np.corrcoef(mat[:, live], rowvar=False), -1.0, 1.0)
+        dist = 1.0 - corr
+        np.fill_diagonal(dist, 0.0)
+        dist = (dist + dist.T) / 2.0
+        z = linkage(squareform(dist, checks=False), method="average")
+        raw[live] = fcluster(z, t=1.0 - float(threshold), criterion="distance")
+    elif live.size == 1:
+        raw[live] = 1
+    # renumber by first appearance (constant trials share the label -1 -> one cluster)
+    labels = np.empty(n, dtype=np.int64)
+    seen: dict[int, int] = {}
+    for j, v in enumerate(raw):
+        labels[j] = seen.setdefault(int(v), len(seen))
+    k = len(seen)
+    reps = np.column_stack([mat[:, labels == c].mean(axis=1) for c in range(k)])
+    sr, _ = sharpe_per_period(reps, axis=0)
+    var = float(np.var(sr, ddof=1)) if k > 1 else 0.0
+    return TrialClusters(k, n, float(threshold), labels, reps, sr, var)

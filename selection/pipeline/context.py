@@ -64,7 +64,9 @@ class PolicyOutcome:
     """One scorer's HTR result so far.
 
     ``winners``: ids in final order (score desc, id asc); ``forced``: representatives forced at
-    k >= 3; ``stage``: last stage run; ``first_stage``: id -> first stage whose pass recruited it;
+    k >= 3; ``stage``: last stage run; ``first_stage``: winner id -> the first stage whose pass
+    recruited it (a winner recruited at stage 1, outranked at stage 2 and re-added at stage 4 keeps
+    1); ``recruited``: every id any pass recruited -> the first such stage (carried across passes);
     ``reasons``: id -> veto reasons (and policy drop reasons) at the last stage; ``passes``: number
     of winners per stage run.
     """
@@ -77,6 +79,7 @@ class PolicyOutcome:
     reasons: dict[str, tuple[str, ...]]
     passes: dict[int, int]
     notes: tuple[str, ...] = ()
+    recruited: dict[str, int] = field(default_factory=dict)
 
 
 class SelectionContext(BaseModel):
@@ -120,6 +123,10 @@ class SelectionContext(BaseModel):
             got = obj.columns if name == "returns" else obj.index
             if not got.equals(ids):
                 raise ValueError(f"{name}: candidate ids do not match raw_pool's")
+        if self.feature_store is not None and len(self.feature_store.columns):
+            num = self.feature_store.select_dtypes(include=[np.number]).to_numpy(dtype=np.float64)
+            if np.isinf(num).any():
+                raise ValueError("feature_store: infinite values (a non-finite feature must be NaN)")
         if self.inference_outputs is not None:
             sc = self.inference_outputs.scores
             if ids is None or not sc.index.equals(ids):

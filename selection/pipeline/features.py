@@ -10,6 +10,8 @@ Features are computed on the last ``min(L, train bars)`` rows of the direction-a
   ``antifragility``, ``fragility``, ``n_valid`` (valid returns in the lookback);
 - history: ``survival`` (share of train bars with a valid close), ``n_history`` (valid closes in the
   train slice);
+- a non-finite value (``inf``) of any feature becomes NaN, i.e. missing (``n_non_finite`` in the
+  event; the view already turns infinite scanner fields into NaN for every engine);
 - scanner fields (point-in-time): ``liquidity`` = log10(Value.Traded) (NaN when missing or <= 0);
   ``Recommend.All``, ``Recommend.MA``, ``ROC`` multiplied by d; ``Volatility.D``, ``ADX`` as given;
   ``ROC_raw`` (the asset's own ROC, for the ROC veto).
@@ -107,7 +109,10 @@ class FeatureGenerator:
         cols = np.array([pos[s] for s in pool["symbol"].tolist()], dtype=np.int64)
         store = build_feature_store(ctx.returns, valid[:, cols], pool, self.lookback,
                                     view.calendar.periods_per_year, ctx.null_cache)
+        inf = np.isinf(store.to_numpy(dtype=np.float64))
+        if inf.any():  # a non-finite feature is missing (its veto fires missing:<feature>)
+            store = store.mask(pd.DataFrame(inf, index=store.index, columns=store.columns))
         data = {"n_assets": int(store.shape[0]), "n_features": int(store.shape[1]),
-                "lookback": int(min(self.lookback, len(ctx.returns)))}
+                "lookback": int(min(self.lookback, len(ctx.returns))), "n_non_finite": int(inf.sum())}
         return ctx.model_copy(update={"feature_store": store,
                                       "audit_trail": ctx.event(self.name, "computed", data)})

@@ -162,7 +162,8 @@ class DiscoveryProvider:
         for d in dropped:
             by_reason[d["reason"]] = by_reason.get(d["reason"], 0) + 1
         data = {"n_snapshot": int(len(view.pool)), "n_pool": int(len(raw)),
-                "dropped": dict(sorted(by_reason.items())), "train_bars": train_rows}
+                "dropped": dict(sorted(by_reason.items())), "train_bars": train_rows,
+                "non_finite_fields": list(view.non_finite)}
         params = {**ctx.params, "dropped": tuple(dropped), "n_snapshot": int(len(view.pool))}
         return ctx.model_copy(update={"raw_pool": raw, "returns": returns, "params": params,
                                       "audit_trail": ctx.event(self.name, "ingested", data)})

@@ -2,7 +2,8 @@
 
 ``prepare`` runs what is computed once per window (ingestion, features, hard vetoes and the
 hardening decision, scoring, partitioning); ``select`` runs the HTR loop (policy passes at stages
-1..4, stopping at the first with ``min_winners``) for each requested scorer, then synthesis.
+1..4, stopping at the first with ``min_winners`` and the sector cap held) for each requested
+scorer, then synthesis.
 
 Protocol checks (``run_stage``): every declared read is present (not None) before the call; the
 stage returns a ``SelectionContext``; no field outside ``writes`` changed (identity check: the
@@ -76,10 +77,14 @@ def prepare(view: PastView, config: SelectionConfig, null_cache: EntropyNullCach
 
 
 def htr(ctx: SelectionContext, scorer: str) -> SelectionContext:
-    """The HTR loop for one scorer: stages 1..4, stop at the first with ``min_winners`` winners."""
+    """The HTR loop for one scorer: stages 1..4, stop at the first with ``min_winners`` winners
+    and a sector cap that held (issue 15: the cap swaps rather than shrinks, so a pass whose
+    eligible pool cannot hold the cap goes on to the next stage, whose relaxed thresholds bring
+    more substitutes; stage 4's result is kept whatever it is). Without a cap: SELECTION_SPEC's rule."""
     for k in HTR_STAGES:
         ctx = run_stage(SelectionController(ctx.config, k, scorer), ctx)
-        if len(ctx.winners[scorer].winners) >= ctx.config.min_winners:
+        out = ctx.winners[scorer]
+        if len(out.winners) >= ctx.config.min_winners and "sector_cap_unenforceable" not in out.notes:
             break
     return ctx
 

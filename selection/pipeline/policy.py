@@ -1,25 +1,40 @@
 """Stage 5, Policy (``SelectionController``): one recruitment pass per HTR stage (SELECTION_SPEC 5).
 
-Recruitment at stage k, in this order, over the partitioned candidates (those without a hard veto),
-ranked by the scorer's alpha (ties by candidate id, ascending):
+Recruitment at stage k over the partitioned candidates (those without a hard veto), ranked by the
+scorer's alpha (ties by candidate id, ascending):
 
 1. per cluster, the members without any veto, one per identity (the best-scored), then the top
    ``top_n`` LONG and the top ``top_n`` SHORT (``max(top_n_floor, top_n)`` when a floor is set);
 2. k >= 3: a cluster with no recruit gets its best-scored member (soft vetoes ignored) - "forced";
-3. the sector cap (below);
-4. k >= 4: while there are fewer than ``min_winners``, add the best-scored remaining candidates
-   whatever their soft vetoes, skipping a sector once it holds ``floor(cap * min_winners)``;
-5. the final cap ``max_winners``: drop the lowest alpha first, forced representatives last;
-6. the sector cap again.
+3. the size of the pass: ``N = |recruits|``; at k >= 4 raised to ``min(min_winners, |pool|)``
+   (the balanced fallback), then capped at ``max_winners``. The winners are the first ``N`` of the
+   priority list: the recruits ordered forced first then by alpha (the final cap drops the lowest
+   alpha first, forced representatives last), then (k >= 4) the remaining pool in alpha order,
+   whatever its soft vetoes;
+4. the sector cap (below), which changes who wins, never how many.
 
-Sector cap: while a sector holds more than ``cap`` of the winners, drop the lowest-scored member of
-the most over-full sector (largest count, ties by name), preferring members that are not their
-cluster's only recruit. It is enforced only when the winners span at least ``ceil(1/cap)`` sectors
-(3 at 40 %); otherwise it cannot hold and the pass records ``sector_cap_unenforceable``. The same
-rule with the sectors available in the partition governs the skipping in step 4.
+Sector cap (issue 15; replaces the drop rule of SELECTION_SPEC 5, which could collapse the winners:
+20 + 20 candidates in two sectors gave 25 winners, one more candidate in a third sector gave 5). The
+cap allows each sector ``q = floor(cap * N)`` winners. While a sector holds more than ``q``, its
+lowest-ranked winner (forced representatives last, then a cluster's only recruit last, then the
+lowest alpha, ties by id descending) is swapped for the best-scored substitute of a sector holding
+fewer than ``q``: substitutes are the non-winners without a veto at this stage (at k >= 4 without a
+hard veto, as the fallback), not already represented by their identity in their cluster, in alpha
+order. The cap takes precedence over ``top_n`` (a substitute may be a cluster's fourth recruit).
+Each swap removes one excess and creates none, so the cap holds whenever the pool can hold it at
+size ``N`` (``sum_s min(pool_s, q) >= N``, up to identity collisions); otherwise the pass keeps the
+``N`` winners, records ``sector_cap_unenforceable`` and the sector shares (and the HTR loop goes on
+to the next stage, whose relaxed thresholds bring more substitutes; ``orchestrator.htr``; a cap that
+cannot hold at stage 4 is kept, stated, in the result). Consequences: the number
+of winners does not depend on the cap, so adding an eligible candidate of a new identity never
+reduces it (the uncapped size is monotone), and at stage 4 a pool of at least ``min_winners``
+candidates without a hard veto always gives at least ``min_winners`` winners. (Adding a candidate
+of an identity already in its cluster, in the other direction, can displace a recruit through the
+one-per-identity rule of step 1, as in v3.4; that is not a sector-cap effect.)
+
 Winners are returned in alpha order (ties by id). Policy drop reasons, added to the veto reasons of a
 non-winner: ``rank`` (outranked in its cluster/direction or not needed), ``identity`` (a better member
-of the same identity in its cluster), ``sector_cap``, ``final_cap``.
+of the same identity in its cluster), ``sector_cap`` (swapped out by the cap), ``final_cap``.
 """
 from __future__ import annotations
 
@@ -46,37 +61,15 @@ class _Book:
     direction: dict[str, str]
 
 
-def _min_sectors(cap: float) -> int:
-    return math.ceil(1.0 / cap - 1e-12)
+@dataclass(frozen=True)
+class CapOutcome:
+    """What the sector cap did in one pass: ``quota`` per sector, whether it ``held``, the final
+    ``shares`` (sector -> share of the winners) and the number of ``swaps``."""
 
-
-def enforce_sector_cap(winners: list[str], book: _Book, cap: float | None,
-                       dropped: dict[str, str], notes: list[str]) -> list[str]:
-    """Drop winners until no sector holds more than ``cap`` of them (see module docstring)."""
-    if cap is None or not winners:
-        return winners
-    w = list(winners)
-    while True:
-        counts: dict[str, int] = {}
-        for i in w:
-            counts[book.sector[i]] = counts.get(book.sector[i], 0) + 1
-        n = len(w)
-        over = [s for s, c in counts.items() if c > cap * n + 1e-12]
-        if not over:
-            return w
-        if len(counts) < _min_sectors(cap):
-            notes.append("sector_cap_unenforceable")
-            return w
-        worst = min(over, key=lambda s: (-counts[s], s))
-        members = [i for i in w if book.sector[i] == worst]
-        per_cluster: dict[int, int] = {}
-        for i in w:
-            per_cluster[book.cluster[i]] = per_cluster.get(book.cluster[i], 0) + 1
-        shared = [i for i in members if per_cluster[book.cluster[i]] > 1]
-        pool = shared or members
-        victim = min(pool, key=lambda i: (book.alpha[i], _neg(i)))
-        w.remove(victim)
-        dropped[victim] = "sector_cap"
+    quota: int
+    held: bool
+    shares: dict[str, float]
+    swaps: int
 
 
 def _neg(s: str) -> tuple:
@@ -84,15 +77,68 @@ def _neg(s: str) -> tuple:
     return tuple(-ord(ch) for ch in s) + (1,)
 
 
-def recruit(stage: int, book: _Book, eligible: set[str], config: SelectionConfig,
-            n_sectors_available: int) -> tuple[list[str], set[str], dict[str, str], list[str]]:
-    """One pass of steps 1-6. Returns (winners, forced, policy drop reasons, notes)."""
+def _shares(winners: list[str], book: _Book) -> dict[str, float]:
+    n = len(winners)
+    counts: dict[str, int] = {}
+    for i in winners:
+        counts[book.sector[i]] = counts.get(book.sector[i], 0) + 1
+    return {s: counts[s] / n for s in sorted(counts)} if n else {}
+
+
+def apply_sector_cap(winners: list[str], supply: list[str], book: _Book, cap: float | None,
+                     forced: set[str], dropped: dict[str, str]) -> tuple[list[str], CapOutcome | None]:
+    """Swap winners for substitutes until no sector holds more than ``floor(cap * N)`` of the ``N``
+    winners, or no substitute is left (see the module docstring). ``supply`` is in priority order."""
+    if cap is None or not winners:
+        return winners, None
+    w = list(winners)
+    n = len(w)
+    quota = math.floor(cap * n + 1e-12)
+    counts: dict[str, int] = {}
+    for i in w:
+        counts[book.sector[i]] = counts.get(book.sector[i], 0) + 1
+    taken = {(book.cluster[i], book.identity[i]) for i in w}
+    pool = [i for i in supply if i not in set(w)]
+    swaps = 0
+    while True:
+        over = [s for s, c in counts.items() if c > quota]
+        if not over:
+            break
+        sub = next((i for i in pool if counts.get(book.sector[i], 0) < quota
+                    and (book.cluster[i], book.identity[i]) not in taken), None)
+        if sub is None:
+            break
+        worst = min(over, key=lambda s: (-counts[s], s))
+        per_cluster: dict[int, int] = {}
+        for i in w:
+            per_cluster[book.cluster[i]] = per_cluster.get(book.cluster[i], 0) + 1
+        members = [i for i in w if book.sector[i] == worst]
+        victim = min(members, key=lambda i: (i in forced, per_cluster[book.cluster[i]] == 1,
+                                             book.alpha[i], _neg(i)))
+        w.remove(victim)
+        w.append(sub)
+        pool.remove(sub)
+        taken.discard((book.cluster[victim], book.identity[victim]))
+        taken.add((book.cluster[sub], book.identity[sub]))
+        counts[book.sector[victim]] -= 1
+        counts[book.sector[sub]] = counts.get(book.sector[sub], 0) + 1
+        dropped[victim] = "sector_cap"
+        dropped.pop(sub, None)
+        forced.discard(victim)
+        swaps += 1
+    held = max(counts.values()) <= cap * n + 1e-12
+    return w, CapOutcome(quota=quota, held=held, shares=_shares(w, book), swaps=swaps)
+
+
+def recruit(stage: int, book: _Book, eligible: set[str], config: SelectionConfig
+            ) -> tuple[list[str], set[str], dict[str, str], list[str], CapOutcome | None]:
+    """One pass of steps 1-4. Returns (winners, forced, policy drop reasons, notes, cap outcome)."""
     dropped: dict[str, str] = {}
     notes: list[str] = []
     top_n = config.effective_top_n()
     seen_identity: set[tuple[int, str]] = set()
     taken: dict[tuple[int, str], int] = {}
-    winners: list[str] = []
+    recruits: list[str] = []
     for i in book.order:  # step 1
         if i not in eligible:
             continue
@@ -106,53 +152,45 @@ def recruit(stage: int, book: _Book, eligible: set[str], config: SelectionConfig
             dropped[i] = "rank"
             continue
         taken[slot] = taken.get(slot, 0) + 1
-        winners.append(i)
+        recruits.append(i)
     forced: set[str] = set()
     if stage >= 3:  # step 2
-        have = {book.cluster[i] for i in winners}
+        have = {book.cluster[i] for i in recruits}
         for i in book.order:
             c = book.cluster[i]
             if c not in have:
                 have.add(c)
-                winners.append(i)
+                recruits.append(i)
                 forced.add(i)
                 dropped.pop(i, None)
-    cap = config.sector_cap
-    winners = enforce_sector_cap(winners, book, cap, dropped, notes)  # step 3
-    if stage >= 4 and len(winners) < config.min_winners:  # step 4
-        limit = None
-        if cap is not None:
-            if n_sectors_available >= _min_sectors(cap):
-                limit = max(1, math.floor(cap * config.min_winners + 1e-12))
-            else:
-                notes.append("sector_cap_unenforceable")
-        counts: dict[str, int] = {}
-        for i in winners:
-            counts[book.sector[i]] = counts.get(book.sector[i], 0) + 1
-        current = set(winners)
-        for i in book.order:
-            if len(winners) >= config.min_winners:
-                break
-            if i in current:
-                continue
-            if limit is not None and counts.get(book.sector[i], 0) >= limit:
-                continue
-            winners.append(i)
-            current.add(i)
-            counts[book.sector[i]] = counts.get(book.sector[i], 0) + 1
-            dropped.pop(i, None)
-    if config.max_winners is not None and len(winners) > config.max_winners:  # step 5
-        keep_order = sorted(winners, key=lambda i: (i not in forced, -book.alpha[i], i))
-        for i in keep_order[config.max_winners:]:
+    # step 3: the size of the pass and the priority list
+    size = len(recruits)
+    chosen = set(recruits)
+    priority = sorted(recruits, key=lambda i: (i not in forced, -book.alpha[i], i))
+    if stage >= 4:
+        size = max(size, min(config.min_winners, len(book.order)))
+        priority += [i for i in book.order if i not in chosen]
+    if config.max_winners is not None:
+        size = min(size, config.max_winners)
+    winners = priority[:size]
+    for i in priority[size:]:
+        if i in chosen:
             dropped[i] = "final_cap"
-        winners = keep_order[: config.max_winners]
-    winners = enforce_sector_cap(winners, book, cap, dropped, notes)  # step 6
+    forced &= set(winners)
+    for i in winners:
+        dropped.pop(i, None)
+    # step 4: the sector cap swaps, never shrinks
+    wset = set(winners)
+    supply = [i for i in book.order if i not in wset and (stage >= 4 or i in eligible)]
+    winners, cap = apply_sector_cap(winners, supply, book, config.sector_cap, forced, dropped)
+    if cap is not None and not cap.held:
+        notes.append("sector_cap_unenforceable")
     winners.sort(key=lambda i: (-book.alpha[i], i))
     forced &= set(winners)
     for i in book.order:
         if i not in dropped and i not in winners and i in eligible:
             dropped[i] = "rank"
-    return winners, forced, dropped, sorted(set(notes))
+    return winners, forced, dropped, sorted(set(notes)), cap
 
 
 def make_book(ctx: SelectionContext, scorer: str) -> _Book:
@@ -187,8 +225,7 @@ class SelectionController:
         soft_any = soft.to_numpy(dtype=bool).any(axis=1)
         clean_soft = set(soft.index[~soft_any])
         eligible = {i for i in book.order if i in clean_soft}
-        n_sect = len(set(book.sector.values()))
-        winners, forced, dropped, notes = recruit(self.stage, book, eligible, self.config, n_sect)
+        winners, forced, dropped, notes, cap = recruit(self.stage, book, eligible, self.config)
         hard_r = reasons_by_id(ctx.vetoes)
         soft_r = reasons_by_id(soft)
         wset = set(winners)
@@ -201,16 +238,22 @@ class SelectionController:
                 r = r + (dropped[i],)
             reasons[i] = r
         prev = ctx.winners.get(self.scorer)
-        first = {w: (prev.first_stage.get(w, self.stage) if prev else self.stage) for w in winners}
+        recruited = dict(prev.recruited) if prev else {}
+        for w in winners:  # the first pass that ever recruited it, not the previous pass only
+            recruited.setdefault(w, self.stage)
+        first = {w: recruited[w] for w in winners}
         passes = {**(prev.passes if prev else {}), self.stage: len(winners)}
         out = PolicyOutcome(scorer=self.scorer, stage=self.stage, winners=tuple(winners),
                             forced=frozenset(forced), first_stage=first, reasons=reasons,
-                            passes=passes, notes=tuple(notes))
+                            passes=passes, notes=tuple(notes), recruited=recruited)
         vetoed = {**counts_by_reason(ctx.vetoes), **counts_by_reason(soft)}
         data = {"scorer": self.scorer, "stage": self.stage, "n_winners": len(winners),
                 "n_vetoed": dict(sorted(vetoed.items())),
                 "n_shorts": sum(book.direction[w] == "SHORT" for w in winners),
                 "n_forced": len(forced), "notes": list(notes),
+                "sector_cap": None if cap is None else {
+                    "cap": self.config.sector_cap, "quota": cap.quota, "held": cap.held,
+                    "swaps": cap.swaps, "shares": cap.shares},
                 "thresholds": {"entropy_max": th.entropy_max, "efficiency_min": th.efficiency_min,
                                "adx_min": th.adx_min, "sentiment_min": th.sentiment_min}}
         return ctx.model_copy(update={"winners": {**ctx.winners, self.scorer: out},

@@ -31,11 +31,27 @@ def stage1_survivors(ctx: SelectionContext) -> int:
     return int((~soft.to_numpy(dtype=bool).any(axis=1)).sum())
 
 
-def manifest(ctx: SelectionContext) -> dict[str, Any]:
+def manifest(ctx: SelectionContext, degenerate: Optional[str] = None) -> dict[str, Any]:
+    """The window's manifest; ``degenerate`` (a reason) marks a selection that is not the engine's
+    own decision (an unfitted challenger recruits by candidate id): ``degenerate`` True and
+    ``degenerate_reason``. Every v4-like result carries ``degenerate``."""
     p = ctx.params
-    return {"shrinkage_intensity": float(p["shrinkage_intensity"]), "hardened": bool(p["hardened"]),
-            "entropy_mean": float(p["entropy_mean"]), "critical_value": float(p["critical_value"]),
-            "entropy_max": float(p["entropy_max"])}
+    out = {"shrinkage_intensity": float(p["shrinkage_intensity"]), "hardened": bool(p["hardened"]),
+           "entropy_mean": float(p["entropy_mean"]), "critical_value": float(p["critical_value"]),
+           "entropy_max": float(p["entropy_max"]), "degenerate": degenerate is not None}
+    if degenerate is not None:
+        out["degenerate_reason"] = degenerate
+    return out
+
+
+def degenerate_reason(ctx: SelectionContext, scorer: str) -> Optional[str]:
+    """Why ``scorer``'s selection is degenerate (its diagnostics say ``unfitted``), else None."""
+    diag = ctx.inference_outputs.diagnostics.get(scorer, {})
+    if diag.get("status") != "unfitted":
+        return None
+    return (f"scorer {scorer!r} unfitted: {diag.get('n_obs', 0)} training rows < "
+            f"{diag.get('min_obs', '?')} needed ({diag.get('history_bars', '?')} bars of history); "
+            "every candidate scores the same and winners are taken by candidate id")
 
 
 def metrics(ctx: SelectionContext, atoms: tuple[StrategyAtom, ...], scorer: Optional[str]) -> dict:
@@ -54,7 +70,7 @@ def metrics(ctx: SelectionContext, atoms: tuple[StrategyAtom, ...], scorer: Opti
 def build_result(ctx: SelectionContext, engine: str, spec_version: SpecVersion,
                  atoms: tuple[StrategyAtom, ...], reasons: dict[str, tuple[str, ...]],
                  last_stage: Optional[int], htr_stage: Optional[int], scorer: Optional[str],
-                 events: list[dict[str, Any]]) -> SelectionResult:
+                 events: list[dict[str, Any]], degenerate: Optional[str] = None) -> SelectionResult:
     """Assemble the result of ``engine`` (shared events first, then ``events``)."""
     part = ctx.clusters
     by_stage: dict[int, int] = {}
@@ -77,7 +93,7 @@ def build_result(ctx: SelectionContext, engine: str, spec_version: SpecVersion,
         engine=engine, spec_version=spec_version, window=ctx.view.window.index,
         cutoff_date=ctx.view.cutoff_date.isoformat(), atoms=list(atoms),
         clusters={str(k): int(v) for k, v in part.labels.items()}, htr_stage=htr_stage,
-        manifest=manifest(ctx), funnel=funnel, rejected=rejected,
+        manifest=manifest(ctx, degenerate), funnel=funnel, rejected=rejected,
         linkage=None if part.linkage is None else part.linkage.tolist(),
         linkage_labels=list(part.order), pipeline_audit=shared + list(events),
         metrics=metrics(ctx, atoms, scorer))
@@ -89,4 +105,4 @@ def v4_result(ctx: SelectionContext, engine: str, scorer: str) -> SelectionResul
     events = [e for e in ctx.audit_trail
               if e["stage"] in ("policy", "synthesis") and e["data"].get("scorer") == scorer]
     return build_result(ctx, engine, SpecVersion.V4, ctx.atoms[scorer], out.reasons, out.stage,
-                        out.stage, scorer, events)
+                        out.stage, scorer, events, degenerate_reason(ctx, scorer))

@@ -84,7 +84,7 @@ class ConvictionScorer:
     config: SelectionConfig
     champion: str = "log_mps"
     name: ClassVar[str] = "scoring"
-    reads: ClassVar[tuple[str, ...]] = ("feature_store", "returns", "raw_pool")
+    reads: ClassVar[tuple[str, ...]] = ("view", "feature_store", "returns", "raw_pool")
     writes: ClassVar[tuple[str, ...]] = ("inference_outputs", "audit_trail")
 
     def __call__(self, ctx: SelectionContext) -> SelectionContext:

@@ -23,7 +23,7 @@ def test_spa_matches_arch_on_losses_with_same_seed() -> None:
     # Reference: arch's SPA on losses = -returns, same block length and seeded generator.
     m = _models(1, [0.0, 0.0005, -0.0005, 0.001])
     bench, models = m["m0"], m[["m1", "m2", "m3"]]
-    res = spa_test(bench, models, seed=5, n_boot=200, block_length=3)
+    res = spa_test(bench, models, seed=5, n_boot=200, block_length=3, studentize=False)
     ref = SPA(-bench.to_numpy(), -models.to_numpy(), block_size=3, reps=200,
               bootstrap="stationary", seed=np.random.default_rng(5))
     ref.compute()
@@ -68,7 +68,7 @@ def test_spa_same_seed_same_result_and_bad_input() -> None:
 
 def test_mcs_matches_arch_with_same_seed() -> None:
     m = _models(6, [0.001, 0.0, -0.001, 0.0005])
-    res = model_confidence_set(m, seed=7, n_boot=200, block_length=2, size=0.1)
+    res = model_confidence_set(m, seed=7, n_boot=200, block_length=2, size=0.1, loss="return")
     ref = MCS(-m.to_numpy(), size=0.1, reps=200, block_size=2, method="max",
               bootstrap="stationary", seed=np.random.default_rng(7))
     ref.compute()
@@ -145,3 +145,59 @@ def test_mcs_bad_input() -> None:
         model_confidence_set(m, seed=1)
     with pytest.raises(DataError, match="columns"):
         model_confidence_set(np.zeros((30, 1)), seed=1)
+
+
+def test_spa_studentized_one_model_equals_arch() -> None:
+    # With one model, dividing by its omega is monotone: the studentised p-values must equal
+    # arch's (same draws), an identity check of our statistic, recentring and draws.
+    m = _models(3, [0.0, 0.0004])
+    res = spa_test(m["m0"], m[["m1"]], seed=9, n_boot=300, block_length=4)
+    ref = SPA(-m["m0"].to_numpy(), -m[["m1"]].to_numpy(), block_size=4, reps=300,
+              bootstrap="stationary", seed=np.random.default_rng(9))
+    ref.compute()
+    np.testing.assert_allclose(res.pvalues.to_numpy(), ref.pvalues.to_numpy(dtype=float),
+                               atol=1e-12)
+    assert res.studentized
+
+
+def test_spa_studentized_is_not_drowned_by_a_volatile_model() -> None:
+    # Finding: unstudentised SPA takes max_k dbar_k, so a zero-mean model 8x as volatile as the
+    # rest dominates the bootstrap maximum and hides a steady winner (t ~ 6 on 1000 days).
+    rng = np.random.default_rng(12)
+    t = 1000
+    bench = rng.normal(0.0, 0.01, t)
+    steady = bench + 0.0015 + rng.normal(0.0, 0.008, t)
+    wild = rng.normal(0.0, 0.08, t)
+    models = pd.DataFrame({"steady": steady, "wild": wild})
+    raw = spa_test(bench, models, seed=2, n_boot=300, studentize=False)
+    stud = spa_test(bench, models, seed=2, n_boot=300)
+    assert stud.pvalues["consistent"] < 0.01
+    assert raw.pvalues["consistent"] > 0.05
+
+
+def test_mcs_sharpe_loss_matches_arch_on_normalised_losses() -> None:
+    m = _models(6, [0.001, 0.0, -0.001, 0.0005])
+    res = model_confidence_set(m, seed=7, n_boot=200, block_length=2, size=0.1)
+    x = m.to_numpy()
+    ref = MCS(-x / x.std(axis=0, ddof=1), size=0.1, reps=200, block_size=2, method="max",
+              bootstrap="stationary", seed=np.random.default_rng(7))
+    ref.compute()
+    ref_p = ref.pvalues["Pvalue"]
+    np.testing.assert_array_equal(res.pvalues.to_numpy(), [ref_p.loc[i] for i in range(4)])
+    assert res.loss == "sharpe" and res.to_dict()["loss"] == "sharpe"
+
+
+def test_mcs_sharpe_loss_does_not_favour_the_volatile_model() -> None:
+    # Finding: on raw returns the MCS keeps the most volatile model (highest mean return) and
+    # drops a steadier one with twice its Sharpe; on the normalised loss the steady one stays.
+    rng = np.random.default_rng(4)
+    t = 1500
+    f = rng.normal(0, 0.01, t)
+    steady = 0.4 * f + rng.normal(0, 0.004, t) + 0.0006  # Sharpe ~ 0.11 per day
+    wild = 4.0 * f + rng.normal(0, 0.02, t) + 0.002      # Sharpe ~ 0.044 per day, mean x3
+    m = pd.DataFrame({"steady": steady, "wild": wild})
+    by_return = model_confidence_set(m, seed=1, n_boot=300, loss="return")
+    assert "steady" in by_return.excluded and "wild" in by_return.included  # the finding
+    by_sharpe = model_confidence_set(m, seed=1, n_boot=300)
+    assert "steady" in by_sharpe.included
+    assert by_sharpe.pvalues["steady"] >= by_sharpe.pvalues["wild"]

@@ -156,12 +156,16 @@ def test_deflated_sharpe_from_trial_matrix() -> None:
     res = deflated_sharpe(trials[:, 7], trials)
     srs = trials.mean(axis=0) / trials.std(axis=0, ddof=1)
     assert res.sr_variance == pytest.approx(np.var(srs, ddof=1), rel=1e-10)
-    eff = effective_trials(trials).n_effective
-    assert res.n_trials == pytest.approx(eff) and res.n_trials_raw == 40
-    assert res.sr0 == pytest.approx(expected_max_sharpe(eff, res.sr_variance))
+    # headline: the raw count with the all-trials variance (Bailey & Lopez de Prado as written)
+    assert res.method == "raw" and res.n_trials == 40 and res.n_trials_raw == 40
+    assert res.sr0 == pytest.approx(expected_max_sharpe(40, res.sr_variance))
     expected = probabilistic_sharpe(trials[:, 7], res.sr0).psr
     assert res.dsr == pytest.approx(expected, rel=1e-12)
-    assert res.dsr_all_trials <= res.dsr + 1e-15  # more trials -> higher hurdle
+    assert res.dsr_raw == res.dsr == res.dsr_all_trials
+    # the participation reading (old headline) has a lower hurdle for the same variance
+    part = deflated_sharpe(trials[:, 7], trials, method="participation")
+    eff = effective_trials(trials).n_effective
+    assert part.n_trials == pytest.approx(eff) and part.sr0 <= res.sr0 + 1e-15
     assert res.dsr > 0.9  # SR ~0.2 per day against SR0 ~0.09 over 750 days
     # an explicit count overrides the effective one
     given = deflated_sharpe(trials[:, 7], trials, n_trials=1000)

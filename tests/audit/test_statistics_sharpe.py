@@ -7,6 +7,7 @@ import empyrical
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from arch.bootstrap import StationaryBootstrap, optimal_block_length
 
 from audit.statistics import sharpe_ci
@@ -41,7 +42,7 @@ def test_ci_matches_arch_percentile_interval_with_same_seed() -> None:
     # same data, block length and seeded generator draws the same indices; the two intervals
     # must agree up to float rounding of the Sharpe of each replicate.
     x = _ar1(2)
-    res = sharpe_ci(x, PPY, seed=11, n_boot=300, alpha=0.1)
+    res = sharpe_ci(x, PPY, seed=11, n_boot=300, alpha=0.1, method="percentile")
     b = max(1, math.ceil(float(optimal_block_length(x)["stationary"].iloc[0])))
     assert res.block_length == b and res.block_length_auto
     assert b > 1  # AR(1) with phi 0.3 must give blocks longer than one day
@@ -54,6 +55,32 @@ def test_ci_matches_arch_percentile_interval_with_same_seed() -> None:
     assert res.ci_low == pytest.approx(ci[0, 0], rel=1e-10)
     assert res.ci_high == pytest.approx(ci[1, 0], rel=1e-10)
     assert res.ci_low < res.sharpe < res.ci_high
+
+
+def test_studentized_ci_matches_textbook_bootstrap_t_on_arch_draws() -> None:
+    # Reference: the bootstrap-t interval of Efron & Tibshirani (1993, eq. 12.22),
+    # [SR - q(1-a/2) se, SR - q(a/2) se] with t* = (SR* - SR) / se*, computed here from arch's
+    # own StationaryBootstrap replicates (same seed and block length) and the Mertens standard
+    # error written out from scipy's moments. (arch's conf_int(method="studentized") scales
+    # the quantiles by the bootstrap replicates' std rather than the sample's se, so it is a
+    # different interval.) Agreement up to float rounding.
+    x = _ar1(2)
+    res = sharpe_ci(x, PPY, seed=11, n_boot=300, alpha=0.1)
+    assert res.method == "studentized"
+
+    def sr_se(y: np.ndarray) -> np.ndarray:
+        sr = y.mean() / y.std(ddof=1)
+        g3 = float(stats.skew(y))
+        g4 = float(stats.kurtosis(y, fisher=False))
+        return np.array([sr, math.sqrt((1 - g3 * sr + (g4 - 1) / 4 * sr**2) / (y.size - 1))])
+
+    bs = StationaryBootstrap(res.block_length, x, seed=np.random.default_rng(11))
+    draws = bs.apply(sr_se, reps=300)
+    sr, se = sr_se(x)
+    t_star = (draws[:, 0] - sr) / draws[:, 1]
+    q_lo, q_hi = np.quantile(t_star, [0.05, 0.95])
+    assert res.ci_low == pytest.approx((sr - q_hi * se) * math.sqrt(PPY), rel=1e-9)
+    assert res.ci_high == pytest.approx((sr - q_lo * se) * math.sqrt(PPY), rel=1e-9)
 
 
 def test_explicit_block_length_is_used() -> None:

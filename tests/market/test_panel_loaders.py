@@ -161,3 +161,28 @@ def test_snapshot_file_name_must_be_a_date(tmp_path):
     (snaps / "latest.json").write_text("[]")
     with pytest.raises(DataError, match="YYYY-MM-DD"):
         load_snapshots(snaps)
+
+
+@pytest.mark.parametrize("bad", [-5.0, np.nan, np.inf])
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_lakehouse_rejects_invalid_volume_naming_file_and_date(tmp_path, bad, fmt):
+    """Issue 15: ``Value.Traded = close x volume`` feeds the liquidity veto and score, so a negative,
+    missing or infinite volume on a row with a close is a one-line DataError naming file and date."""
+    df = _ohlcv(_panel()["AAAUSDT"])
+    df.loc[7, "volume"] = bad
+    folder = tmp_path / "lh"
+    folder.mkdir()
+    path = folder / f"AAAUSDT.{fmt}"
+    df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path, index=False)
+    with pytest.raises(DataError) as exc:
+        load_lakehouse(folder)
+    msg = str(exc.value)
+    assert "\n" not in msg and str(path) in msg and "2022-01-08" in msg and "volume" in msg
+
+
+def test_lakehouse_accepts_an_empty_volume_column(tmp_path):
+    """``write_lakehouse`` writes an all-empty volume column for close-only data: "no volume"."""
+    df = _ohlcv(_panel()["AAAUSDT"])
+    df["volume"] = np.nan
+    _write_csv(tmp_path / "lh", "AAAUSDT", df)
+    assert load_lakehouse(tmp_path / "lh").closes.shape == (30, 1)

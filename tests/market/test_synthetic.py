@@ -79,3 +79,46 @@ def test_candidates_cover_the_cases(synthetic_market):
     c = m.data.closes[sym]
     i = c.index.get_loc(d)
     assert abs(f.at[sym, "ROC"] - 100 * (c.iloc[i] / c.iloc[i - 9] - 1)) < 1e-9
+
+
+def test_scanner_snapshots_read_only_the_bars_up_to_their_date():
+    """Issue 15: a snapshot is a function of the bars up to its date (and seeded noise). Every bar
+    after the date is perturbed (closes and the other OHLCV fields, listings too): that snapshot is
+    unchanged byte for byte, while later snapshots do change (so the check can fail). The record
+    slots the snapshots decide on carry venue metadata only: no direction or logic that a hidden
+    parameter (the drift, the AR kind) could have set."""
+    from market.loaders import MarketData
+    from market.synthetic import scanner_snapshots
+
+    m = generate(SyntheticConfig(seed=3, n_bars=500, n_candidates=40))
+    assert all(set(s) == {"symbol", "exchange", "asset_type", "sector", "slot"} for s in m.scanner_slots)
+    rng = np.random.default_rng(0)
+    for k in (3, 8):
+        d = m.snapshots.dates[k]
+        after = np.broadcast_to((m.data.closes.index > d)[:, None], m.data.closes.shape)
+        factor = pd.DataFrame(rng.uniform(0.5, 1.5, m.data.closes.shape), index=m.data.closes.index,
+                              columns=m.data.closes.columns)
+        closes = m.data.closes.where(~after, m.data.closes * factor)
+        closes.iloc[-50:, 0] = np.nan  # a delisting after the date, too
+        fields = {f: v.where(~after, v * factor) for f, v in m.data.fields.items()}
+        snaps = scanner_snapshots(MarketData(closes=closes, fields=fields), list(m.scanner_slots), 3)
+        pd.testing.assert_frame_equal(snaps.frames[d], m.snapshots.frames[d], check_exact=True)
+        later = m.snapshots.dates[k + 3]
+        assert not snaps.frames[later].equals(m.snapshots.frames[later])
+
+
+def test_scanner_directions_follow_past_momentum():
+    """Direction is the sign of a past signal plus noise: LONG records have a higher mean trailing
+    60-bar return at their snapshot date than SHORT ones (a scanner reading the past, not the drift)."""
+    m = generate(SyntheticConfig(seed=3, n_bars=500, n_candidates=40))
+    c = m.data.closes
+    ret = {}
+    for d, f in m.snapshots.frames.items():
+        i = c.index.get_loc(d)
+        if i < 60:
+            continue
+        r = c.iloc[i] / c.iloc[i - 60] - 1
+        for sym, dr in zip(f["symbol"], f["direction"]):
+            if np.isfinite(r[sym]):
+                ret.setdefault(dr, []).append(r[sym])
+    assert np.mean(ret["LONG"]) > np.mean(ret["SHORT"]) + 0.05

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from market.entropy import EntropyNullCache
 from selection.config import SelectionConfig
 from selection.pipeline.orchestrator import prepare, select
-from selection.pipeline.policy import _Book, enforce_sector_cap, recruit
+from selection.pipeline.policy import _Book, apply_sector_cap, recruit
 from tests.selection.selection_pools import make_view, with_pool
 
 CFG = SelectionConfig(challengers=())
@@ -82,6 +83,63 @@ def test_stage_4_fallback_never_readmits_hard_vetoes():
     assert [p["stage"] for p in _passes(ctx)] == [1, 2, 3, 4]
 
 
+def _multi_record_pool(seed=2, n_assets=30):
+    """Every asset carries three records (trend, mom and rev, same direction): identical
+    direction-adjusted returns, hence the same cluster, and scanner fields that differ a little, so
+    the twins rank next to each other in their cluster and direction."""
+    view = make_view(seed=seed, n_assets=n_assets, short_share=0.5)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for logic in ("trend", "mom", "rev"):
+        p = view.pool.copy()
+        p["logic"] = logic
+        p["ADX"] = p["ADX"] + rng.uniform(-3, 3, len(p))
+        p["Recommend.MA"] = p["Recommend.MA"] * rng.uniform(0.8, 1.0, len(p))
+        frames.append(p)
+    return with_pool(view, pd.concat(frames, ignore_index=True))
+
+
+def test_one_record_per_identity_and_cluster_on_a_multi_record_pool():
+    ctx = _run(_multi_record_pool())
+    out = ctx.winners["log_mps"]
+    pool, lab = ctx.raw_pool, ctx.clusters.labels
+    alpha = ctx.inference_outputs.scores["log_mps"]
+    key = pool.loc[lab.index, "identity"] + "|" + lab.astype(str)
+    # the fixture provokes the rule: twins share a cluster, and without the rule several twins
+    # would fill one cluster/direction's top 3
+    assert key.duplicated().sum() >= 2 * len(set(pool["identity"])) * 0.9
+    soft = {i for i, r in out.reasons.items() if r and r[0] not in ("identity", "rank", "sector_cap", "final_cap")}
+    clean = [i for i in lab.index if i not in soft and i not in out.winners or i in out.winners]
+    top = (pd.DataFrame({"a": alpha[clean], "k": key[clean], "c": lab[clean],
+                         "d": pool.loc[clean, "direction"]})
+           .sort_values("a", ascending=False).groupby(["c", "d"]).head(3))
+    assert top["k"].duplicated().any()
+    # the rule: at most one winner per (identity, cluster), the best-scored of its eligible twins
+    wk = key[list(out.winners)]
+    assert wk.is_unique and len(out.winners) >= 15
+    for w in out.winners:  # every eligible twin left out for "identity" ranks below its winner
+        for t in key.index[(key == key[w]) & (key.index != w)]:
+            if out.reasons[t] == ("identity",):
+                assert (-alpha[w], w) < (-alpha[t], t)
+    for t, r in out.reasons.items():  # and every "identity" drop has a better twin among the winners
+        if r == ("identity",):
+            assert any(key[w] == key[t] for w in out.winners)
+    assert sum(r == ("identity",) for r in out.reasons.values()) >= 10
+
+
+def test_identity_rule_parity_on_a_multi_record_pool():
+    """v3.4 and v4 with v3.4's settings agree on a pool with several records per asset."""
+    from selection.registry import FeatureCache, run_window
+
+    cfg = SelectionConfig(challengers=()).v34_settings()
+    res = run_window(_multi_record_pool(seed=4), ["v4", "v3.4"], cfg, seed=0,
+                     cache=FeatureCache(null_cache=_cache()))
+    assert [a.id for a in res["v4"].atoms] == [a.id for a in res["v3.4"].atoms]
+    assert sorted((r.id, tuple(r.reasons)) for r in res["v4"].rejected) == \
+        sorted((r.id, tuple(r.reasons)) for r in res["v3.4"].rejected)
+    assert any(r.reasons == ["identity"] for r in res["v3.4"].rejected)
+
+
 def test_top_n_per_cluster_and_direction_and_identity_once():
     ctx = _run(make_view(seed=2, n_assets=60, short_share=0.5))
     out = ctx.winners["log_mps"]
@@ -108,34 +166,72 @@ def _book(sectors, alphas, clusters):
                       direction={i: "LONG" for i in ids})
 
 
-def test_sector_cap_drops_lowest_of_most_overfull_sector():
-    sectors = ["A"] * 6 + ["B"] * 2 + ["C"] * 2
-    alphas = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.85, 0.75, 0.65, 0.55]
-    ids, book = _book(sectors, alphas, list(range(10)))
+def test_sector_cap_swaps_the_lowest_of_the_most_overfull_sector_for_the_best_substitute():
+    sectors = ["A"] * 6 + ["B"] * 2 + ["C"] * 2 + ["A", "D", "B"]
+    alphas = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.85, 0.75, 0.65, 0.55, 0.95, 0.3, 0.2]
+    ids, book = _book(sectors, alphas, list(range(13)))
     book.cluster.update({i: 0 for i in ids[:6]})  # the A's share one cluster
-    dropped, notes = {}, []
-    w = enforce_sector_cap(ids, book, 0.40, dropped, notes)
-    # 6/10 > 4 -> 5/9 > 3.6 -> 4/8 > 3.2 -> 3/7 > 2.8 -> 2/6 <= 2.4: four lowest A's dropped
-    assert sorted(dropped) == ids[2:6] and set(w) == {ids[0], ids[1], *ids[6:]}
-    assert not notes
+    dropped = {}
+    w, cap = apply_sector_cap(ids[:10], ids[10:], book, 0.40, set(), dropped)
+    # N = 10, quota floor(4.0) = 4: A holds 6 -> two swaps; the lowest A's (C05, C04) go, the best
+    # substitutes of sectors below 4 come in (C10 is an A: skipped; C11 in D, then C12 in B)
+    assert sorted(w) == sorted(ids[:4] + ids[6:10] + ids[11:13])
+    assert dropped == {ids[4]: "sector_cap", ids[5]: "sector_cap"}
+    assert cap.held and cap.swaps == 2 and cap.quota == 4
+    assert cap.shares == {"A": 0.4, "B": 0.3, "C": 0.2, "D": 0.1}
 
 
 def test_sector_cap_keeps_a_clusters_only_recruit():
-    sectors = ["A"] * 4 + ["B", "C", "D"]
-    alphas = [0.9, 0.8, 0.7, 0.1, 0.5, 0.4, 0.3]
-    clusters = [0, 0, 0, 1, 2, 3, 4]  # the lowest A is its cluster's only recruit
+    sectors = ["A"] * 4 + ["B", "C", "D"] + ["E", "F"]
+    alphas = [0.9, 0.8, 0.7, 0.1, 0.5, 0.4, 0.3, 0.05, 0.04]
+    clusters = [0, 0, 0, 1, 2, 3, 4, 5, 6]  # the lowest A is its cluster's only recruit
     ids, book = _book(sectors, alphas, clusters)
     dropped = {}
-    w = enforce_sector_cap(ids, book, 0.40, dropped, [])
-    # 4/7 > 2.8 -> drop C02; 3/6 > 2.4 -> drop C01; 2/5 <= 2: C03 (lowest alpha) survives
-    assert ids[3] in w and sorted(dropped) == [ids[1], ids[2]]
+    w, cap = apply_sector_cap(ids[:7], ids[7:], book, 0.40, set(), dropped)
+    # N = 7, quota 2: A holds 4 -> C02 then C01 swapped out (C03 is cluster 1's only recruit)
+    assert ids[3] in w and sorted(dropped) == [ids[1], ids[2]] and cap.held and len(w) == 7
 
 
-def test_sector_cap_unenforceable_with_two_sectors():
+def test_sector_cap_unenforceable_with_two_sectors_keeps_the_winners_and_says_so():
     ids, book = _book(["A", "A", "B"], [0.9, 0.8, 0.7], [0, 1, 2])
-    notes = []
-    assert enforce_sector_cap(ids, book, 0.40, {}, notes) == ids
-    assert notes == ["sector_cap_unenforceable"]
+    w, cap = apply_sector_cap(ids, [], book, 0.40, set(), {})
+    assert w == ids and not cap.held
+    assert cap.shares == {"A": 2 / 3, "B": 1 / 3}
+
+
+def _issue_pool(with_c: bool):
+    """Issue 15's repro: every candidate eligible, one cluster each, 20 in sector A and 20 in B
+    (alphas interleaved), plus one candidate in sector C."""
+    sectors = ["A", "B"] * 20 + (["C"] if with_c else [])
+    alphas = [1.0 - 0.01 * k for k in range(len(sectors))]
+    return _book(sectors, alphas, list(range(len(sectors))))
+
+
+def test_one_more_candidate_in_a_third_sector_never_collapses_the_winners():
+    """Before issue 15: 25 winners without C, 5 with it (at stages 1 and 4). Now 25 both times; the
+    cap cannot hold (at most 10 + 10 + 1 < 25 within the quota), which the pass says with shares."""
+    cfg = CFG
+    for stage in (1, 4):
+        for with_c in (False, True):
+            ids, book = _issue_pool(with_c)
+            w, _, _, notes, cap = recruit(stage, book, set(ids), cfg)
+            assert len(w) == 25, (stage, with_c)
+            assert notes == ["sector_cap_unenforceable"] and not cap.held
+            assert cap.shares["A"] + cap.shares["B"] == pytest.approx(1 - cap.shares.get("C", 0))
+            if with_c:
+                assert cap.shares == {"A": 12 / 25, "B": 12 / 25, "C": 1 / 25}
+
+
+def test_the_cap_holds_at_fifteen_when_the_pool_can_hold_it():
+    """Stage 4 with 20 A, 20 B and 3 C candidates (no soft-vetoed pool needed): 15 winners within the
+    quota floor(0.4 x 15) = 6 per sector exist (6 + 6 + 3), and the pass finds them."""
+    sectors = ["A"] * 20 + ["B"] * 20 + ["C"] * 3
+    alphas = [1.0 - 0.01 * k for k in range(len(sectors))]
+    ids, book = _book(sectors, alphas, [0] * 20 + [1] * 20 + [2] * 3)
+    w, _, _, notes, cap = recruit(4, book, set(), CFG)  # nothing eligible: the fallback fills
+    secs = [book.sector[i] for i in w]
+    assert len(w) == 15 and cap.held and not notes
+    assert (secs.count("A"), secs.count("B"), secs.count("C")) == (6, 6, 3)
 
 
 def test_sector_cap_end_to_end():
@@ -168,7 +264,7 @@ def test_final_cap_25_keeps_highest_alpha():
 def test_final_cap_drops_forced_last():
     ids, book = _book(["A", "B", "C", "D"], [0.9, 0.8, 0.7, 0.1], [0, 1, 2, 3])
     cfg = CFG.model_copy(update={"max_winners": 2, "sector_cap": None, "min_winners": 1})
-    w, forced, dropped, _ = recruit(3, book, {ids[0], ids[2]}, cfg, 4)
+    w, forced, dropped, _, _ = recruit(3, book, {ids[0], ids[2]}, cfg)
     # eligible: C00, C02; forced: C01 (cluster 1), C03 (cluster 3); cap 2 keeps the forced pair
     assert forced == {ids[1], ids[3]} and set(w) == {ids[1], ids[3]}
     assert dropped[ids[0]] == dropped[ids[2]] == "final_cap"

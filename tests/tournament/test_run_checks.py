@@ -80,8 +80,11 @@ def test_a_constant_cell_is_a_warning_not_a_failure(value):
 def test_small_tournaments_raise_no_false_fail(tmp_path, n_windows):
     from tournament.run import run_tournament
 
+    # synthetic_seed 24: re-derived after issue 15 made the synthetic scanner past-only (the default
+    # seed's last 1-3 windows now all make a new high before their trough, which guards nothing);
+    # a scan of seeds 7-26 found 24 as the first whose 1- and 2-window runs have such cells (4 each)
     cfg = small_config(engines=["v4", "raw"], profiles=["equal_weight", "min_variance"], backends=["native"],
-                       max_windows=n_windows)
+                       max_windows=n_windows, market={**SMALL["market"], "synthetic_seed": 24})
     assert cfg.costs.fees > 0 and cfg.costs.slippage > 0  # costs on: the first return is negative
     out = run_tournament(cfg, tmp_path)
     assert out.integrity_failures == () and out.checks["by_status"]["fail"] == 0, out.checks["failures"]
