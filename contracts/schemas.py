@@ -12,7 +12,7 @@ import pandas as pd
 
 from contracts.errors import DataError
 
-SCHEMA_VERSION = "1.2"  # 1.1: performance_matrix.csv gains the DSR readings; 1.2: verification.parquet
+SCHEMA_VERSION = "1.3"  # 1.1: performance_matrix.csv gains the DSR readings; 1.2: verification.parquet; 1.3: regime_labels.parquet and regimes.parquet
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,26 @@ RUN_SCHEMAS: dict[str, list[ColumnSpec]] = {
         ColumnSpec("date", "datetime64[ns, UTC]", "bar date"),
         ColumnSpec("symbol", "string", "physical symbol"),
         ColumnSpec("net_exposure", "float64", "net position value / portfolio value, signed"),
+    ],
+    # volatility regimes (issue 20): the label per date, then each cell's figures on each regime's days
+    "regime_labels.parquet": [
+        ColumnSpec("date", "datetime64[ns, UTC]", "bar date"),
+        ColumnSpec("vol", "float64", "annualised realised volatility of the reference over the window "
+                                     "returns before the bar, fraction"),
+        ColumnSpec("cut_low", "float64", "calm/turbulent cut point: quantile of the earlier volatilities"),
+        ColumnSpec("cut_high", "float64", "turbulent/crisis cut point: quantile of the earlier volatilities"),
+        ColumnSpec("regime", "string", "calm, turbulent or crisis; missing when unlabelled (warm-up)"),
+    ],
+    "regimes.parquet": [
+        ColumnSpec("cell_id", "string", "cell id"),
+        ColumnSpec("regime", "string", "calm, turbulent or crisis"),
+        ColumnSpec("n_days", "int64", "the cell's days labelled with the regime"),
+        ColumnSpec("sharpe", "float64", "annualised Sharpe on those days (rf 0, ddof 1); NaN if too few"),
+        ColumnSpec("sharpe_ci_low", "float64", "stationary-bootstrap CI low (1 - alpha)"),
+        ColumnSpec("sharpe_ci_high", "float64", "stationary-bootstrap CI high (1 - alpha)"),
+        ColumnSpec("annual_volatility", "float64", "std(ddof 1) * sqrt(P) on those days, fraction"),
+        ColumnSpec("max_drawdown", "float64", "of the equity compounded over those days only, fraction, <= 0"),
+        ColumnSpec("status", "string", "ok, degenerate (constant returns) or too_few_days"),
     ],
 }
 

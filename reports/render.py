@@ -28,6 +28,7 @@ from reports.stats_sections import (checks_section, htr_section, pbo_dsr_section
 from reports.tournament_page import (alerts, equity_section, inputs_section, matrix_section, summary_section,
                                      vol_section, window_index_section)
 from reports.tournament_page import baselines_section, relaxations_section
+from reports.regime_sections import regime_section
 from reports.units import UnitBundle, collect_units
 from reports.window_page import render_window
 from reports.window_plots import DendrogramCanvas
@@ -37,7 +38,7 @@ CHUNK = 25
 
 TOC = [("summary", "summary"), ("inputs", "inputs & ledger"), ("matrix", "matrix"), ("equity", "equity"),
        ("volatility", "volatility"), ("relaxations", "relaxations"), ("overfitting", "PBO & DSR"), ("verdicts", "verdicts"),
-       ("sensitivity", "sensitivity"), ("verification", "verification"), ("htr", "HTR"), ("checks", "checks"),
+       ("sensitivity", "sensitivity"), ("regimes", "regimes"), ("verification", "verification"), ("htr", "HTR"), ("checks", "checks"),
        ("windows", "windows")]
 
 
@@ -94,6 +95,7 @@ def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, secon
         pbo_dsr_section(rd, img),
         verdicts_section(rd),
         sensitivity_section(rd),
+        regime_section(rd, img),
         verification_section(rd),
         htr_section(rd, img),
         checks_section(rd),

@@ -13,6 +13,7 @@ from contracts.enums import RecordType
 from reports import plots
 from reports.html import banner, esc, fmt, pct, section, status_pill, table
 from reports.rundata import RunData
+from reports.regime_sections import regime_split_html
 from reports.tournament_page import at_base, cell_labels, trials
 
 SWEEP_DIMS = ("step_size", "train_window", "feature_lookback")
@@ -131,8 +132,10 @@ def sensitivity_section(rd: RunData) -> str:
             body.append(f"<h3>{esc(dim.replace('_', ' '))} (base {base[i]})</h3>"
                         + table(["engine", "profile", *[f"{dim}={int(v)}" for v in values]], rows, text_cols=2,
                                 table_id=f"sensitivity-{dim}"))
+            body.append(regime_split_html(rd, dim, sub, values))  # issue 20: one column group per regime
     if not body:
-        body.append("<p class='muted' id='sensitivity-none'>no temporal sweep in this run</p>")
+        body.append("<p class='muted' id='sensitivity-none'>no temporal sweep in this run (the base setting's "
+                    "split by volatility regime is in the next section)</p>")
     return section("sensitivity", "Temporal sensitivity (trial Sharpe)", "".join(body))
 
 

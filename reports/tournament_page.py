@@ -18,6 +18,7 @@ from contracts.enums import RecordType
 from reports import plots
 from reports.html import banner, esc, fmt, kv_table, pct, section, table
 from reports.rundata import RunData, equity_drawdown
+from reports.regime_data import dominant, mix_text
 from reports.units import UnitBundle, page_path
 
 DIMS = ["engine", "profile", "backend", "simulator", "step_size", "train_window", "feature_lookback"]
@@ -365,10 +366,11 @@ def window_index_section(bundles: list[UnitBundle]) -> str:
                      esc(b.dates.get("test_start", "n/a")), esc(b.dates.get("test_end", "n/a")),
                      fmt(v4.get("htr_stage")), fmt(len(v4.get("atoms") or [])),
                      fmt((v4.get("manifest") or {}).get("hardened")), fmt(len(b.flags)),
-                     esc(", ".join(sorted({f["kind"] for f in b.flags})))])
+                     esc(", ".join(sorted({f["kind"] for f in b.flags}))),
+                     esc(dominant(b.regime_mix)), esc(mix_text(b.regime_mix))])  # issue 20
     return section("windows", f"Per-window forensic pages ({len(bundles)})", table(
         ["window", "cut-off", "test start", "test end", "v4 HTR stage", "v4 winners", "v4 hardened", "flags",
-         "flag kinds"], rows, raw=True, text_cols=4, table_id="windows-table"))
+         "flag kinds", "regime", "regime days"], rows, raw=True, text_cols=4, table_id="windows-table"))
 
 
 def summary_section(rd: RunData, n_windows: int) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from contracts.enums import RecordType
+from reports.regime_data import load_labels, window_mixes
 from reports.rundata import RunData, setting_id, window_vols
 
 CELL_CHECKS = ("metric_mismatch", "simulator_disagreement", "volatility_band")
@@ -44,6 +45,7 @@ class UnitBundle:
     next_unit: str | None = None
     min_winners: int = 15
     bands: dict[str, str] = field(default_factory=dict)
+    regime_mix: dict[str, int] = field(default_factory=dict)  # test days per volatility regime (issue 20)
 
 
 def page_path(unit: str) -> str:
@@ -129,6 +131,7 @@ def collect_units(rd: RunData) -> list[UnitBundle]:
             vols.setdefault((sid, int(row["window"])), {})[row["cell_id"]] = {
                 "realised_vol": float(row["realised_vol"]), "n_bars": int(row["n_bars"])}
 
+    mixes = window_mixes(load_labels(rd.run_dir), wdates)
     wflags, cflags = _index_flags(rd, cell_setting, base_sid, wdates)
     labels = {c["cell_id"]: f"{c['engine']}|{c['profile']}|{c['backend']}|{c['simulator']}"
               for cs in cells_by_setting.values() for c in cs}
@@ -151,7 +154,7 @@ def collect_units(rd: RunData) -> list[UnitBundle]:
             prev_unit=f"{units[i - 1][0]}/{units[i - 1][1]}" if i > 0 and units[i - 1][0] == sid else None,
             next_unit=(f"{units[i + 1][0]}/{units[i + 1][1]}"
                        if i + 1 < len(units) and units[i + 1][0] == sid else None),
-            min_winners=min_winners, bands=bands)
+            min_winners=min_winners, bands=bands, regime_mix=mixes.get((sid, k), {}))
         b.flags = b.flags + _allocation_flags(b.allocations)
         out.append(b)
     return out

@@ -14,7 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from reports.html import bar, banner, esc, fmt, page, section, status_pill, table
+from audit.regimes import REGIME_ORDER
+from reports.html import bar, banner, esc, fmt, page, pct, section, status_pill, table
+from reports.regime_data import dominant, mix_text
 from reports.units import UnitBundle, page_path
 from reports.window_plots import DendrogramCanvas, distinct_linkages, leaf_order
 
@@ -278,6 +280,19 @@ def _leaves_html(groups: list, engines: dict[str, dict]) -> str:
     return "".join(out)
 
 
+def _regime_html(b: UnitBundle) -> str:
+    """The window's regime mix: test days labelled calm / turbulent / crisis (issue 20; labels from the
+    reference's volatility before each day, ``regime_labels.parquet``)."""
+    mix = b.regime_mix
+    if not mix:
+        return "<p class='muted' id='regime-mix-none'>no regime labels in this run</p>"
+    n = sum(mix.values())
+    rows = [[r, mix.get(r, 0), pct(mix.get(r, 0) / n if n else None)] for r in (*REGIME_ORDER, "unlabelled")
+            if r != "unlabelled" or mix.get(r)]
+    return (f"<p id='regime-dominant'>Mostly {esc(dominant(mix))} ({esc(mix_text(mix))} days)</p>"
+            + table(["regime", "test days", "share %"], rows, raw=True, table_id="regime-mix-table"))
+
+
 def render_window(b: UnitBundle, report_dir: str | Path, canvas: DendrogramCanvas | None = None) -> Path:
     """Write the page (and its dendrogram) of one unit; returns the page path. ``canvas``: reusable
     figures for a batch of windows (a fresh one when None)."""
@@ -294,6 +309,7 @@ def render_window(b: UnitBundle, report_dir: str | Path, canvas: DendrogramCanva
                   table_id="dates-table", text_cols=5)
     body = "".join([
         section("dates", "Window", dates),
+        section("regime", "Volatility regime of the test days", _regime_html(b)),
         section("flags", "Flags raised", _flags_html(b)),
         section("engines", "Engines", _engines_html(engines)),
         section("funnel", "Selection funnel and vetoes", _funnel_html(engines)),

@@ -90,6 +90,27 @@ class Bands(_Strict):
         return v
 
 
+class Regimes(_Strict):
+    """Volatility regimes (issue 20; ``market.regimes``): each bar is calm, turbulent or crisis by the
+    reference's annualised realised volatility over the ``window`` returns before it, against the
+    ``quantiles`` of the earlier bars' volatilities (an expanding window, so no label reads the future).
+    The reference is the benchmark (``market.benchmark``), else an equal-weight index of every symbol.
+    Per-regime figures with fewer than ``min_days`` days are left blank."""
+
+    window: int = Field(default=20, ge=2, description="returns in the trailing realised volatility, bars")
+    quantiles: tuple[float, float] = Field(default=(0.6, 0.9), description="calm/turbulent and "
+                                           "turbulent/crisis cut points, quantiles of the earlier volatilities")
+    min_history: int = Field(default=60, ge=1, description="earlier volatilities needed before a label")
+    min_days: int = Field(default=20, ge=3, description="fewest days of a regime for a cell's figures")
+
+    @field_validator("quantiles")
+    @classmethod
+    def _cuts(cls, v):
+        if not (0.0 < v[0] < v[1] < 1.0):
+            raise ValueError(f"need 0 < q1 < q2 < 1, got {list(v)}")
+        return v
+
+
 class DataSpec(_Strict):
     """Where the market comes from: ``None`` folders mean the embedded synthetic market."""
 
@@ -142,6 +163,7 @@ class TournamentConfig(_Strict):
     verification_windows: int = Field(default=12, ge=2, description=(
         "sampled: base windows verified in all (the first and last included), plus every window where "
         "the trial backend relaxed, fell back or hit an inaccurate status"))
+    regimes: Regimes = Field(default_factory=Regimes, description="volatility regimes of the sensitivity split")
     selection: SelectionSettings = Field(
         default_factory=SelectionSettings,
         description="selection settings of v4, its challengers and the baselines (every "

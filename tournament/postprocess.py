@@ -26,6 +26,7 @@ from tournament.bands import apply_to_matrix, resolve_bands
 from tournament.baselines import baseline_plans, baseline_rows, selection_artifact, vs_best_trial
 from tournament.config import TournamentConfig
 from tournament.market_io import Market
+from tournament.regimes import write_regimes
 from tournament.relaxations import add_allocation_counts
 from tournament.rundir import candidates_path, write_json, write_parquet
 from tournament.unit import UnitResult, alloc_key
@@ -157,6 +158,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                         ("exposure.parquet", exposure), ("cells.parquet", cells),
                         ("verification.parquet", verification)):
         record_file(write_parquet(run_dir, name, frame))
+    regimes = write_regimes(run_dir, cfg, closes, market.benchmark, P, returns, trial_plans, record_file)  # issue 20
     tick("files")
 
     _simulation_records(append, plans, returns, P)
@@ -200,6 +202,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                                                  [b.value for b in cfg.verification_backends])
     stats["no_position"] = {"cells": audit.no_position_cells, "windows": audit.no_position_windows}
     stats["bands"] = bands
+    stats["regimes"] = regimes
     stats["baselines"] = {**bl_info, "vs_best_trial": _finite(vs_best_trial(cfg, matrix, series, P))}
     write_json(run_dir / "bootstrap.json", _finite(stats))
     record_file(run_dir / "bootstrap.json")

@@ -37,7 +37,9 @@ from tournament.config import TournamentConfig
 from tournament.market_io import load_market
 
 PARQUETS = ("windows.parquet", "weights.parquet", "returns.parquet", "positions.parquet", "exposure.parquet",
-            "cells.parquet")
+            "cells.parquet", "regime_labels.parquet", "regimes.parquet")
+#: files added in schema 1.2 (issue 20): a run written before them has none to compare
+SINCE_SCHEMA_1_2 = frozenset({"regime_labels.parquet", "regimes.parquet"})
 #: ledger record kinds that may differ between two executions of the same run (DESIGN section 3)
 EXCLUDED_KINDS = frozenset({RecordType.RUN_START.value, RecordType.RESUME.value, RecordType.ARTIFACT.value,
                             RecordType.RUN_END.value, RecordType.WARNING.value})
@@ -264,6 +266,8 @@ def compare_runs(original: str | Path, replayed: str | Path, tolerance: float = 
     for rel in sorted(set(sel_a) & set(sel_b)):
         _compare_json(col, rel, json.loads((a / rel).read_text()), json.loads((b / rel).read_text()))
     for name in PARQUETS:
+        if name in SINCE_SCHEMA_1_2 and not (a / name).exists():
+            continue
         _compare_frame(col, name, pd.read_parquet(a / name), pd.read_parquet(b / name))
     _compare_frame(col, "performance_matrix.csv", pd.read_csv(a / "performance_matrix.csv"),
                    pd.read_csv(b / "performance_matrix.csv"))
