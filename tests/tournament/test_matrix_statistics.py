@@ -57,9 +57,15 @@ def test_bootstrap_json_dsr_block_paired_and_pbo_null(small_run):
     assert all(s["studentized"] for s in b["spa"].values())
 
 
-def test_one_ci_per_distinct_return_series(small_run):
-    """Cells whose daily returns are identical get the same CI (the seed comes from the content)."""
-    d = small_run.run_dir
+def test_one_ci_per_distinct_return_series(tmp_path):
+    """Cells whose daily returns are identical get the same CI (the seed comes from the content).
+    Fixture: equal weights on both optimiser backends, kept as complete cells (``verification: full``)."""
+    from tests.tournament.conftest import small_config
+    from tournament.run import run_tournament
+
+    cfg = small_config(engines=["raw", "v4"], profiles=["equal_weight"], simulators=["reference"],
+                       verification="full")
+    d = run_tournament(cfg, tmp_path).run_dir
     m = pd.read_csv(d / "performance_matrix.csv").set_index("cell_id")
     ret = pd.read_parquet(d / "returns.parquet")
     groups: dict[bytes, list[str]] = {}
