@@ -401,6 +401,14 @@ def summary_section(rd: RunData, n_windows: int) -> str:
         pairs.append((f"{name}: a better / b better (Holm-significant) of n",
                       f"{v.get('a_better_significant')} / {v.get('b_better_significant')} of {v.get('n')}"))
         pairs.append((f"{name}: verdict", comparison_text(v)))
+    vs = ((rd.boot or {}).get("baselines") or {}).get("vs_best_trial") or {}
+    for name in ("bh:benchmark", "bh:pool"):
+        v = vs.get(name)
+        if v and vs.get("best_trial"):
+            what = "benchmark buy-and-hold" if name == "bh:benchmark" else "pool equal-weight buy-and-hold"
+            pairs.append((f"best trial vs {what}", f"Sharpe difference {fmt(v.get('difference'))} (CI "
+                          f"{fmt(v.get('ci_low'))} .. {fmt(v.get('ci_high'))}, p {fmt(v.get('pvalue'))}; "
+                          f"{what} Sharpe {fmt(v.get('baseline_sharpe'))})"))
     return section("summary", "Summary", kv_table(pairs, table_id="summary-table"))
 
 

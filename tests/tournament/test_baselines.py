@@ -89,6 +89,7 @@ def test_report_shows_the_baselines_and_the_best_trial_against_them(run):
     html = (out.run_dir / "report" / "index.html").read_text()
     assert 'id="baselines-table"' in html and 'id="vs-baselines-table"' in html
     assert "bh:benchmark" in html and "bh:pool" in html
+    assert "best trial vs benchmark buy-and-hold" in html and "best trial vs pool equal-weight buy-and-hold" in html
     b = json.loads((out.run_dir / "bootstrap.json").read_text())["baselines"]["vs_best_trial"]
     assert b["best_trial"]["engine"] in ("v4", "raw")
     for name in ("bh:benchmark", "bh:pool"):

@@ -78,3 +78,43 @@ def test_candidate_without_price_file(tmp_path):
                "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
     assert out.returncode == 2
     assert "candidate 'BBB' has no price file" in out.stderr
+
+
+@pytest.mark.parametrize("option,value,key,file_value", [
+    ("--executor", "serial", "executor", "process"),
+    ("--workers", "3", "workers", 2),
+    ("--scheduler", "tcp://127.0.0.1:9", "scheduler", "tcp://127.0.0.1:8"),
+    ("--seed", "5", "seed", 11),
+    ("--calendar", "exchange", "market.calendar", "crypto"),
+    ("--benchmark", "ETHUSDT", "market.benchmark", "XRPUSDT"),
+    ("--report", None, "report", False),
+    ("--no-report", None, "report", True),
+])
+def test_a_cli_option_overrides_the_file_only_when_given(tmp_path, monkeypatch, option, value, key, file_value):
+    """Precedence CLI > file > preset, for options actually given: each option once given (it wins)
+    and once absent (the file's value stays)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import tournament.run as run_mod
+    from tournament.cli import app
+
+    seen = []
+    monkeypatch.setattr(run_mod, "run_tournament", lambda cfg, *a, **k: seen.append(cfg) or (_ for _ in ()).throw(
+        SystemExit(0)))
+    head, _, leaf = key.rpartition(".")
+    doc = {"preset": "quick", **({head: {leaf: file_value}} if head else {leaf: file_value})}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc))
+
+    def got(cfg):
+        obj = cfg.market if head else cfg
+        v = getattr(obj, leaf)
+        return getattr(v, "value", v)
+
+    base = ["run", "--config", str(tmp_path / "c.yaml"), "--runs-dir", str(tmp_path / "runs")]
+    CliRunner().invoke(app, base)
+    CliRunner().invoke(app, base + ([option, value] if value is not None else [option]))
+    assert len(seen) == 2
+    assert got(seen[0]) == file_value                                  # absent: the file's value
+    expected = {"--report": True, "--no-report": False}.get(option, value)
+    assert str(got(seen[1])) == str(expected)                          # given: the option's value
