@@ -359,14 +359,5 @@ def _sampled_backend_disagreement(verification: pd.DataFrame,
     return out
 
 
-def check_names(results: Iterable[CheckResult], status: CheckStatus) -> dict[str, int]:
-    """Count of results with ``status`` per check name."""
-    out: dict[str, int] = {}
-    for r in results:
-        if r.status is status:
-            out[r.name] = out.get(r.name, 0) + 1
-    return dict(sorted(out.items()))
-
-
-__all__ = ["INTEGRITY_CHECKS", "RunAudit", "SelectionArtifact", "audit_run", "check_cells", "check_names",
+__all__ = ["INTEGRITY_CHECKS", "RunAudit", "SelectionArtifact", "audit_run", "check_cells",
            "read_selections", "spec_version_for_engine", "write_checks"]

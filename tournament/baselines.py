@@ -36,10 +36,6 @@ POOL_BH = "bh:pool"
 BASELINE_ENGINES = (BENCHMARK_BH, POOL_BH)
 
 
-def is_baseline(engine: str) -> bool:
-    return engine in BASELINE_ENGINES
-
-
 def _atom(symbol: str) -> StrategyAtom:
     return StrategyAtom(id=StrategyAtom.make_id(symbol, Logic.RATING, Direction.LONG), symbol=symbol,
                         identity=symbol, direction=Direction.LONG, logic=Logic.RATING, cluster=0)
