@@ -27,8 +27,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Walk-forward backtesting and forensic audit toolkit.")
 data_app = typer.Typer(no_args_is_help=True, help="Data tools: write the synthetic market.")
 audit_app = typer.Typer(no_args_is_help=True, help="Audit tools: verify a run's ledger, recompute its metrics.")
+export_app = typer.Typer(no_args_is_help=True, help="Export a run folder: MLflow.")
 app.add_typer(data_app, name="data")
 app.add_typer(audit_app, name="audit")
+app.add_typer(export_app, name="export")
 
 _STATE = {"debug": False}
 
@@ -82,6 +84,11 @@ def run(
     benchmark: Optional[str] = typer.Option(None, help="Benchmark symbol for beta."),
     report: Optional[bool] = typer.Option(None, "--report/--no-report",
                                           help="Render the HTML report (default: the config's `report`, true)."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Export the finished run to MLflow (`tournament export "
+                                                        "mlflow`), by default to the SQLite store under the runs folder."),
+    mlflow_uri: Optional[str] = typer.Option(None, "--mlflow-uri", metavar="URI",
+                                             help="Export the finished run to this MLflow tracking URI "
+                                                  "(implies --mlflow)."),
 ) -> None:
     """Run a tournament (selection x allocation x simulation, audited) and print where its outputs are.
 
@@ -91,6 +98,10 @@ def run(
     from tournament.run import run_tournament
 
     def go():
+        if mlflow or mlflow_uri:
+            from tournament.export_mlflow import require_mlflow
+
+            require_mlflow()  # before the run, not after it
         overrides: dict = {}
         market = {}
         if data is not None or candidates is not None:
@@ -122,6 +133,10 @@ def run(
             typer.echo(f"report:  {out.report}")
         typer.echo(f"cells: {out.n_cells}  units: {out.n_units}  seconds: {out.seconds:.1f}")
         _echo_checks(out)
+        if mlflow or mlflow_uri:
+            from tournament.export_mlflow import export_run
+
+            _echo_export(export_run(out.run_dir, tracking_uri=mlflow_uri))
         if out.integrity_failures:
             typer.echo(f"INTEGRITY FAILED: {', '.join(out.integrity_failures)} (exit {EXIT_INTEGRITY}; the "
                        "failing checks are in audit.jsonl and bootstrap.json)", err=True)
@@ -293,6 +308,34 @@ def replay(run_dir: Path = typer.Argument(..., help="Run folder to re-execute.")
         for f in sorted(set(rep.n_differences) | set(rep.largest)):
             typer.echo(f"  {f:<48} {rep.n_differences.get(f, 0):>11} {rep.largest.get(f, 0.0):>17.3g}", err=True)
         raise typer.Exit(code=1)
+    _guard(go)
+
+
+def _echo_export(res) -> None:
+    state = "unchanged (already exported, same ledger head and files)" if res.skipped else (
+        f"exported ({res.n_metric_values} metric values, {res.n_artifacts} artifact files"
+        + (f"; replaced {res.n_replaced} earlier runs of this run id" if res.n_replaced else "") + ")")
+    typer.echo(f"mlflow:  {res.tracking_uri}  experiment {res.experiment_name!r} (id {res.experiment_id})")
+    typer.echo(f"mlflow:  parent run {res.parent_run_id}, {res.n_children} child runs for {res.n_matrix_rows} "
+               f"matrix rows, {state}, {'verified' if res.verified else 'UNVERIFIED (--force)'}, "
+               f"{res.seconds:.1f} s")
+
+
+@export_app.command("mlflow")
+def export_mlflow(run_dir: Path = typer.Argument(..., help="Run folder to export."),
+                  tracking_uri: Optional[str] = typer.Option(
+                      None, "--tracking-uri", help="MLflow tracking URI (default: sqlite:///<runs folder>/"
+                                                   "mlflow/mlflow.db, the runs folder being RUN's parent)."),
+                  experiment: Optional[str] = typer.Option(None, help="Experiment name (default: wfaudit)."),
+                  force: bool = typer.Option(False, "--force", help="Export a run that fails `audit verify`, "
+                                                                     "tagged wfaudit.verified=false.")) -> None:
+    """One parent MLflow run for the tournament and one child run per performance-matrix row, read from
+    the run folder alone; exporting the same run again does not duplicate it. Exit 2 when the run
+    fails `audit verify` (unless --force) or MLflow is not installed (pip install -e ".[mlflow]")."""
+    from tournament.export_mlflow import export_run
+
+    def go():
+        _echo_export(export_run(run_dir, tracking_uri=tracking_uri, experiment=experiment, force=force))
     _guard(go)
 
 
