@@ -201,3 +201,22 @@ def test_run_with_mlflow_exports_through_the_same_path(small_run, monkeypatch, t
     assert (tmp_path / "runs" / "mlflow" / "mlflow.db").is_file()
     c = MlflowClient(tracking_uri=uri)
     assert len(c.search_runs([c.get_experiment_by_name("wfaudit").experiment_id])) == n + 1
+
+
+def test_run_with_mlflow_but_no_mlflow_fails_before_the_run(monkeypatch, tmp_path):
+    """Without the extra, ``run --mlflow`` says which packages are missing before computing anything."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    import tournament.run as run_mod
+    from tournament.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+
+    def never(*a, **k):
+        raise AssertionError("the tournament ran")
+    monkeypatch.setattr(run_mod, "run_tournament", never)
+    res = CliRunner().invoke(app, ["run", "--runs-dir", str(tmp_path), "--mlflow"])
+    assert res.exit_code == 2 and 'MLflow export needs mlflow: pip install -e ".[mlflow]"' in res.output
