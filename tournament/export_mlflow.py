@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +81,8 @@ def _client(uri: str):
 
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # SQLAlchemy 2.1 deprecation notes raised from MLflow's own store module: not ours to fix
-        warnings.simplefilter("ignore", DeprecationWarning)
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)  # opens (and on first use creates) the store
+    client = MlflowClient(tracking_uri=uri)
+    client.search_experiments(max_results=1)  # opens (and on first use creates) the store
     return client
 
 
