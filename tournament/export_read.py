@@ -262,7 +262,8 @@ def build_export(run_dir: str | Path) -> RunExport:
         cells.append(CellExport(cid, kind, name, params, metrics, tags, ms, eq))
 
     inputs = sdata.get("inputs") or {}
-    pinned = latest_artifacts([r for r in records if "seq" in r]).get("config.yaml")
+    pinned = latest_artifacts([r for r in records if r.get("type") == "artifact" and "seq" in r
+                               and isinstance(r["data"].get("path"), str)]).get("config.yaml")
     digests = {f: file_sha256(run_dir / f) for f in READ_FILES if (run_dir / f).is_file()}
     fingerprint = hashlib.sha256(json.dumps(
         {"format": EXPORT_FORMAT, "head": rep.head_hash, "ok": rep.ok, "message": rep.message, "files": digests},
@@ -271,7 +272,7 @@ def build_export(run_dir: str | Path) -> RunExport:
             "wfaudit.verified": "true" if rep.ok else "false", "wfaudit.verify_message": rep.message[:4000],
             "wfaudit.ledger_head_seq": str(rep.head_seq), "wfaudit.ledger_head_hash": str(rep.head_hash),
             "wfaudit.complete": "true" if rep.complete else "false",
-            "wfaudit.config_sha256": pinned["data"]["sha256"] if pinned else "",
+            "wfaudit.config_sha256": str(pinned["data"].get("sha256", "")) if pinned else "",
             "wfaudit.export_fingerprint": fingerprint, "wfaudit.export_format": EXPORT_FORMAT,
             "wfaudit.candidates": "selection/<setting>/<window>/portfolio_candidates.json (artifacts)"}
     tags |= {f"wfaudit.inputs.{k}": v for k, v in flatten({k: v for k, v in inputs.items()

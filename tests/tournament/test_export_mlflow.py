@@ -220,3 +220,20 @@ def test_run_with_mlflow_but_no_mlflow_fails_before_the_run(monkeypatch, tmp_pat
     monkeypatch.setattr(run_mod, "run_tournament", never)
     res = CliRunner().invoke(app, ["run", "--runs-dir", str(tmp_path), "--mlflow"])
     assert res.exit_code == 2 and 'MLflow export needs mlflow: pip install -e ".[mlflow]"' in res.output
+
+
+def test_edited_ledger_refused_unless_forced(small_run, tmp_path):
+    """An edited ledger record (not a file) fails verify at its seq: refused, or exported unverified."""
+    bad = tmp_path / small_run.run_dir.name
+    shutil.copytree(small_run.run_dir, bad)
+    lines = (bad / "audit.jsonl").read_bytes().splitlines(keepends=True)
+    i = next(k for k, line in enumerate(lines) if b'"type":"check"' in line and b'"pass"' in line)
+    lines[i] = lines[i].replace(b'"pass"', b'"fail"', 1)
+    (bad / "audit.jsonl").write_bytes(b"".join(lines))
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with pytest.raises(LedgerError, match=f"seq {i}"):
+        export_run(bad, tracking_uri=uri)
+    forced = export_run(bad, tracking_uri=uri, force=True)
+    tags = MlflowClient(tracking_uri=uri).get_run(forced.parent_run_id).data.tags
+    assert tags["wfaudit.verified"] == "false" and f"seq {i}" in tags["wfaudit.verify_message"]
+    assert forced.n_children == len(pd.read_csv(bad / "performance_matrix.csv"))
