@@ -9,6 +9,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MPLCONFIGDIR", str(ROOT / ".cache" / "matplotlib"))
 os.environ.setdefault("WFAUDIT_CACHE_DIR", str(ROOT / ".cache" / "wfaudit"))  # derived-field cache of runs
+# MLflow 3 (the [mlflow] extra) writes an installation id under ~/.config and reports usage when imported
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import pytest  # noqa: E402
 
