@@ -141,6 +141,11 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     positions = pd.concat([o.positions for o in outs], ignore_index=True)
     exposure = pd.concat([o.exposure for o in outs], ignore_index=True)
     summary = pd.concat([o.summary for o in outs], ignore_index=True).set_index("cell_id")
+    meta = None
+    if cfg.meta is not None:  # issue 17: the meta-portfolio's cells join returns.parquet (tournament.meta)
+        from tournament.meta_hooks import meta_after_simulation
+        meta, returns = meta_after_simulation(run_dir, cfg, market, returns, P, record_file)
+        tick("meta")
     events = [e for o in outs for e in o.events]
 
     weights = _weights_frame(plans)
@@ -162,6 +167,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     tick("files")
 
     _simulation_records(append, plans, returns, P)
+    if meta is not None:  # issue 17: meta_sleeves, meta_allocation and the meta cells' simulation records
+        from tournament.meta import ledger_records
+        ledger_records(append, meta)
     for i, ev in enumerate(events):
         append(RecordType.SIMULATION, SpecVersion.RUN, {"key": f"simevent:{i}", "event": ev})
     tick("ledger")
@@ -172,6 +180,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                       trial_simulator=cfg.trial_simulator.value,
                       bands=bands["bands"], drift_threshold=bands["drift_threshold"])
     checks, quarantined = audit.checks, audit.quarantined
+    if meta is not None:  # issue 17: mismatch, band and bankruptcy of the meta and sleeve cells
+        from tournament.meta_hooks import meta_checks_for
+        checks = list(checks) + meta_checks_for(meta, cfg, bands, P)
     write_checks(append, checks)
     summary_checks = summarize_checks(checks)
 
@@ -190,6 +201,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         if col in bl_rows:
             bl_rows[col] = 0
     matrix = pd.concat([matrix, bl_rows], ignore_index=True) if len(bl_rows) else matrix
+    if meta is not None:  # issue 17: meta and walked-forward sleeve rows, the ``meta`` column
+        from tournament.meta_stats import meta_matrix
+        matrix = meta_matrix(cfg, matrix, meta, series, P, int(stats["n_trials"]))
     matrix = _mark_no_position(apply_to_matrix(matrix, bands), audit.no_position_cells)
     matrix = _mark_verification(matrix, checks)
     tick("statistics")
@@ -204,6 +218,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     stats["bands"] = bands
     stats["regimes"] = regimes
     stats["baselines"] = {**bl_info, "vs_best_trial": _finite(vs_best_trial(cfg, matrix, series, P))}
+    if meta is not None:  # issue 17
+        from tournament.meta_stats import meta_summary
+        stats["meta"] = _finite(meta_summary(cfg, matrix, meta, series, P))
     write_json(run_dir / "bootstrap.json", _finite(stats))
     record_file(run_dir / "bootstrap.json")
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})
