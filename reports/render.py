@@ -29,6 +29,7 @@ from reports.tournament_page import (alerts, equity_section, inputs_section, mat
                                      vol_section, window_index_section)
 from reports.tournament_page import baselines_section, relaxations_section
 from reports.regime_sections import regime_section
+from reports.meta_section import meta_section  # issue 17
 from reports.units import UnitBundle, collect_units
 from reports.window_page import render_window
 from reports.window_plots import DendrogramCanvas
@@ -38,7 +39,7 @@ CHUNK = 25
 
 TOC = [("summary", "summary"), ("inputs", "inputs & ledger"), ("matrix", "matrix"), ("equity", "equity"),
        ("volatility", "volatility"), ("relaxations", "relaxations"), ("overfitting", "PBO & DSR"), ("verdicts", "verdicts"),
-       ("sensitivity", "sensitivity"), ("regimes", "regimes"), ("verification", "verification"), ("htr", "HTR"), ("checks", "checks"),
+       ("sensitivity", "sensitivity"), ("regimes", "regimes"), ("meta", "meta-portfolio"), ("verification", "verification"), ("htr", "HTR"), ("checks", "checks"),
        ("windows", "windows")]
 
 
@@ -96,6 +97,7 @@ def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, secon
         verdicts_section(rd),
         sensitivity_section(rd),
         regime_section(rd, img),
+        meta_section(rd, img),  # issue 17: empty without a meta block
         verification_section(rd),
         htr_section(rd, img),
         checks_section(rd),

@@ -170,6 +170,8 @@ def run_meta(cfg: TournamentConfig, market, main_returns: pd.DataFrame, run_P: i
     returns["cell_id"] = returns["cell_id"].astype("string")
     own_returns = (pd.concat(own, ignore_index=True) if own else returns.iloc[:0].copy())
     summaries = pd.concat([summ, pd.DataFrame(own_summ)], ignore_index=True) if own_summ else summ
+    from contracts.schemas import RUN_SCHEMAS
+    summaries = summaries[[c.name for c in RUN_SCHEMAS["cells.parquet"]]]
     return MetaOutcome(sleeves, cal, P, windows, decisions, cells, sleeve_cells, returns, summaries,
                        own_returns, events)
 

@@ -27,7 +27,11 @@ def meta_after_simulation(run_dir: Path, cfg: TournamentConfig, market, returns:
     path = run_dir / "meta" / "sleeves.json"
     write_json(path, sleeves_document(out, cfg))
     record_file(path)
-    add = out.returns.astype({c: t for c, t in returns.dtypes.items() if c in out.returns.columns})
+    add = out.returns.astype({c: t for c, t in returns.dtypes.items() if c in out.returns.columns and c != "cell_id"})
+    if isinstance(returns["cell_id"].dtype, pd.CategoricalDtype):  # keep the simulators' categorical ids
+        ids = returns["cell_id"].cat.add_categories(sorted(set(add["cell_id"].astype(str))))
+        returns = returns.assign(cell_id=ids)
+        add = add.assign(cell_id=pd.Categorical(add["cell_id"].astype(str), dtype=ids.dtype))
     return out, pd.concat([returns, add], ignore_index=True)
 
 

@@ -34,15 +34,17 @@ def meta_checks(out: MetaOutcome, conventions: dict[str, SimConventions], own_co
     """Metric mismatch, volatility band and bankruptcy of the meta cells (meta calendar, each simulator's
     own figures) and of the walked-forward sleeves (their own calendar and simulation)."""
     summ = out.summaries
-    meta_rows = summ[summ["cell_id"].isin(list(out.cells))]
+    meta_rows = summ[summ["cell_id"].isin(list(out.cells))].reset_index(drop=True)  # check_frame reindexes
     kw = dict(liquidation_floor=cfg.liquidation_floor, bands=bands["bands"], drift_threshold=bands["drift_threshold"])
-    res = check_cells(meta_rows, out.returns[out.returns.cell_id.isin(list(out.cells))], conventions, **kw)
+    res = check_cells(meta_rows, out.returns[out.returns.cell_id.isin(list(out.cells))].reset_index(drop=True),
+                      conventions, **kw)
     sl = summ[summ["cell_id"].isin(list(out.sleeve_cells))]
     for s in out.sleeves:
         if s.reused:
             continue
         P = s.provenance["periods_per_year"]
-        res += check_cells(sl[sl.cell_id == s.cell_id], out.own_returns[out.own_returns.cell_id == s.cell_id],
+        res += check_cells(sl[sl.cell_id == s.cell_id].reset_index(drop=True),
+                           out.own_returns[out.own_returns.cell_id == s.cell_id].reset_index(drop=True),
                            own_conventions(P), **kw)
     return res
 
