@@ -82,9 +82,7 @@ def render_windows(bundles: list[UnitBundle], report_dir: Path, workers: int | N
 def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, seconds_windows: float) -> Path:
     img = report_dir / "img"
     img.mkdir(parents=True, exist_ok=True)
-    toc = '<nav class="toc">' + " ".join(f'<a href="#{a}">{t}</a>' for a, t in TOC) + "</nav>"
     body = "".join([
-        toc,
         alerts(rd),
         summary_section(rd, len(bundles)),
         baselines_section(rd),
@@ -104,6 +102,10 @@ def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, secon
         window_index_section(bundles),
         f"<p class='muted' id='render-time'>{len(bundles)} window pages rendered in {seconds_windows:.2f} s</p>",
     ])
+    # the meta section exists only with a meta block (issue 17): link the sections present
+    toc = '<nav class="toc">' + " ".join(f'<a href="#{a}">{t}</a>' for a, t in TOC
+                                         if a != "meta" or 'id="meta"' in body) + "</nav>"
+    body = toc + body
     out = report_dir / "index.html"
     out.write_text(page(f"Tournament report: {rd.run_id}", body,
                         subtitle=f"run directory {rd.run_dir.name}"), encoding="utf-8")
