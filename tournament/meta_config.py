@@ -30,7 +30,9 @@ class SleeveSpec(_Strict):
     base setting, trial backend, ``simulator``); ``synthetic`` = the embedded synthetic generator with
     ``synthetic_seed`` on ``calendar`` (``exchange``: weekday bars and an ``INDEX`` benchmark); ``data`` =
     a lakehouse folder / wide close file with its ``candidates``. Any sleeve that is not a reused cell is
-    walked forward with the run's unit and simulation code (``tournament.unit.run_unit``,
+    walked forward with the run's unit and simulation code. ``asset_types`` / ``exchanges`` / ``sectors``
+    keep only the matching candidates of every snapshot (the pool at each cut-off), as the run's own
+    market filtered to, e.g., its perpetuals; a sleeve is (``tournament.unit.run_unit``,
     ``simulation.simulate``) on its own market and calendar.
     """
 
@@ -46,6 +48,14 @@ class SleeveSpec(_Strict):
     data: Optional[str] = Field(default=None, description="source data: lakehouse folder or wide close file")
     candidates: Optional[str] = Field(default=None, description="source data: snapshot folder or export")
     benchmark: Optional[str] = Field(default=None, description="source data: benchmark symbol (synthetic: its own)")
+    asset_types: Optional[list[str]] = Field(default=None, description="keep only these snapshot asset_type values "
+                                             "(spot, perp, equity) in the sleeve's pool; None: all")
+    exchanges: Optional[list[str]] = Field(default=None, description="keep only these snapshot exchanges; None: all")
+    sectors: Optional[list[str]] = Field(default=None, description="keep only these snapshot sectors; None: all")
+
+    @property
+    def filtered(self) -> bool:
+        return any(v is not None for v in (self.asset_types, self.exchanges, self.sectors))
 
     @model_validator(mode="after")
     def _source(self) -> "SleeveSpec":

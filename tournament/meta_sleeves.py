@@ -63,16 +63,42 @@ def reuse_key(cfg: TournamentConfig, spec: SleeveSpec) -> CellKey:
                    step_size=b.step_size, train_window=b.train_window, feature_lookback=b.feature_lookback)
 
 
+def filter_pool(m: Market, spec: SleeveSpec) -> Market:
+    """``m`` with every snapshot restricted to the sleeve's ``asset_types`` / ``exchanges`` / ``sectors``
+    (``DataError`` naming the sleeve when nothing is left)."""
+    import dataclasses
+
+    from contracts.errors import DataError
+    from market.snapshots import SnapshotStore
+
+    if not spec.filtered:
+        return m
+    frames = {}
+    for d, f in m.snapshots.frames.items():
+        keep = np.ones(len(f), dtype=bool)
+        for col, vals in (("asset_type", spec.asset_types), ("exchange", spec.exchanges), ("sector", spec.sectors)):
+            if vals is not None:
+                keep &= f[col].astype(str).isin(vals).to_numpy()
+        frames[d] = f.loc[keep].reset_index(drop=True)
+    if not any(len(f) for f in frames.values()):
+        raise DataError(f"sleeve {spec.name!r}: no candidate left after its filter (asset_types="
+                        f"{spec.asset_types}, exchanges={spec.exchanges}, sectors={spec.sectors})")
+    snaps = SnapshotStore(frames=frames, point_in_time=m.snapshots.point_in_time,
+                          source=f"{m.snapshots.source} (sleeve {spec.name} filter)")
+    return dataclasses.replace(m, snapshots=snaps, provenance={**m.provenance, "sleeve_filter": {
+        "asset_types": spec.asset_types, "exchanges": spec.exchanges, "sectors": spec.sectors}})
+
+
 def sleeve_market(cfg: TournamentConfig, market: Market, spec: SleeveSpec, derived_cache=None) -> Market:
     """The market a sleeve walks forward on (bad input raises naming the sleeve's fields)."""
     if spec.source == "run":
-        return market
+        return filter_pool(market, spec)
     if spec.source == "synthetic":
         ds = DataSpec(calendar=spec.calendar or market.calendar.name, synthetic_seed=spec.synthetic_seed,
                       synthetic_bars=cfg.market.synthetic_bars, synthetic_candidates=cfg.market.synthetic_candidates)
     else:
         ds = DataSpec(data=spec.data, candidates=spec.candidates, calendar=spec.calendar, benchmark=spec.benchmark)
-    return load_market(ds, derived_cache=derived_cache)
+    return filter_pool(load_market(ds, derived_cache=derived_cache), spec)
 
 
 def walk_forward(cfg: TournamentConfig, m: Market, spec: SleeveSpec) -> tuple[CellKey, pd.DataFrame, dict]:
@@ -109,7 +135,7 @@ def sleeve_returns(cfg: TournamentConfig, market: Market, main_returns: pd.DataF
     out = []
     for spec in cfg.sleeves:
         key = reuse_key(cfg, spec)
-        if spec.source == "run" and key.id in have:
+        if spec.source == "run" and not spec.filtered and key.id in have:
             g = main_returns[main_returns["cell_id"] == key.id].sort_values("date")
             prov = {"source": "run", "panel_sha256": market.provenance.get("panel_sha256")}
             cell, frame, summary, m, reused = key, g, {}, market, True
@@ -117,7 +143,7 @@ def sleeve_returns(cfg: TournamentConfig, market: Market, main_returns: pd.DataF
             m = sleeve_market(cfg, market, spec, derived_cache)
             cell, frame, summary = walk_forward(cfg, m, spec)
             prov = {k: m.provenance.get(k) for k in ("source", "seed", "panel_sha256", "calendar", "first_date",
-                                                      "last_date", "n_symbols")}
+                                                      "last_date", "n_symbols", "sleeve_filter")}
             reused = False
         idx = pd.DatetimeIndex(frame["date"])
         r = pd.Series(frame["return"].to_numpy(dtype=np.float64), index=idx, name=spec.name)

@@ -180,9 +180,10 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                       trial_simulator=cfg.trial_simulator.value,
                       bands=bands["bands"], drift_threshold=bands["drift_threshold"])
     checks, quarantined = audit.checks, audit.quarantined
-    if meta is not None:  # issue 17: mismatch, band and bankruptcy of the meta and sleeve cells
+    if meta is not None:  # issue 17: mismatch, band and bankruptcy of the meta and sleeve cells (integrity too)
         from tournament.meta_hooks import meta_checks_for
-        checks = list(checks) + meta_checks_for(meta, cfg, bands, P)
+        audit.checks.extend(meta_checks_for(meta, cfg, bands, P))
+        checks = audit.checks
     write_checks(append, checks)
     summary_checks = summarize_checks(checks)
 
@@ -231,7 +232,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         report = render_report(run_dir)
         tick("report")
     return FinishOutcome(report, _run_metrics(matrix, stats), summary_checks, tuple(audit.integrity_failures),
-                         tuple(audit.no_position_cells), tuple(audit.no_position_windows), len(plans), sec)
+                         tuple(audit.no_position_cells), tuple(audit.no_position_windows),
+                         len(plans) + (len(meta.cells) + len(meta.sleeve_cells) if meta is not None else 0), sec)
 
 
 class _Ticker:

@@ -17,6 +17,9 @@ META = {
     "max_windows": 6,
     "sleeves": [{"name": "crypto_v4_hrp", "source": "run", "engine": "v4", "profile": "hrp"},
                 {"name": "crypto_raw_mv", "source": "run", "engine": "raw", "profile": "min_variance"},
+                # the run's market filtered to its perpetuals: walked forward (never a reused cell)
+                {"name": "crypto_perp", "source": "run", "engine": "raw", "profile": "equal_weight",
+                 "asset_types": ["perp"]},
                 {"name": "equities_v4", "source": "synthetic", "calendar": "exchange", "synthetic_seed": 11,
                  "engine": "v4", "profile": "equal_weight"}],
     "meta": {"allocators": ["inverse_vol", "hrp", "equal_weight", "min_variance"], "step_size": 10,
@@ -57,15 +60,25 @@ def test_matrix_has_meta_and_sleeve_rows_with_every_figure(meta_run):
                 "dsr", "n_trials"):
         assert meta_rows[col].notna().all(), col
     assert (~meta_rows["trial"].astype(bool)).all()
-    # the trials deflated: the tournament's trials + 1 walked-forward sleeve + 4 meta configurations
+    # the trials deflated: the tournament's trials + 2 walked-forward sleeves + 4 meta configurations
     n_trials = int(mat["trial"].astype(bool).sum())
-    assert (meta_rows["n_trials"] == n_trials + 1 + 4).all()
+    assert (meta_rows["n_trials"] == n_trials + 2 + 4).all()
     markers = dict(zip(mat["cell_id"], mat["meta"].fillna("")))
     calendars = {s["name"]: s["calendar"] for s in doc["sleeves"]}
-    assert calendars == {"crypto_v4_hrp": "crypto", "crypto_raw_mv": "crypto", "equities_v4": "exchange"}
+    assert calendars == {"crypto_v4_hrp": "crypto", "crypto_raw_mv": "crypto", "crypto_perp": "crypto",
+                         "equities_v4": "exchange"}
     for s in doc["sleeves"]:
         assert markers[s["cell_id"]] == f"sleeve:{s['name']}"
-        assert s["reused_cell"] == (s["calendar"] == "crypto")
+        assert s["reused_cell"] == (s["name"] in ("crypto_v4_hrp", "crypto_raw_mv"))
+
+
+def test_a_filtered_sleeve_holds_only_its_asset_type(meta_run):
+    """The perp sleeve's pool is the run's pool filtered to perpetuals: every symbol it held is a perp."""
+    d = meta_run.run_dir
+    doc = json.loads((d / "meta" / "sleeves.json").read_text())
+    perp = next(s for s in doc["sleeves"] if s["name"] == "crypto_perp")
+    assert perp["provenance"]["sleeve_filter"]["asset_types"] == ["perp"]
+    assert perp["n_oos"] > 0 and perp["own_calendar_summary"]["n_windows"] == 6
 
 
 @pytest.mark.parametrize("allocator", ["inverse_vol", "hrp"])
@@ -126,7 +139,7 @@ def test_ledger_and_raw_audit_cover_the_meta_cells(meta_run):
         assert dict(zip(g["sleeve"], g["weight"])) == a["weights"]
         assert set(a["sleeve_returns_sha256"]) == set(g["sleeve"])
     sleeves = next(r["data"] for r in recs if r["data"].get("key") == "meta_sleeves")
-    assert set(sleeves["sleeves"]) == {"crypto_v4_hrp", "crypto_raw_mv", "equities_v4"}
+    assert set(sleeves["sleeves"]) == {"crypto_v4_hrp", "crypto_raw_mv", "crypto_perp", "equities_v4"}
     checks = [r["data"] for r in recs if r["type"] == "check"]
     meta_cells = set(mat.loc[mat["meta"].fillna("").str.startswith("meta:"), "cell_id"])
     for name in ("metric_mismatch", "volatility_band", "zero_bankruptcy"):
