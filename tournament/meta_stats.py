@@ -38,6 +38,7 @@ def meta_checks(out: MetaOutcome, conventions: dict[str, SimConventions], own_co
     kw = dict(liquidation_floor=cfg.liquidation_floor, bands=bands["bands"], drift_threshold=bands["drift_threshold"])
     res = check_cells(meta_rows, out.returns[out.returns.cell_id.isin(list(out.cells))].reset_index(drop=True),
                       conventions, **kw)
+    res += meta_simulator_disagreement(out)
     sl = summ[summ["cell_id"].isin(list(out.sleeve_cells))]
     for s in out.sleeves:
         if s.reused:
@@ -46,6 +47,30 @@ def meta_checks(out: MetaOutcome, conventions: dict[str, SimConventions], own_co
         res += check_cells(sl[sl.cell_id == s.cell_id].reset_index(drop=True),
                            out.own_returns[out.own_returns.cell_id == s.cell_id].reset_index(drop=True),
                            own_conventions(P), **kw)
+    return res
+
+
+def meta_simulator_disagreement(out: MetaOutcome) -> list:
+    """``simulator_disagreement`` of each meta allocator's vectorbt and reference cells (same decisions):
+    the largest daily return difference against ``audit.run_audit.SIM_TOLERANCE``, as for any cell pair."""
+    from audit.checks.result import CheckStatus, make_result
+    from audit.run_audit import SIM_TOLERANCE
+
+    by = {(k.engine, k.simulator.value): cid for cid, k in out.cells.items()}
+    ret = {str(c): g.sort_values("date") for c, g in out.returns.groupby("cell_id", observed=True)}
+    res = []
+    for (engine, sim), cid in sorted(by.items()):
+        other = by.get((engine, "reference"))
+        if sim != "vectorbt" or other is None:
+            continue
+        a, r = ret[cid], ret[other]
+        same = len(a) == len(r) and np.array_equal(a["date"].to_numpy(), r["date"].to_numpy())
+        diff = float(np.max(np.abs(a["return"].to_numpy() - r["return"].to_numpy()), initial=0.0)) \
+            if same else float("inf")
+        st = CheckStatus.PASS if diff <= SIM_TOLERANCE else CheckStatus.FAIL
+        res.append(make_result("simulator_disagreement", st, {
+            "vectorbt_cell": cid, "reference_cell": other, "max_abs_return_diff": diff,
+            "tolerance": SIM_TOLERANCE}, cell_id=cid))
     return res
 
 

@@ -169,7 +169,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     _simulation_records(append, plans, returns, P)
     if meta is not None:  # issue 17: meta_sleeves, meta_allocation and the meta cells' simulation records
         from tournament.meta import ledger_records
+        tick("ledger")
         ledger_records(append, meta)
+        tick("meta")
     for i, ev in enumerate(events):
         append(RecordType.SIMULATION, SpecVersion.RUN, {"key": f"simevent:{i}", "event": ev})
     tick("ledger")
@@ -182,7 +184,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     checks, quarantined = audit.checks, audit.quarantined
     if meta is not None:  # issue 17: mismatch, band and bankruptcy of the meta and sleeve cells (integrity too)
         from tournament.meta_hooks import meta_checks_for
+        tick("checks")
         audit.checks.extend(meta_checks_for(meta, cfg, bands, P))
+        tick("meta")
         checks = audit.checks
     write_checks(append, checks)
     summary_checks = summarize_checks(checks)
@@ -204,7 +208,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     matrix = pd.concat([matrix, bl_rows], ignore_index=True) if len(bl_rows) else matrix
     if meta is not None:  # issue 17: meta and walked-forward sleeve rows, the ``meta`` column
         from tournament.meta_stats import meta_matrix
+        tick("statistics")
         matrix = meta_matrix(cfg, matrix, meta, series, P, int(stats["n_trials"]))
+        tick("meta")
     matrix = _mark_no_position(apply_to_matrix(matrix, bands), audit.no_position_cells)
     matrix = _mark_verification(matrix, checks)
     tick("statistics")
@@ -221,7 +227,9 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     stats["baselines"] = {**bl_info, "vs_best_trial": _finite(vs_best_trial(cfg, matrix, series, P))}
     if meta is not None:  # issue 17
         from tournament.meta_stats import meta_summary
+        tick("files")
         stats["meta"] = _finite(meta_summary(cfg, matrix, meta, series, P))
+        tick("meta")
     write_json(run_dir / "bootstrap.json", _finite(stats))
     record_file(run_dir / "bootstrap.json")
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})

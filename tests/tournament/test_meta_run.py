@@ -147,6 +147,8 @@ def test_ledger_and_raw_audit_cover_the_meta_cells(meta_run):
         assert meta_cells <= got, name
     mm = [c for c in checks if c.get("name") == "metric_mismatch" and c.get("cell_id") in meta_cells]
     assert all(c["status"] == "pass" for c in mm)
+    sd = [c for c in checks if c.get("name") == "simulator_disagreement" and c.get("cell_id") in meta_cells]
+    assert len(sd) == 4 and all(c["status"] == "pass" for c in sd)  # one per allocator (vectorbt cell)
 
 
 def test_summary_compares_meta_with_the_best_sleeve(meta_run):
