@@ -142,7 +142,7 @@ def meta_section(rd: RunData, img: Path) -> str:
         first = pd.Timestamp(info["first_test_day"])
         lines = {}
         names = {s["cell_id"]: f"sleeve {n}" for n, s in info["sleeves"].items()}
-        for cid in list((info.get("cells") or {})) + list(names):
+        for cid in list(names) + list((info.get("cells") or {})):  # meta drawn last (on top)
             g = ret[(ret["cell_id"] == cid) & (ret["date"] >= first)].sort_values("date")
             if len(g):
                 label = names.get(cid) or f"meta {info['cells'][cid]['allocator']}"

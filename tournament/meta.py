@@ -11,7 +11,9 @@ Called by ``tournament.postprocess.finish_run`` when the config has a ``meta:`` 
    ledger's raw audit states one P per run;
 3. meta windows on that calendar: the first cut-off is the first day a sleeve has ``min_history`` OOS
    returns, then every ``step_size`` days; a window's decision (``meta_alloc.meta_weights``) reads only
-   sleeve returns dated at or before its cut-off and fills ``gap`` days later, as every cell;
+   sleeve returns dated at or before its cut-off and fills ``gap`` days later, as every cell (a fill on a
+   day a sleeve's market is closed trades it at its last mark, its previous close; the move since then is
+   earned on its next trading day, by the new weights);
 4. each allocator x simulator is a **meta cell**: ``simulation.simulate`` on the panel of sleeve values
    (``meta_align.nav_panel``: stale marks on a sleeve's closed days), one LONG ``rating`` atom per
    sleeve (gate always 1), so the weights drift between rebalances, the run's fees and slippage are
