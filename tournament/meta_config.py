@@ -45,6 +45,10 @@ class SleeveSpec(_Strict):
         default=None, description="synthetic/data sources: crypto (7-day) or exchange (weekdays); None: the "
                                   "run's calendar for synthetic, inferred for data")
     synthetic_seed: int = Field(default=11, description="seed of a synthetic sleeve's market")
+    synthetic_candidates: Optional[int] = Field(default=None, ge=20, description="candidate records of a "
+                                                "synthetic sleeve's market; None: the run's")
+    max_windows: Optional[int] = Field(default=None, ge=1, description="a walked-forward sleeve keeps only its "
+                                       "last N windows; None: the run's max_windows")
     data: Optional[str] = Field(default=None, description="source data: lakehouse folder or wide close file")
     candidates: Optional[str] = Field(default=None, description="source data: snapshot folder or export")
     benchmark: Optional[str] = Field(default=None, description="source data: benchmark symbol (synthetic: its own)")

@@ -95,7 +95,8 @@ def sleeve_market(cfg: TournamentConfig, market: Market, spec: SleeveSpec, deriv
         return filter_pool(market, spec)
     if spec.source == "synthetic":
         ds = DataSpec(calendar=spec.calendar or market.calendar.name, synthetic_seed=spec.synthetic_seed,
-                      synthetic_bars=cfg.market.synthetic_bars, synthetic_candidates=cfg.market.synthetic_candidates)
+                      synthetic_bars=cfg.market.synthetic_bars,
+                      synthetic_candidates=spec.synthetic_candidates or cfg.market.synthetic_candidates)
     else:
         ds = DataSpec(data=spec.data, candidates=spec.candidates, calendar=spec.calendar, benchmark=spec.benchmark)
     return filter_pool(load_market(ds, derived_cache=derived_cache), spec)
@@ -108,7 +109,8 @@ def walk_forward(cfg: TournamentConfig, m: Market, spec: SleeveSpec) -> tuple[Ce
     sub = TournamentConfig.model_validate({
         **cfg.model_dump(mode="json"), "engines": [spec.engine], "profiles": [spec.profile.value],
         "backends": [Backend.NATIVE.value], "simulators": [spec.simulator.value],
-        "sweeps": Sweeps().model_dump(), "sleeves": [], "meta": None, "report": False})
+        "sweeps": Sweeps().model_dump(), "sleeves": [], "meta": None, "report": False,
+        "max_windows": spec.max_windows or cfg.max_windows})
     base = sub.settings()[0]
     windows = schedules(sub, len(m.closes))[base.id]
     ctx = UnitContext(market=m, config=sub)
