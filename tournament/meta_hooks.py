@@ -24,6 +24,13 @@ def meta_after_simulation(run_dir: Path, cfg: TournamentConfig, market, returns:
     wpath = run_dir / "meta" / "weights.parquet"
     check_frame(weights_frame(out), "meta/weights.parquet").to_parquet(wpath, index=False)
     record_file(wpath)
+    sw = [s.weights for s in out.sleeves if not s.reused and len(s.weights)]
+    spath = run_dir / "meta" / "sleeve_weights.parquet"  # walked-forward sleeves' decisions
+    check_frame(pd.concat(sw, ignore_index=True) if sw else pd.DataFrame(
+        {c: pd.Series(dtype=t) for c, t in (("cell_id", "string"), ("window", "int64"), ("atom_id", "string"),
+                                             ("symbol", "string"), ("direction", "string"),
+                                             ("weight", "float64"))}), "weights.parquet").to_parquet(spath, index=False)
+    record_file(spath)
     path = run_dir / "meta" / "sleeves.json"
     write_json(path, sleeves_document(out, cfg))
     record_file(path)

@@ -42,6 +42,9 @@ class SleeveRun:
     windows: pd.Series                # the sleeve's window index per date
     liquidated: pd.Series             # its simulation's liquidated flag per date
     summary: dict = field(default_factory=dict)   # sim_* of its own simulation (own calendar)
+    #: a walked-forward sleeve's decisions (weights.parquet columns; empty for a reused cell, whose
+    #: decisions are the run's own weights.parquet rows)
+    weights: pd.DataFrame = field(default_factory=pd.DataFrame)
     provenance: dict = field(default_factory=dict)
 
     @property
@@ -102,8 +105,10 @@ def sleeve_market(cfg: TournamentConfig, market: Market, spec: SleeveSpec, deriv
     return filter_pool(load_market(ds, derived_cache=derived_cache), spec)
 
 
-def walk_forward(cfg: TournamentConfig, m: Market, spec: SleeveSpec) -> tuple[CellKey, pd.DataFrame, dict]:
-    """Walk one sleeve forward on market ``m``: its returns frame (returns.parquet columns) and summary."""
+def walk_forward(cfg: TournamentConfig, m: Market, spec: SleeveSpec
+                 ) -> tuple[CellKey, pd.DataFrame, dict, pd.DataFrame]:
+    """Walk one sleeve forward on market ``m``: its returns frame (returns.parquet columns), summary and
+    per-window weights (weights.parquet columns)."""
     from tournament.run import schedules
 
     sub = TournamentConfig.model_validate({
@@ -127,7 +132,13 @@ def walk_forward(cfg: TournamentConfig, m: Market, spec: SleeveSpec) -> tuple[Ce
                                periods_per_year=m.calendar.periods_per_year, gap=cfg.gap)
     out = simulate(m.closes, [CellPlan(cell_id=cell.id, windows=wps)], SimulatorKind(spec.simulator), sim_cfg)
     summary = out.summary.set_index("cell_id").loc[cell.id].to_dict()
-    return cell, out.returns, {**summary, "n_windows": len(wps)}
+    rows = []
+    for wp in wps:
+        by_id = {a.id: a for a in wp.atoms}
+        for aid, w in sorted(wp.weights.items()):
+            rows.append((cell.id, wp.window.index, aid, by_id[aid].symbol, by_id[aid].direction.value, float(w)))
+    weights = pd.DataFrame(rows, columns=["cell_id", "window", "atom_id", "symbol", "direction", "weight"])
+    return cell, out.returns, {**summary, "n_windows": len(wps)}, weights
 
 
 def sleeve_returns(cfg: TournamentConfig, market: Market, main_returns: pd.DataFrame,
@@ -140,10 +151,10 @@ def sleeve_returns(cfg: TournamentConfig, market: Market, main_returns: pd.DataF
         if spec.source == "run" and not spec.filtered and key.id in have:
             g = main_returns[main_returns["cell_id"] == key.id].sort_values("date")
             prov = {"source": "run", "panel_sha256": market.provenance.get("panel_sha256")}
-            cell, frame, summary, m, reused = key, g, {}, market, True
+            cell, frame, summary, m, reused, weights = key, g, {}, market, True, pd.DataFrame()
         else:
             m = sleeve_market(cfg, market, spec, derived_cache)
-            cell, frame, summary = walk_forward(cfg, m, spec)
+            cell, frame, summary, weights = walk_forward(cfg, m, spec)
             prov = {k: m.provenance.get(k) for k in ("source", "seed", "panel_sha256", "calendar", "first_date",
                                                       "last_date", "n_symbols", "sleeve_filter")}
             reused = False
@@ -152,7 +163,7 @@ def sleeve_returns(cfg: TournamentConfig, market: Market, main_returns: pd.DataF
         wins = pd.Series(frame["window"].to_numpy(dtype=np.int64), index=idx)
         liq = pd.Series(frame["liquidated"].to_numpy(dtype=bool), index=idx)
         out.append(SleeveRun(spec=spec, cell=cell, reused=reused, calendar=m.calendar.name, returns=r,
-                             windows=wins, liquidated=liq, summary=summary,
+                             windows=wins, liquidated=liq, summary=summary, weights=weights,
                              provenance={**prov, "benchmark": m.benchmark,
                                          "periods_per_year": m.calendar.periods_per_year}))
     return out

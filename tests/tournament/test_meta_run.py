@@ -79,6 +79,19 @@ def test_a_filtered_sleeve_holds_only_its_asset_type(meta_run):
     perp = next(s for s in doc["sleeves"] if s["name"] == "crypto_perp")
     assert perp["provenance"]["sleeve_filter"]["asset_types"] == ["perp"]
     assert perp["n_oos"] > 0 and perp["own_calendar_summary"]["n_windows"] == 6
+    from tournament.config import DataSpec
+    from tournament.market_io import load_market
+    from tests.tournament.conftest import SMALL
+
+    m = load_market(DataSpec(**SMALL["market"]))
+    kind = {}
+    for f in m.snapshots.frames.values():
+        kind.update(dict(zip(f["symbol"], f["asset_type"])))
+    sw = pd.read_parquet(d / "meta" / "sleeve_weights.parquet")
+    held = sw[sw["cell_id"] == perp["cell_id"]]
+    assert len(held) and held["window"].nunique() >= 1
+    assert {kind[s] for s in held["symbol"]} == {"perp"}
+    assert (held.groupby("window")["weight"].sum() - 1).abs().max() < 1e-9
 
 
 @pytest.mark.parametrize("allocator", ["inverse_vol", "hrp"])
