@@ -73,3 +73,11 @@ def test_costs_are_charged_on_sleeve_turnover():
         # at most fees x total traded notional: each fill trades at most 2x the portfolio's value
         n_fills = len(free.windows)
         assert lost < 0.001 * 2.0 * n_fills * np.prod(1 + a) * 1.5
+
+
+def test_a_run_whose_calendar_differs_from_the_meta_calendar_is_refused():
+    from contracts.errors import ConfigError
+
+    cfg, main, market = _setup()
+    with pytest.raises(ConfigError, match="meta calendar has 365 bars a year"):
+        run_meta(cfg, market, main, 252)
