@@ -185,3 +185,12 @@ def test_report_has_the_meta_section(meta_run):
     for png in ("meta_weights.png", "meta_equity.png", "meta_dr.png"):
         assert (index.parent / "img" / png).is_file(), png
     assert "vs best single sleeve" in html
+
+
+def test_replay_of_a_meta_run_is_identical(meta_run, tmp_path):
+    """Re-executing the run (sleeves' walk-forward and meta layer included) gives the same returns,
+    matrix, bootstrap.json and keyed ledger records (meta_sleeves, meta_allocation, simulation)."""
+    from tournament.replay import replay_run
+
+    rep = replay_run(meta_run.run_dir, out_dir=tmp_path / "replay")
+    assert rep.identical, rep.first
