@@ -12,7 +12,7 @@ import pandas as pd
 
 from contracts.errors import DataError
 
-SCHEMA_VERSION = "1.3"  # 1.1: performance_matrix.csv gains the DSR readings; 1.2: verification.parquet; 1.3: regime_labels.parquet and regimes.parquet
+SCHEMA_VERSION = "1.4"  # 1.1: performance_matrix.csv gains the DSR readings; 1.2: verification.parquet; 1.3: regime_labels.parquet and regimes.parquet; 1.4: meta/weights.parquet (META_SCHEMAS) and the matrix's meta column
 
 
 @dataclass(frozen=True)
