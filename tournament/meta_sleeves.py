@@ -99,7 +99,8 @@ def sleeve_market(cfg: TournamentConfig, market: Market, spec: SleeveSpec, deriv
     if spec.source == "synthetic":
         ds = DataSpec(calendar=spec.calendar or market.calendar.name, synthetic_seed=spec.synthetic_seed,
                       synthetic_bars=cfg.market.synthetic_bars,
-                      synthetic_candidates=spec.synthetic_candidates or cfg.market.synthetic_candidates)
+                      synthetic_candidates=spec.synthetic_candidates or cfg.market.synthetic_candidates,
+                      synthetic_no_signal=cfg.market.synthetic_no_signal)  # a no-signal run: no-signal sleeves
     else:
         ds = DataSpec(data=spec.data, candidates=spec.candidates, calendar=spec.calendar, benchmark=spec.benchmark)
     return filter_pool(load_market(ds, derived_cache=derived_cache), spec)
