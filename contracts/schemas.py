@@ -12,7 +12,7 @@ import pandas as pd
 
 from contracts.errors import DataError
 
-SCHEMA_VERSION = "1.3"  # 1.1: performance_matrix.csv gains the DSR readings; 1.2: verification.parquet; 1.3: regime_labels.parquet and regimes.parquet
+SCHEMA_VERSION = "1.4"  # 1.1: performance_matrix.csv gains the DSR readings; 1.2: verification.parquet; 1.3: regime_labels.parquet and regimes.parquet; 1.4: meta/weights.parquet (META_SCHEMAS) and the matrix's meta column
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,24 @@ RUN_SCHEMAS: dict[str, list[ColumnSpec]] = {
     ],
 }
 
+#: files of a run with a ``meta:`` block only (issue 17)
+META_SCHEMAS: dict[str, list[ColumnSpec]] = {
+    # the meta allocator's decisions (tournament.meta), one row per allocator, window and sleeve
+    "meta/weights.parquet": [
+        ColumnSpec("allocator", "string", "meta allocator: equal_weight, inverse_vol, hrp or min_variance"),
+        ColumnSpec("window", "int64", "meta window k"),
+        ColumnSpec("cutoff", "datetime64[ns, UTC]", "meta cut-off day: the decision reads returns up to its close"),
+        ColumnSpec("fill", "datetime64[ns, UTC]", "day whose close the weights fill at (cut-off + gap)"),
+        ColumnSpec("test_start", "datetime64[ns, UTC]", "first test day of the window"),
+        ColumnSpec("test_end", "datetime64[ns, UTC]", "last test day of the window"),
+        ColumnSpec("sleeve", "string", "sleeve name"),
+        ColumnSpec("weight", "float64", "target weight, fraction of the meta portfolio's value, >= 0"),
+        ColumnSpec("eligible", "bool", "the sleeve had min_history OOS returns at the cut-off"),
+        ColumnSpec("n_history", "int64", "the sleeve's OOS returns dated at or before the cut-off"),
+        ColumnSpec("n_obs", "int64", "common-grid observations the estimator read (0: none needed)"),
+    ],
+}
+
 
 def _as_string(s: pd.Series) -> pd.Series:
     """``s.astype("string")``; a categorical is cast through its categories (then a take by code), which
@@ -132,7 +150,7 @@ def check_frame(df: pd.DataFrame, file: str) -> pd.DataFrame:
     Returns ``df`` with the documented dtypes (cast where lossless). Raises ``DataError`` naming the
     file and column.
     """
-    spec = RUN_SCHEMAS[file]
+    spec = RUN_SCHEMAS[file] if file in RUN_SCHEMAS else META_SCHEMAS[file]
     names = [c.name for c in spec]
     if list(df.columns) != names:
         raise DataError(f"{file}: columns {list(df.columns)} != schema {names}")

@@ -29,6 +29,7 @@ from reports.tournament_page import (alerts, equity_section, inputs_section, mat
                                      vol_section, window_index_section)
 from reports.tournament_page import baselines_section, relaxations_section
 from reports.regime_sections import regime_section
+from reports.meta_section import meta_section  # issue 17
 from reports.units import UnitBundle, collect_units
 from reports.window_page import render_window
 from reports.window_plots import DendrogramCanvas
@@ -38,7 +39,7 @@ CHUNK = 25
 
 TOC = [("summary", "summary"), ("inputs", "inputs & ledger"), ("matrix", "matrix"), ("equity", "equity"),
        ("volatility", "volatility"), ("relaxations", "relaxations"), ("overfitting", "PBO & DSR"), ("verdicts", "verdicts"),
-       ("sensitivity", "sensitivity"), ("regimes", "regimes"), ("verification", "verification"), ("htr", "HTR"), ("checks", "checks"),
+       ("sensitivity", "sensitivity"), ("regimes", "regimes"), ("meta", "meta-portfolio"), ("verification", "verification"), ("htr", "HTR"), ("checks", "checks"),
        ("windows", "windows")]
 
 
@@ -81,9 +82,7 @@ def render_windows(bundles: list[UnitBundle], report_dir: Path, workers: int | N
 def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, seconds_windows: float) -> Path:
     img = report_dir / "img"
     img.mkdir(parents=True, exist_ok=True)
-    toc = '<nav class="toc">' + " ".join(f'<a href="#{a}">{t}</a>' for a, t in TOC) + "</nav>"
     body = "".join([
-        toc,
         alerts(rd),
         summary_section(rd, len(bundles)),
         baselines_section(rd),
@@ -96,12 +95,17 @@ def render_index(rd: RunData, bundles: list[UnitBundle], report_dir: Path, secon
         verdicts_section(rd),
         sensitivity_section(rd),
         regime_section(rd, img),
+        meta_section(rd, img),  # issue 17: empty without a meta block
         verification_section(rd),
         htr_section(rd, img),
         checks_section(rd),
         window_index_section(bundles),
         f"<p class='muted' id='render-time'>{len(bundles)} window pages rendered in {seconds_windows:.2f} s</p>",
     ])
+    # the meta section exists only with a meta block (issue 17): link the sections present
+    toc = '<nav class="toc">' + " ".join(f'<a href="#{a}">{t}</a>' for a, t in TOC
+                                         if a != "meta" or 'id="meta"' in body) + "</nav>"
+    body = toc + body
     out = report_dir / "index.html"
     out.write_text(page(f"Tournament report: {rd.run_id}", body,
                         subtitle=f"run directory {rd.run_dir.name}"), encoding="utf-8")

@@ -140,7 +140,8 @@ def matrix_section(rd: RunData, img: Path) -> str:
     is_bl = m["baseline"].astype(str).str.lower().isin(["true", "1"]) if "baseline" in m else pd.Series(False, index=m.index)
     tr = m.loc[m["cell_id"].isin(set(t["cell_id"]))].sort_values(["sharpe", "cell_id"], ascending=[False, True],
                                                                   na_position="last")
-    verif = m.loc[~m["cell_id"].isin(set(t["cell_id"])) & ~is_bl]
+    is_meta = m["meta"].fillna("").astype(str) != "" if "meta" in m else pd.Series(False, index=m.index)
+    verif = m.loc[~m["cell_id"].isin(set(t["cell_id"])) & ~is_bl & ~is_meta]  # meta rows: the meta section
     drop_for_trials = {"trial", "backend", "simulator", "baseline"}
     body.append(_matrix_table(tr, [c for c in MATRIX_COLS if c in m.columns and c not in drop_for_trials],
                               "matrix-table"))
@@ -409,6 +410,8 @@ def summary_section(rd: RunData, n_windows: int) -> str:
             pairs.append((f"best trial vs {what}", f"Sharpe difference {fmt(v.get('difference'))} (CI "
                           f"{fmt(v.get('ci_low'))} .. {fmt(v.get('ci_high'))}, p {fmt(v.get('pvalue'))}; "
                           f"{what} Sharpe {fmt(v.get('baseline_sharpe'))})"))
+    from reports.meta_section import meta_summary_pairs  # issue 17: what the meta adds over the best sleeve
+    pairs += meta_summary_pairs(rd)
     return section("summary", "Summary", kv_table(pairs, table_id="summary-table"))
 
 

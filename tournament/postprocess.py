@@ -141,6 +141,11 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     positions = pd.concat([o.positions for o in outs], ignore_index=True)
     exposure = pd.concat([o.exposure for o in outs], ignore_index=True)
     summary = pd.concat([o.summary for o in outs], ignore_index=True).set_index("cell_id")
+    meta = None
+    if cfg.meta is not None:  # issue 17: the meta-portfolio's cells join returns.parquet (tournament.meta)
+        from tournament.meta_hooks import meta_after_simulation
+        meta, returns = meta_after_simulation(run_dir, cfg, market, returns, P, record_file)
+        tick("meta")
     events = [e for o in outs for e in o.events]
 
     weights = _weights_frame(plans)
@@ -162,6 +167,11 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     tick("files")
 
     _simulation_records(append, plans, returns, P)
+    if meta is not None:  # issue 17: meta_sleeves, meta_allocation and the meta cells' simulation records
+        from tournament.meta import ledger_records
+        tick("ledger")
+        ledger_records(append, meta)
+        tick("meta")
     for i, ev in enumerate(events):
         append(RecordType.SIMULATION, SpecVersion.RUN, {"key": f"simevent:{i}", "event": ev})
     tick("ledger")
@@ -172,6 +182,12 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                       trial_simulator=cfg.trial_simulator.value,
                       bands=bands["bands"], drift_threshold=bands["drift_threshold"])
     checks, quarantined = audit.checks, audit.quarantined
+    if meta is not None:  # issue 17: mismatch, band and bankruptcy of the meta and sleeve cells (integrity too)
+        from tournament.meta_hooks import meta_checks_for
+        tick("checks")
+        audit.checks.extend(meta_checks_for(meta, cfg, bands, P))
+        tick("meta")
+        checks = audit.checks
     write_checks(append, checks)
     summary_checks = summarize_checks(checks)
 
@@ -190,6 +206,11 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         if col in bl_rows:
             bl_rows[col] = 0
     matrix = pd.concat([matrix, bl_rows], ignore_index=True) if len(bl_rows) else matrix
+    if meta is not None:  # issue 17: meta and walked-forward sleeve rows, the ``meta`` column
+        from tournament.meta_stats import meta_matrix
+        tick("statistics")
+        matrix = meta_matrix(cfg, matrix, meta, series, P, int(stats["n_trials"]))
+        tick("meta")
     matrix = _mark_no_position(apply_to_matrix(matrix, bands), audit.no_position_cells)
     matrix = _mark_verification(matrix, checks)
     tick("statistics")
@@ -204,6 +225,11 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     stats["bands"] = bands
     stats["regimes"] = regimes
     stats["baselines"] = {**bl_info, "vs_best_trial": _finite(vs_best_trial(cfg, matrix, series, P))}
+    if meta is not None:  # issue 17
+        from tournament.meta_stats import meta_summary
+        tick("files")
+        stats["meta"] = _finite(meta_summary(cfg, matrix, meta, series, P))
+        tick("meta")
     write_json(run_dir / "bootstrap.json", _finite(stats))
     record_file(run_dir / "bootstrap.json")
     append(RecordType.CHECK, SpecVersion.RUN, {"key": "check_summary", "name": "summary", **_finite(summary_checks)})
@@ -214,7 +240,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         report = render_report(run_dir)
         tick("report")
     return FinishOutcome(report, _run_metrics(matrix, stats), summary_checks, tuple(audit.integrity_failures),
-                         tuple(audit.no_position_cells), tuple(audit.no_position_windows), len(plans), sec)
+                         tuple(audit.no_position_cells), tuple(audit.no_position_windows),
+                         len(plans) + (len(meta.cells) + len(meta.sleeve_cells) if meta is not None else 0), sec)
 
 
 class _Ticker:

@@ -15,6 +15,8 @@ SMALL = {
     "workers": 1,
     "statistics": {"n_boot": 50, "pbo_blocks": 4},
     "report": False,
+    "sleeves": [],  # the meta-portfolio has its own fixture (meta_run, tests/tournament/test_meta_run.py)
+    "meta": None,
 }
 
 
