@@ -23,7 +23,8 @@ Mapping of a matrix row to its child run:
   including that day, from 1.0 before the first (a fraction of the starting value);
 - **tags**: ``wfaudit.kind`` (``trial``; ``excluded_trial``: a trial configuration whose selection was
   degenerate; ``verification``: a cell of another simulator or optimiser backend that cross-checks a
-  trial; ``baseline``: the buy-and-hold references), ``wfaudit.cell_id``, ``wfaudit.run_id``,
+  trial; ``baseline``: the buy-and-hold references; ``meta``: a meta-portfolio cell over the sleeves;
+  ``sleeve``: a sleeve walked forward on its own market for the meta layer), ``wfaudit.cell_id``, ``wfaudit.run_id``,
   ``wfaudit.setting_id`` and ``wfaudit.candidates`` (where that setting's per-window
   ``portfolio_candidates.json`` are: on the parent run under ``selection/<setting>/<k>/``, since one file
   holds every engine's selection for its window and so belongs to every cell of the setting).
@@ -49,7 +50,7 @@ EXPORT_FORMAT = "1"
 DIMENSIONS = ("engine", "profile", "backend", "simulator", "step_size", "train_window", "feature_lookback")
 #: matrix columns that hold text (README, output files): always tags
 TEXT_COLUMNS = ("vol_band", "dsr_method", "verified_windows")
-KINDS = ("trial", "excluded_trial", "verification", "baseline")
+KINDS = ("trial", "excluded_trial", "verification", "baseline", "meta", "sleeve")
 #: run-level settings every child run carries as params (the allocation and simulation settings)
 RUN_SETTINGS = ("costs", "liquidation_floor", "train_mode", "gap", "verification", "seed")
 #: the files read, digested into the fingerprint
@@ -147,9 +148,14 @@ def figure_columns(mat: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 
 def cell_kind(row: dict, trial_backend: str, trial_simulator: str) -> str:
-    """``baseline``, ``trial``, ``excluded_trial`` or ``verification`` (see the module docstring)."""
+    """``baseline``, ``meta``, ``sleeve``, ``trial``, ``excluded_trial`` or ``verification`` (see the
+    module docstring)."""
     if row.get("baseline") == "True":
         return "baseline"
+    if row["engine"].startswith("meta:"):
+        return "meta"
+    if row["engine"].startswith("sleeve:"):
+        return "sleeve"
     if row.get("trial") == "True":
         return "trial"
     if row["backend"] == trial_backend and row["simulator"] == trial_simulator:

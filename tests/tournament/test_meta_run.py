@@ -194,3 +194,30 @@ def test_replay_of_a_meta_run_is_identical(meta_run, tmp_path):
 
     rep = replay_run(meta_run.run_dir, out_dir=tmp_path / "replay")
     assert rep.identical, rep.first
+
+
+def test_mlflow_export_holds_the_meta_and_sleeve_cells(meta_run, tmp_path):
+    """Issue 18 x 17: one child per matrix row, meta and walked-forward sleeve rows tagged as such."""
+    pytest.importorskip("mlflow", reason="the mlflow extra")
+    from mlflow.tracking import MlflowClient
+
+    from tournament.export_mlflow import export_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export_run(meta_run.run_dir, tracking_uri=uri, experiment="meta")
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("meta")
+    runs = client.search_runs([exp.experiment_id], max_results=5000)
+    cells = [r for r in runs if r.data.tags["wfaudit.role"] == "cell"]
+    mat = pd.read_csv(meta_run.run_dir / "performance_matrix.csv", dtype=str, keep_default_na=False)
+    assert len(cells) == len(mat)
+    kinds = {r.data.tags["wfaudit.cell_id"]: r.data.tags["wfaudit.kind"] for r in cells}
+    for _, row in mat.iterrows():
+        if row["engine"].startswith("meta:"):
+            assert kinds[row["cell_id"]] == "meta"
+        elif row["engine"].startswith("sleeve:"):
+            assert kinds[row["cell_id"]] == "sleeve"
+        else:
+            assert kinds[row["cell_id"]] not in ("meta", "sleeve")
+    assert sum(k == "meta" for k in kinds.values()) == mat["engine"].str.startswith("meta:").sum() > 0
+    assert sum(k == "sleeve" for k in kinds.values()) == mat["engine"].str.startswith("sleeve:").sum() > 0
