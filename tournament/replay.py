@@ -40,6 +40,9 @@ PARQUETS = ("windows.parquet", "weights.parquet", "returns.parquet", "positions.
             "cells.parquet", "regime_labels.parquet", "regimes.parquet")
 #: files added in schema 1.2 (issue 20): a run written before them has none to compare
 SINCE_SCHEMA_1_2 = frozenset({"regime_labels.parquet", "regimes.parquet"})
+#: the meta-portfolio's files (issue 17): present only in a run with a ``meta:`` block
+META_PARQUETS = ("meta/weights.parquet", "meta/sleeve_weights.parquet")
+META_JSON = "meta/sleeves.json"
 #: ledger record kinds that may differ between two executions of the same run (DESIGN section 3)
 EXCLUDED_KINDS = frozenset({RecordType.RUN_START.value, RecordType.RESUME.value, RecordType.ARTIFACT.value,
                             RecordType.RUN_END.value, RecordType.WARNING.value})
@@ -269,6 +272,13 @@ def compare_runs(original: str | Path, replayed: str | Path, tolerance: float = 
         if name in SINCE_SCHEMA_1_2 and not (a / name).exists():
             continue
         _compare_frame(col, name, pd.read_parquet(a / name), pd.read_parquet(b / name))
+    for name in (*META_PARQUETS, META_JSON):
+        if (a / name).exists() != (b / name).exists():
+            col.add(name, "file", "presence", (a / name).exists(), (b / name).exists(), None)
+        elif (a / name).exists() and name.endswith(".parquet"):
+            _compare_frame(col, name, pd.read_parquet(a / name), pd.read_parquet(b / name))
+        elif (a / name).exists():
+            _compare_json(col, name, json.loads((a / name).read_text()), json.loads((b / name).read_text()))
     _compare_frame(col, "performance_matrix.csv", pd.read_csv(a / "performance_matrix.csv"),
                    pd.read_csv(b / "performance_matrix.csv"))
     _compare_json(col, "bootstrap.json", json.loads((a / "bootstrap.json").read_text()),

@@ -221,3 +221,26 @@ def test_mlflow_export_holds_the_meta_and_sleeve_cells(meta_run, tmp_path):
             assert kinds[row["cell_id"]] not in ("meta", "sleeve")
     assert sum(k == "meta" for k in kinds.values()) == mat["engine"].str.startswith("meta:").sum() > 0
     assert sum(k == "sleeve" for k in kinds.values()) == mat["engine"].str.startswith("sleeve:").sum() > 0
+
+
+def test_replay_compares_the_meta_files(meta_run, tmp_path, monkeypatch):
+    """A replay whose meta weights differ is not identical, and names meta/weights.parquet (the
+    ledger's digest check, which catches an edited file first, is bypassed to reach the comparison)."""
+    import shutil
+
+    from contracts.errors import LedgerError
+    from tournament import replay
+    from tournament.replay import compare_runs
+
+    copy = tmp_path / "copy"
+    shutil.copytree(meta_run.run_dir, copy)
+    w = pd.read_parquet(copy / "meta" / "weights.parquet")
+    col = next(c for c in w.columns if pd.api.types.is_float_dtype(w[c]))
+    w.loc[w.index[-1], col] = w[col].iloc[-1] + 1e-6
+    w.to_parquet(copy / "meta" / "weights.parquet")
+    with pytest.raises(LedgerError, match="meta/weights.parquet"):
+        compare_runs(meta_run.run_dir, copy)
+    monkeypatch.setattr(replay, "load_records", lambda d: load_records(d, check_files=False))
+    assert compare_runs(meta_run.run_dir, meta_run.run_dir).identical
+    rep = compare_runs(meta_run.run_dir, copy)
+    assert not rep.identical and rep.first.file == "meta/weights.parquet"
