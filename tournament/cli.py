@@ -308,3 +308,7 @@ def report(run_dir: Path = typer.Argument(..., help="Run folder to render.")) ->
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m tournament.cli ...`
+    main()

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from contracts.enums import ExecutorKind
 from contracts.errors import ConfigError
+from tournament.lifetime import die_with_parent
 from tournament.unit import UnitContext, UnitKey, UnitResult, run_unit
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -36,7 +37,9 @@ def _run_pinned(ctx: UnitContext, key: UnitKey) -> dict:
 _WORKER_CTX: dict[str, UnitContext] = {}
 
 
-def _init_worker(market, config, verify_windows=frozenset()) -> None:
+def _init_worker(market, config, verify_windows=frozenset(), parent_pid: int | None = None) -> None:
+    if parent_pid is not None:  # exit when the driver dies, even by SIGKILL (tournament.lifetime)
+        die_with_parent(parent_pid)
     pin_threads()
     _WORKER_CTX["ctx"] = UnitContext(market=market, config=config, verify_windows=verify_windows)
 
@@ -61,7 +64,7 @@ def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: 
             yield UnitResult.from_json(_run_pinned(ctx, k))
     elif kind is ExecutorKind.PROCESS:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(ctx.market, ctx.config, ctx.verify_windows)) as pool:
+                                 initargs=(ctx.market, ctx.config, ctx.verify_windows, os.getpid())) as pool:
             futs = [pool.submit(_run_in_worker, k) for k in keys]
             for f in as_completed(futs):
                 yield UnitResult.from_json(f.result())
