@@ -48,11 +48,6 @@ def _run_in_worker(key: UnitKey) -> dict:
     return _run_pinned(_WORKER_CTX["ctx"], key)
 
 
-def _run_dask_task(market, config, key: UnitKey, verify_windows=frozenset()) -> dict:
-    pin_threads()
-    return _run_pinned(UnitContext(market=market, config=config, verify_windows=verify_windows), key)
-
-
 def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,
             scheduler: str | None = None) -> Iterator[UnitResult]:
     """Run ``keys`` and yield each ``UnitResult`` as it finishes."""
@@ -75,7 +70,7 @@ def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: 
 
 
 def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler: str | None) -> Iterator[UnitResult]:
-    from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+    from dask.distributed import Client, LocalCluster
 
     cluster = None
     if scheduler:
@@ -85,11 +80,9 @@ def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler
                                dashboard_address=None, env={v: "1" for v in _THREAD_VARS})
         client = Client(cluster)
     try:
-        market_f = client.scatter(ctx.market, broadcast=True)
-        futs = [client.submit(_run_dask_task, market_f, ctx.config, k, ctx.verify_windows, pure=False)
-                for k in keys]
-        for f in dask_completed(futs):
-            yield UnitResult.from_json(f.result())
+        from tournament.dask_units import run_units  # one UnitContext per worker, reused across units
+
+        yield from run_units(client, ctx, keys)
     finally:
         client.close()
         if cluster is not None:
