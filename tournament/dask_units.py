@@ -84,10 +84,12 @@ def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None 
     try:
         market_f = client.scatter(ctx.market, broadcast=True)
         token = run_token(market_f.key, ctx.config, ctx.verify_windows)
-        futs = [client.submit(run_dask_unit, market_f, ctx.config, k, ctx.verify_windows, token, pure=False)
-                for k in keys]
-        for f in dask_completed(futs):
-            yield UnitResult.from_json(f.result())
+        done = dask_completed([client.submit(run_dask_unit, market_f, ctx.config, k, ctx.verify_windows, token,
+                                             pure=False) for k in keys])
+        for f in done:
+            res = f.result()
+            f.release()  # the driver has it: no worker keeps it (nor recomputes it if that worker dies)
+            yield UnitResult.from_json(res)
         if stats is not None:
             stats.update(client.run(_stats, token=token))
     finally:
