@@ -15,9 +15,12 @@ Points (``max_windows`` = W keeps the last W base windows and the step-5 windows
 - against windows: W = 2, 4, 8 at 300 candidates (the W = 2 point is shared).
 
 Fitted: log-log slopes (``numpy.polyfit`` of log seconds and log GiB on log candidates, and on log
-units) and a joint fit ``log t = a + b_c log candidates + b_u log units`` over every point, which
-projects the wall time of the whole ``large`` preset (1,000 candidates, its ~485 units) when it is
-not run, clearly labelled a projection. The projected worker count for 10,000 candidates at the same
+units) and joint fits ``log y = a + b_c log candidates + b_u log units`` over every point, of the
+units phase, of the phases after it and of the peak memory; with the 1,000-candidate market phase
+they project the wall time of the whole ``large`` preset (1,000 candidates, 485 units) when it is not run, labelled a
+projection (one power law on the wall time would understate it: the small points are mostly fixed
+costs); its peak memory is projected from the 1,000-candidate point along the windows series' memory
+slope. ``--reuse FILE`` refits and replots points saved with ``--save``. The projected worker count for 10,000 candidates at the same
 wall time is ``workers x 10^b_c`` (units phase parallel, efficiency 1 assumed: an upper bound on the
 speed-up, so a lower bound on workers). ``--large`` also runs the whole large preset
 (``large_preset_seconds``, ``large_preset_peak_gib``); without it both are null.
@@ -118,12 +121,46 @@ def slope(x, y) -> float:
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
-def joint_fit(points: list[dict]) -> dict:
-    """``log t = a + b_c log candidates + b_u log units`` over every point (least squares)."""
+def joint_fit(points: list[dict], key: str = "seconds") -> dict:
+    """``log y = a + b_c log candidates + b_u log units`` over every point (least squares), y = ``key``."""
     X = np.array([[1.0, math.log(p["candidates"]), math.log(p["n_units"])] for p in points])
-    y = np.log([p["seconds"] for p in points])
+    y = np.log([max(p[key], 1e-3) for p in points])
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     return {"a": float(coef[0]), "b_candidates": float(coef[1]), "b_units": float(coef[2])}
+
+
+def _at(fit: dict, candidates: float, units: float) -> float:
+    return math.exp(fit["a"] + fit["b_candidates"] * math.log(candidates) + fit["b_units"] * math.log(units))
+
+
+def fits(res: dict, workers: int) -> None:
+    """Exponents and projections from the points in ``res`` (in place)."""
+    by_c, by_w = res["by_candidates"], res["by_windows"]
+    for p in by_c + by_w:
+        p["post_seconds"] = max(p["seconds"] - p["units_seconds"] - p["market_seconds"], 1e-3)
+    pts = by_c + [p for p in by_w if p not in by_c]
+    res["exponents"] = {
+        "time_vs_candidates": slope([p["candidates"] for p in by_c], [p["seconds"] for p in by_c]),
+        "units_time_vs_candidates": slope([p["candidates"] for p in by_c], [p["units_seconds"] for p in by_c]),
+        "memory_vs_candidates": slope([p["candidates"] for p in by_c], [p["peak_gib"] for p in by_c]),
+        "time_vs_units": slope([p["n_units"] for p in by_w], [p["seconds"] for p in by_w]),
+        "units_time_vs_units": slope([p["n_units"] for p in by_w], [p["units_seconds"] for p in by_w]),
+        "memory_vs_units": slope([p["n_units"] for p in by_w], [p["peak_gib"] for p in by_w]),
+        "joint_wall": joint_fit(pts), "joint_units_phase": joint_fit(pts, "units_seconds"),
+        "joint_after_units": joint_fit(pts, "post_seconds"), "joint_memory": joint_fit(pts, "peak_gib")}
+    n_large = res["large_preset_units"]
+    e = res["exponents"]
+    market = next(p["market_seconds"] for p in by_c if p["candidates"] == 1000)
+    # per phase: the small points' wall time is mostly fixed costs, so one power law on the wall time
+    # would understate a 485-unit run; the units phase and the phases after it are fitted apart
+    res["large_preset_projected_seconds"] = (market + _at(e["joint_units_phase"], 1000, n_large)
+                                             + _at(e["joint_after_units"], 1000, n_large))
+    # memory: the 1,000-candidate point grown along the windows series' slope (the joint fit mixes the
+    # candidates' strong and the units' weak growth and understates it)
+    big = next(p for p in by_c if p["candidates"] == 1000)
+    res["large_preset_projected_gib"] = big["peak_gib"] * (n_large / big["n_units"]) ** max(e["memory_vs_units"], 0.0)
+    res["projected_workers_10000_candidates"] = math.ceil(workers * (TARGET_CANDIDATES / 1000)
+                                                          ** e["units_time_vs_candidates"])
 
 
 def large_units() -> int:
@@ -150,8 +187,10 @@ def plot(res: dict, path: str) -> None:
         ax2 = ax.twinx()
         ax2.plot(x, [p["peak_gib"] for p in pts], "^:", color="tab:red", label="peak GiB (tree)")
         ax2.set_ylabel("peak RSS GiB", color="tab:red")
-        fit = res["exponents"]["time_vs_" + ("candidates" if key == "by_candidates" else "units")]
-        ax.set_title(f"{label}: time ~ x^{fit:.2f}")
+        axis = "candidates" if key == "by_candidates" else "units"
+        e = res["exponents"]
+        ax.set_title(f"wall ~ x^{e['time_vs_' + axis]:.2f}, units phase ~ x^{e['units_time_vs_' + axis]:.2f}, "
+                     f"memory ~ x^{e['memory_vs_' + axis]:.2f}", fontsize=9)
         ax.legend(loc="upper left", fontsize=8)
         ax2.legend(loc="lower right", fontsize=8)
     fig.suptitle(f"large preset points, process executor, {res['workers']} workers "
@@ -168,6 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--windows", type=int, default=WINDOWS[0], help="max_windows of the candidates series")
     ap.add_argument("--plot", default=os.path.join(_ROOT, "docs", "scale.png"))
     ap.add_argument("--save")
+    ap.add_argument("--reuse", help="refit and replot the points saved (--save) in this file")
     ap.add_argument("--point", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--candidates", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--max-windows", type=int, help=argparse.SUPPRESS)
@@ -176,32 +216,29 @@ def main(argv=None) -> int:
     if args.point:
         return point_main(args)
     bt = _bench_tournament()
-    res: dict = {"workers": args.workers, "loadavg_start": bt.load()}
-    by_c = [run_point(n, args.windows, args.workers, bt) for n in CANDIDATES]
-    shared = next(p for p in by_c if p["candidates"] == WINDOWS_AT) if args.windows == WINDOWS[0] else None
-    by_w = [shared if (w == WINDOWS[0] and shared) else run_point(WINDOWS_AT, w, args.workers, bt) for w in WINDOWS]
-    res["by_candidates"], res["by_windows"] = by_c, by_w
-    fit = joint_fit(by_c + [p for p in by_w if p is not shared])
-    n_large = large_units()
-    res["exponents"] = {
-        "time_vs_candidates": slope([p["candidates"] for p in by_c], [p["seconds"] for p in by_c]),
-        "units_time_vs_candidates": slope([p["candidates"] for p in by_c], [p["units_seconds"] for p in by_c]),
-        "memory_vs_candidates": slope([p["candidates"] for p in by_c], [p["peak_gib"] for p in by_c]),
-        "time_vs_units": slope([p["n_units"] for p in by_w], [p["seconds"] for p in by_w]),
-        "units_time_vs_units": slope([p["n_units"] for p in by_w], [p["units_seconds"] for p in by_w]),
-        "memory_vs_units": slope([p["n_units"] for p in by_w], [p["peak_gib"] for p in by_w]),
-        "joint": fit}
-    res["large_preset_units"] = n_large
-    res["large_preset_projected_seconds"] = math.exp(fit["a"] + fit["b_candidates"] * math.log(1000)
-                                                     + fit["b_units"] * math.log(n_large))
-    b_c = res["exponents"]["units_time_vs_candidates"]
-    res["projected_workers_10000_candidates"] = math.ceil(args.workers * (TARGET_CANDIDATES / 1000) ** b_c)
-    res["large_preset_seconds"] = res["large_preset_peak_gib"] = None
+    if args.reuse:  # refit and replot saved points (and a saved large run) without running them again
+        with open(args.reuse) as fh:
+            old = json.load(fh)
+        res = {k: old[k] for k in ("workers", "loadavg_start", "by_candidates", "by_windows")}
+        for k in ("large", "large_partial"):
+            if k in old:
+                res[k] = old[k]
+        args.workers = res["workers"]
+    else:
+        res = {"workers": args.workers, "loadavg_start": bt.load()}
+        by_c = [run_point(n, args.windows, args.workers, bt) for n in CANDIDATES]
+        shared = next(p for p in by_c if p["candidates"] == WINDOWS_AT) if args.windows == WINDOWS[0] else None
+        by_w = [shared if (w == WINDOWS[0] and shared) else run_point(WINDOWS_AT, w, args.workers, bt)
+                for w in WINDOWS]
+        res["by_candidates"], res["by_windows"] = by_c, by_w
+    res["large_preset_units"] = large_units()
+    fits(res, args.workers)
     if args.large:
-        big = run_point(1000, None, args.workers, bt)
-        res["large"] = big
-        res["large_preset_seconds"], res["large_preset_peak_gib"] = big["seconds"], big["peak_gib"]
-    res["loadavg_end"] = bt.load()
+        res["large"] = run_point(1000, None, args.workers, bt)
+    big = res.get("large")
+    res["large_preset_seconds"] = big["seconds"] if big else None
+    res["large_preset_peak_gib"] = big["peak_gib"] if big else None
+    res["loadavg_end"] = old.get("loadavg_end") if args.reuse else bt.load()
     if args.plot:
         plot(res, args.plot)
         res["plot"] = os.path.relpath(args.plot, _ROOT)
@@ -227,11 +264,13 @@ def print_table(res: dict) -> None:
           f"{e['units_time_vs_candidates']:.2f}), memory vs candidates {e['memory_vs_candidates']:.2f}; "
           f"time vs units {e['time_vs_units']:.2f} (units phase {e['units_time_vs_units']:.2f}), "
           f"memory vs units {e['memory_vs_units']:.2f}")
-    j = e["joint"]
-    print(f"joint fit: t = e^{j['a']:.2f} x candidates^{j['b_candidates']:.2f} x units^{j['b_units']:.2f}")
+    for name in ("joint_wall", "joint_units_phase", "joint_after_units", "joint_memory"):
+        j = e[name]
+        print(f"{name}: y = e^{j['a']:.2f} x candidates^{j['b_candidates']:.2f} x units^{j['b_units']:.2f}")
     print(f"large preset ({res['large_preset_units']} units): measured "
-          f"{res['large_preset_seconds'] if res['large_preset_seconds'] is not None else 'not run (--large)'}"
-          f"; projected {res['large_preset_projected_seconds']:.0f} s; peak GiB {res['large_preset_peak_gib']}")
+          f"{res['large_preset_seconds'] if res['large_preset_seconds'] is not None else 'not run (--large)'} s, "
+          f"peak {res['large_preset_peak_gib']} GiB; projected (market + units phase + after the units fits) "
+          f"{res['large_preset_projected_seconds']:.0f} s, {res['large_preset_projected_gib']:.2f} GiB")
     print(f"projected workers for {TARGET_CANDIDATES} candidates at the same wall time: "
           f"{res['projected_workers_10000_candidates']}")
 
