@@ -67,7 +67,7 @@ EXIT_INTEGRITY = 3
 
 @app.command()
 def run(
-    preset: Optional[str] = typer.Option(None, help="quick (default, about a minute) or full."),
+    preset: Optional[str] = typer.Option(None, help="quick (default, about a minute), full, or large (1,000 candidates; long)."),
     config: Optional[Path] = typer.Option(None, help="YAML config file (unknown keys are errors)."),
     data: Optional[Path] = typer.Option(None, help="Lakehouse folder or wide close file (default: synthetic)."),
     candidates: Optional[Path] = typer.Option(None, help="Snapshot folder (YYYY-MM-DD.json) or one undated export."),
