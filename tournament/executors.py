@@ -76,8 +76,11 @@ def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env={v: "1" for v in _THREAD_VARS})
+        # no dashboard; the scheduler's HTTP routes (health, metrics) on a free loopback port, not the
+        # default 8787 on every interface (busy whenever another cluster runs on the machine)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               env={v: "1" for v in _THREAD_VARS})
         client = Client(cluster)
     try:
         from tournament.dask_units import run_units  # one UnitContext per worker, reused across units

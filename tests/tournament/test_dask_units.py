@@ -1,6 +1,9 @@
 """Per-worker state on Dask (issue 16): the market is scattered once and each worker builds one
 ``UnitContext`` per run, reused across the units it runs (it used to build one per unit, losing the
 feature, covariance and compiled-problem caches every time); the units' decisions equal serial's."""
+import contextlib
+import socket
+
 import pytest
 
 from contracts.enums import ExecutorKind
@@ -41,7 +44,14 @@ def test_dask_executor_reuses_worker_caches(units):
     fresh serial contexts (58 on this config), against 222 with one context per worker."""
     cfg, market, keys = units
     fresh = _cache_hits([run_unit(UnitContext(market=market, config=cfg), k) for k in keys])
-    dask = list(execute(UnitContext(market=market, config=cfg), keys, ExecutorKind.DASK, workers=2))
+    with contextlib.ExitStack() as stack:  # port 8787 busy (another cluster on the machine): no matter
+        try:
+            busy = stack.enter_context(socket.socket())
+            busy.bind(("127.0.0.1", 8787))
+            busy.listen()
+        except OSError:
+            pass  # already taken
+        dask = list(execute(UnitContext(market=market, config=cfg), keys, ExecutorKind.DASK, workers=2))
     assert sorted(r.key.id for r in dask) == sorted(k.id for k in keys)
     assert _cache_hits(dask) > fresh
 
@@ -50,7 +60,8 @@ def test_dask_executor_reuses_worker_caches(units):
 def cluster_client():
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     client = Client(cluster)
     try:
         yield client
@@ -72,7 +83,7 @@ def test_one_context_per_worker_reused(cluster_client, units):
     assert all(s.get("contexts", 0) <= 1 for s in stats.values()), stats
     assert sum(s.get("contexts", 0) for s in stats.values()) <= 2
     # the plugin (and the contexts it holds) is gone after the run
-    left = cluster_client.run(lambda dask_worker: PLUGIN_NAME in dask_worker.plugins)
+    left = cluster_client.run(lambda dask_worker: [n for n in dask_worker.plugins if n.startswith(PLUGIN_NAME)])
     assert not any(left.values()), left
     serial = {r.key.id: r for r in execute(UnitContext(market=market, config=cfg), keys, ExecutorKind.SERIAL)}
     for k in keys:

@@ -62,10 +62,10 @@ def run_on_real_cluster(tmp_path, max_windows: int, kill_worker: bool):
     killed_at, watcher = None, None
     try:
         procs["scheduler"] = _start([*DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                     "--no-dashboard"], logs["scheduler"])
+                                     "--no-dashboard", "--dashboard-address", "127.0.0.1:0"], logs["scheduler"])
         for w in ("w0", "w1"):
             procs[w] = _start([*DASK, "worker", addr, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1",
-                               "--no-dashboard", "--name", w, "--death-timeout", "60"], logs[w])
+                               "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--name", w, "--death-timeout", "60"], logs[w])
         from dask.distributed import Client
 
         watcher = Client(addr, timeout=60)  # the test's own client: which worker runs what
