@@ -276,7 +276,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # issue 16 (benchmarks/scale.py): a synthetic market of 1,000 candidate records on 694 symbols over
     # 6 years (2,190 bars), every engine and profile on the native backend (no verification backend) at
-    # the base setting plus the step-5 sweep (about 96 + 388 windows)
+    # the base setting plus the step-5 sweep (97 + 388 windows: 485 units)
     "large": {
         "market": {"synthetic_candidates": 1000, "synthetic_bars": 2190},
         "executor": "process",
