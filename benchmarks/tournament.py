@@ -20,15 +20,17 @@
    is reported). Timed: skfolio's ``cross_val_predict`` calls; ours, every window's request build and
    ``allocate`` (the cvxpy compile of the first window included). ``skfolio_speedup`` = skfolio /
    ours on HRP + MinVariance together (target >= 10x). Below 10x, ``allocate`` is profiled (cProfile).
-3. Serial vs process(2) vs dask(2) on the quick preset with 8 windows and no report;
-   ``executors_identical`` when returns/weights/positions Parquet files and ``performance_matrix.csv``
-   are identical (``assert_frame_equal(check_exact=True)``).
+3. Serial vs process(2) vs dask(2) on the quick preset with 8 windows and no report
+   (``--executors-preset`` and ``--windows``, 0 for all windows, choose another preset and span);
+   ``process_efficiency`` and ``dask_efficiency`` = serial seconds / (2 x parallel seconds), also on
+   the units phase alone (``*_units_efficiency``); ``executors_identical`` when returns/weights/positions
+   Parquet files and ``performance_matrix.csv`` are identical (``assert_frame_equal(check_exact=True)``).
 
 numba JIT warm-up is excluded (a tiny simulation of each kind runs first; NUMBA_CACHE_DIR is set).
 The machine may be shared: each measurement records ``os.getloadavg()`` at its start and end.
 
 Usage: ``python benchmarks/tournament.py [--quick | --both] [--full-verification] [--skip-full]
-[--skip-skfolio] [--skip-executors] [--bars 2993] [--json]``
+[--skip-skfolio] [--skip-executors] [--executors-preset quick] [--windows 8] [--bars 2993] [--json]``
 """
 from __future__ import annotations
 
@@ -362,12 +364,15 @@ def _frames(run_dir) -> dict[str, pd.DataFrame]:
     return {n: (pd.read_csv if n.endswith(".csv") else pd.read_parquet)(run_dir / n) for n in FRAMES}
 
 
-def bench_executors(max_windows: int) -> dict:
+def bench_executors(max_windows: int | None, preset: str = "quick") -> dict:
+    """Serial, process(2) and dask(2) on ``preset`` (its last ``max_windows`` windows; None: all):
+    wall seconds, ``process_efficiency`` and ``dask_efficiency`` = serial seconds / (2 x parallel
+    seconds) on the whole run and on the units phase alone, and ``executors_identical``."""
     base = {"report": False, "max_windows": max_windows}
     runs, frames = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind, workers in (("serial", 1), ("process", 2), ("dask", 2)):
-            cfg = load_config(preset="quick", overrides={**base, "executor": kind, "workers": workers})
+            cfg = load_config(preset=preset, overrides={**base, "executor": kind, "workers": workers})
             la0 = load()
             t0, units = time.perf_counter(), LastUnit()
             out = run_tournament(cfg, tmp, progress=units)
@@ -383,7 +388,13 @@ def bench_executors(max_windows: int) -> dict:
                 pd.testing.assert_frame_equal(frames["serial"][name], frames[kind][name], check_exact=True)
             except AssertionError as exc:
                 mismatch.append(f"{kind}/{name}: {str(exc).splitlines()[0]}")
-    return {"preset": "quick", "max_windows": max_windows, "runs": runs,
+    eff = {}
+    for kind in ("process", "dask"):
+        r, s0 = runs[kind], runs["serial"]
+        eff[f"{kind}_efficiency"] = s0["seconds"] / (r["workers"] * r["seconds"])
+        if r["units_seconds"] and s0["units_seconds"]:
+            eff[f"{kind}_units_efficiency"] = s0["units_seconds"] / (r["workers"] * r["units_seconds"])
+    return {"preset": preset, "max_windows": max_windows, "runs": runs, **eff,
             "executors_identical": not mismatch, "mismatches": mismatch}
 
 
@@ -437,12 +448,16 @@ def print_table(res: dict) -> None:
     else:
         print("skipped")
     e = res.get("executors")
-    print(f"\n== 3. executors (quick preset, last {e['max_windows'] if e else '-'} windows, report off) ==")
+    print(f"\n== 3. executors ({e['preset'] if e else '-'} preset, last {e['max_windows'] if e else '-'} windows, "
+          f"report off) ==")
     if e:
         for k, r in e["runs"].items():
             print(f"{k:<8} workers={r['workers']}  {r['seconds']:7.1f} s (units {r['units_seconds']:6.1f} s, "
                   f"after units {r['postprocess_seconds']:5.1f} s)  loadavg {r['loadavg_start']} -> "
                   f"{r['loadavg_end']}")
+        print(f"efficiency = serial s / (2 x parallel s): process {e['process_efficiency']:.2f} (units phase "
+              f"{e.get('process_units_efficiency', float('nan')):.2f}), dask {e['dask_efficiency']:.2f} (units phase "
+              f"{e.get('dask_units_efficiency', float('nan')):.2f})")
         print(f"executors_identical {e['executors_identical']}  {e['mismatches'] or ''}")
     else:
         print("skipped")
@@ -462,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bars", type=int, default=TRAIN + TARGET_WINDOWS * TEST + 1,
                     help="bars of the synthetic market for measurement 2 (default: 137 windows)")
     ap.add_argument("--save", help="also write the JSON object to this file")
-    ap.add_argument("--windows", type=int, default=8, help="max_windows of measurement 3")
+    ap.add_argument("--windows", type=int, default=8, help="max_windows of measurement 3 (0: all windows)")
+    ap.add_argument("--executors-preset", default="quick", choices=["quick", "full", "large"],
+                    help="preset of measurement 3 (serial vs process(2) vs dask(2))")
     args = ap.parse_args(argv)
     warnings.simplefilter("default")
     warm_numba()
@@ -470,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_skfolio:
         res["skfolio"] = bench_skfolio(args.bars, args.profile)
     if not args.skip_executors:
-        res["executors"] = bench_executors(args.windows)
+        res["executors"] = bench_executors(args.windows or None, args.executors_preset)
     if not args.skip_full:
         runs = {}
         for preset in (["quick", "full"] if args.both else ["quick"] if args.quick else ["full"]):
@@ -489,7 +506,10 @@ def main(argv: list[str] | None = None) -> int:
             "full_preset_peak_rss_gib": runs.get("full_preset", {}).get("full_preset_peak_rss_gib"),
             "skfolio_speedup": res.get("skfolio", {}).get("skfolio_speedup"),
             "max_abs_weight_diff_vs_skfolio": res.get("skfolio", {}).get("max_abs_weight_diff_vs_skfolio"),
-            "executors_identical": res.get("executors", {}).get("executors_identical")}
+            "executors_identical": res.get("executors", {}).get("executors_identical"),
+            "process_efficiency": res.get("executors", {}).get("process_efficiency"),
+            "dask_efficiency": res.get("executors", {}).get("dask_efficiency"),
+            "executors_preset": res.get("executors", {}).get("preset")}
     if args.save:
         with open(args.save, "w") as fh:
             json.dump({**flat, **res}, fh, default=str, indent=1)

@@ -69,7 +69,7 @@ EXIT_INTEGRITY = 3
 
 @app.command()
 def run(
-    preset: Optional[str] = typer.Option(None, help="quick (default, about a minute) or full."),
+    preset: Optional[str] = typer.Option(None, help="quick (default, about a minute), full, or large (1,000 candidates; long)."),
     config: Optional[Path] = typer.Option(None, help="YAML config file (unknown keys are errors)."),
     data: Optional[Path] = typer.Option(None, help="Lakehouse folder or wide close file (default: synthetic)."),
     candidates: Optional[Path] = typer.Option(None, help="Snapshot folder (YYYY-MM-DD.json) or one undated export."),
@@ -351,3 +351,7 @@ def report(run_dir: Path = typer.Argument(..., help="Run folder to render.")) ->
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m tournament.cli ...`
+    main()

@@ -1,6 +1,6 @@
 """Tournament configuration: a YAML file validated by pydantic (unknown keys are errors).
 
-Every default is documented here; presets (``quick``, ``full``) are partial configs merged under the
+Every default is documented here; presets (``quick``, ``full``, ``large``) are partial configs merged under the
 user's file and CLI overrides (precedence: CLI > file > preset > defaults).
 """
 from __future__ import annotations
@@ -291,6 +291,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "base": {"step_size": 20, "train_window": 252, "feature_lookback": 120},
         "sweeps": {"step_size": [5, 20, 60], "train_window": [60, 252, 504], "feature_lookback": [60, 120, 250]},
+    },
+    # issue 16 (benchmarks/scale.py): a synthetic market of 1,000 candidate records on 694 symbols over
+    # 6 years (2,190 bars), every engine and profile on the native backend (no verification backend) at
+    # the base setting plus the step-5 sweep (97 + 388 windows: 485 units)
+    "large": {
+        "market": {"synthetic_candidates": 1000, "synthetic_bars": 2190},
+        "executor": "process",
+        "workers": 2,
+        "engines": ["v4", "v4:ridge", "v3.4", "raw", "random"],
+        "profiles": ["equal_weight", "hrp", "min_variance", "max_sharpe", "market_neutral", "barbell"],
+        "backends": ["native"],
+        "simulators": ["vectorbt", "reference"],
+        "base": {"step_size": 20, "train_window": 252, "feature_lookback": 120},
+        "sweeps": {"step_size": [5]},
+        "report": False,
     },
 }
 

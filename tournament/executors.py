@@ -2,6 +2,8 @@
 
 Results are yielded as units finish (order may differ across executors: the ledger order may, the
 decisions may not). Solver and BLAS threads are pinned to 1 in every executor, serial included.
+Process-pool workers exit when their driver dies, even by SIGKILL (``tournament.lifetime``); on Dask
+the market is scattered once and each worker reuses one ``UnitContext`` per run (``tournament.dask_units``).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Iterator
 
 from contracts.enums import ExecutorKind
 from contracts.errors import ConfigError
+from tournament.lifetime import die_with_parent
 from tournament.unit import UnitContext, UnitKey, UnitResult, run_unit
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -36,18 +39,15 @@ def _run_pinned(ctx: UnitContext, key: UnitKey) -> dict:
 _WORKER_CTX: dict[str, UnitContext] = {}
 
 
-def _init_worker(market, config, verify_windows=frozenset()) -> None:
+def _init_worker(market, config, verify_windows=frozenset(), parent_pid: int | None = None) -> None:
+    if parent_pid is not None:  # exit when the driver dies, even by SIGKILL (tournament.lifetime)
+        die_with_parent(parent_pid)
     pin_threads()
     _WORKER_CTX["ctx"] = UnitContext(market=market, config=config, verify_windows=verify_windows)
 
 
 def _run_in_worker(key: UnitKey) -> dict:
     return _run_pinned(_WORKER_CTX["ctx"], key)
-
-
-def _run_dask_task(market, config, key: UnitKey, verify_windows=frozenset()) -> dict:
-    pin_threads()
-    return _run_pinned(UnitContext(market=market, config=config, verify_windows=verify_windows), key)
 
 
 def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,
@@ -61,7 +61,7 @@ def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: 
             yield UnitResult.from_json(_run_pinned(ctx, k))
     elif kind is ExecutorKind.PROCESS:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(ctx.market, ctx.config, ctx.verify_windows)) as pool:
+                                 initargs=(ctx.market, ctx.config, ctx.verify_windows, os.getpid())) as pool:
             futs = [pool.submit(_run_in_worker, k) for k in keys]
             for f in as_completed(futs):
                 yield UnitResult.from_json(f.result())
@@ -72,21 +72,22 @@ def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: 
 
 
 def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler: str | None) -> Iterator[UnitResult]:
-    from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+    from dask.distributed import Client, LocalCluster
 
     cluster = None
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env={v: "1" for v in _THREAD_VARS})
+        # no dashboard; the scheduler's HTTP routes (health, metrics) on a free loopback port, not the
+        # default 8787 on every interface (busy whenever another cluster runs on the machine)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               env={v: "1" for v in _THREAD_VARS})
         client = Client(cluster)
     try:
-        market_f = client.scatter(ctx.market, broadcast=True)
-        futs = [client.submit(_run_dask_task, market_f, ctx.config, k, ctx.verify_windows, pure=False)
-                for k in keys]
-        for f in dask_completed(futs):
-            yield UnitResult.from_json(f.result())
+        from tournament.dask_units import run_units  # one UnitContext per worker, reused across units
+
+        yield from run_units(client, ctx, keys)
     finally:
         client.close()
         if cluster is not None:

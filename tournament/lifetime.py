@@ -1,0 +1,66 @@
+"""Worker processes that die with their driver (issue 16).
+
+A ``tournament run`` killed with SIGKILL cannot clean up: its process-pool workers used to be
+orphaned (re-parented to PID 1) and kept running, holding their memory. A worker calls
+``die_with_parent`` first thing in its initializer:
+
+- on Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (through ``ctypes``): the kernel kills the worker
+  the moment the thread that forked it exits (the driver's thread that submitted the first unit;
+  ``concurrent.futures`` forks every worker from that thread);
+- everywhere, a daemon watchdog thread that polls ``os.getppid()`` every ``poll`` seconds and exits
+  the process (``os._exit``, no clean-up: the driver that would collect the results is gone) when
+  the parent changed, which is how an orphan sees its parent's death on any POSIX system.
+
+A parent that died before the worker armed the signal is caught by the same ``getppid`` comparison
+made right after ``prctl``. Dask ``LocalCluster`` workers need neither: ``distributed`` ends a
+worker process whose nanny (in the driver) went away (its ``parent_alive_pipe``), which the test
+``tests/tournament/test_worker_lifetime.py`` checks too.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+
+#: ``PR_SET_PDEATHSIG`` from ``<linux/prctl.h>``
+PR_SET_PDEATHSIG = 1
+#: seconds between two ``getppid`` polls of the watchdog (an orphan exits within about this long)
+POLL_SECONDS = 0.5
+#: exit status of a worker that outlived its parent
+ORPHAN_EXIT = 70
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask the Linux kernel to send ``sig`` to this process when its parent thread exits.
+
+    Returns whether the request was accepted (False off Linux or without a usable libc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent_pid: int, poll: float) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(ORPHAN_EXIT)
+        time.sleep(poll)
+
+
+def die_with_parent(parent_pid: int, poll: float = POLL_SECONDS) -> threading.Thread:
+    """Make this (worker) process exit when ``parent_pid``, its parent, dies.
+
+    ``parent_pid`` is the driver's PID as the driver saw it (passed in the initializer's arguments),
+    so that a parent that died before this call is detected too. Returns the watchdog thread."""
+    set_parent_death_signal()
+    if os.getppid() != parent_pid:
+        os._exit(ORPHAN_EXIT)
+    t = threading.Thread(target=_watch, args=(parent_pid, poll), daemon=True, name="wfaudit-parent-watchdog")
+    t.start()
+    return t
