@@ -160,14 +160,16 @@ def hurst_rs(v: np.ndarray) -> float:
     logs_lag, logs_rs = [], []
     lag = 8
     while lag <= n // 2:
-        rs = []
-        for b in range(n // lag):
-            blk = v[b * lag:(b + 1) * lag]
-            dev = np.cumsum(blk - blk.mean())
-            s = blk.std()
-            if s > 0:
-                rs.append((dev.max() - dev.min()) / s)
-        if rs and np.mean(rs) > 0:
+        # the n // lag blocks as the rows of one array: row reductions of a C-contiguous array run
+        # numpy's same summation per row as a loop over the blocks would (the frozen numbers;
+        # tests/selection/test_legacy_speed.py compares with that loop bit for bit)
+        nb = n // lag
+        blk = v[:nb * lag].reshape(nb, lag)
+        dev = np.cumsum(blk - blk.mean(axis=1, keepdims=True), axis=1)
+        s = blk.std(axis=1)
+        ok = s > 0
+        rs = (dev.max(axis=1)[ok] - dev.min(axis=1)[ok]) / s[ok]
+        if rs.size and np.mean(rs) > 0:
             logs_lag.append(math.log(lag))
             logs_rs.append(math.log(float(np.mean(rs))))
         lag *= 2
@@ -244,7 +246,13 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
     tc = view.train_closes
     n_closes = dict(zip(tc.columns, (~np.isnan(tc.to_numpy(dtype=np.float64))).sum(axis=0)))
     rows = {}
-    for j, (cid, sym) in enumerate(zip(pool.index, pool["symbol"])):
+    # candidates of one symbol and direction (its logics) have the same column x = d * r: its
+    # features are computed once and copied (the same numbers as computing each column)
+    done: dict[tuple[str, float], dict[str, float]] = {}
+    for j, (cid, sym, sign) in enumerate(zip(pool.index, pool["symbol"], pool["sign"])):
+        if (sym, sign) in done:
+            rows[cid] = dict(done[(sym, sign)])
+            continue
         x = np.ascontiguousarray(x_arr[:, j])
         f = column_features(x, periods)
         raw, nw = permutation_entropy(x)
@@ -254,6 +262,7 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
         f["n_history"] = float(n_bars)
         f["survival"] = n_bars / t_len
         rows[cid] = f
+        done[(sym, sign)] = dict(f)
     per_col = ["n_valid", "momentum", "volatility", "stability", "efficiency", "hurst", "hurst_clean",
                "skew", "kurtosis", "cvar", "tail_gain", "entropy", "entropy_raw", "n_history", "survival"]
     feats = pd.DataFrame.from_dict(rows, orient="index", columns=per_col) if rows else \
