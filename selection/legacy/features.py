@@ -248,6 +248,15 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
     rows = {}
     # candidates of one symbol and direction (its logics) have the same column x = d * r: its
     # features are computed once and copied (the same numbers as computing each column)
+    first: dict[tuple[str, float], int] = {}
+    for j, key in enumerate(zip(pool["symbol"], pool["sign"])):
+        first.setdefault(key, j)
+    # permutation entropy and its percentile of every distinct column in one call: each column's
+    # value is computed by the same operations as a call on that column alone
+    cols = list(first.values())
+    raw_all, nw_all = permutation_entropy(x_arr[:, cols])
+    pct_all = null_cache.percentile(raw_all, nw_all)
+    at = {j: k for k, j in enumerate(cols)}
     done: dict[tuple[str, float], dict[str, float]] = {}
     for j, (cid, sym, sign) in enumerate(zip(pool.index, pool["symbol"], pool["sign"])):
         if (sym, sign) in done:
@@ -255,9 +264,9 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
             continue
         x = np.ascontiguousarray(x_arr[:, j])
         f = column_features(x, periods)
-        raw, nw = permutation_entropy(x)
-        f["entropy"] = float(null_cache.percentile(raw, nw)[0])
-        f["entropy_raw"] = float(raw[0]) if nw[0] >= 10 else math.nan
+        k = at[j]
+        f["entropy"] = float(pct_all[k])
+        f["entropy_raw"] = float(raw_all[k]) if nw_all[k] >= 10 else math.nan
         n_bars = int(n_closes[sym])
         f["n_history"] = float(n_bars)
         f["survival"] = n_bars / t_len
