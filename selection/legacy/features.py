@@ -146,10 +146,17 @@ def ingest(view: PastView, price_faults: dict[str, str] | None = None
 
 def train_returns(view: PastView, pool: pd.DataFrame) -> pd.DataFrame:
     """Direction-adjusted train-slice returns ``x = d * r`` (rows = train bars, columns = candidate ids)."""
-    r = simple_returns(view.closes).iloc[view.window.train_start:]
-    out = {cid: r[sym].to_numpy(dtype=np.float64) * sign
-           for cid, sym, sign in zip(pool.index, pool["symbol"], pool["sign"])}
-    return pd.DataFrame(out, index=r.index, columns=list(pool.index), dtype=np.float64)
+    # a return reads its bar and the one before: the closes from the bar before the train slice on
+    # give the train rows' returns exactly (column by column, as indexed arrays)
+    start = view.window.train_start
+    closes = view.closes.iloc[max(start - 1, 0):]
+    syms = list(dict.fromkeys(pool["symbol"]))
+    r = simple_returns(closes[syms]).iloc[1 if start > 0 else 0:]
+    arr = r.to_numpy(dtype=np.float64)
+    pos = {s: j for j, s in enumerate(syms)}
+    cols = np.array([pos[s] for s in pool["symbol"]], dtype=np.int64)
+    x = arr[:, cols] * pool["sign"].to_numpy(dtype=np.float64)[None, :]
+    return pd.DataFrame(x, index=r.index, columns=list(pool.index), dtype=np.float64)
 
 
 def hurst_rs(v: np.ndarray) -> float:
