@@ -164,9 +164,11 @@ def legacy_partition(x: pd.DataFrame, shrinkage: float = 0.01, config: LegacyCon
     for lb in lbs:
         sub = arr[-lb:]
         c = np.eye(k)
-        for i in range(k):
-            row = _corr_row(sub, i, cfg.min_common_obs)
-            c[i, i + 1:] = c[i + 1:, i] = row[i + 1:]
+        for i in range(k - 1):
+            # only the pairs (i, j > i) are read: the columns from i on give them the same numbers
+            # (each pair's sums run over its own column; tests/selection/test_legacy_speed.py)
+            row = _corr_row(sub[:, i:], 0, cfg.min_common_obs)
+            c[i, i + 1:] = c[i + 1:, i] = row[1:]
         corr += c
         c = (1.0 - shrinkage) * c + shrinkage * np.eye(k)
         dist += np.sqrt(np.clip(0.5 * (1.0 - c), 0.0, None))

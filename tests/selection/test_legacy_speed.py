@@ -42,3 +42,19 @@ def test_hurst_blocks_as_rows_equal_the_block_loop_exactly():
             v = np.round(v, 3)
         assert hurst_rs(v) == _hurst_loop(v), (t, n)
     assert hurst_rs(np.zeros(100)) == _hurst_loop(np.zeros(100)) == 0.5
+
+
+def test_correlation_rows_from_column_i_on_equal_the_full_rows():
+    from selection.legacy.engine import _corr_row
+
+    rng = np.random.default_rng(5)
+    for t in range(150):
+        T, k = int(rng.integers(2, 300)), int(rng.integers(2, 40))
+        sub = rng.normal(size=(T, k)) * 0.02
+        sub[rng.random(sub.shape) < 0.1] = np.nan
+        if t % 3 == 0:
+            sub[: int(rng.integers(0, T)), int(rng.integers(0, k))] = np.nan  # late listing
+        if t % 5 == 0:
+            sub[:, 0] = 0.01  # constant column: correlation 0
+        for i in range(k - 1):
+            np.testing.assert_array_equal(_corr_row(sub[:, i:], 0, 20)[1:], _corr_row(sub, i, 20)[i + 1:])
