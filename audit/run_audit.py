@@ -300,9 +300,13 @@ def _verification(cells: pd.DataFrame, returns: pd.DataFrame, weights: pd.DataFr
         out.append(make_result("simulator_disagreement", st, {
             "vectorbt_cell": cid, "reference_cell": other, "max_abs_return_diff": diff,
             "tolerance": SIM_TOLERANCE}, cell_id=cid))
+    # cell -> window -> atom -> weight, in one pass over the rows (what a group-by per cell and
+    # window gives, without a frame per group)
     w: dict[str, dict[int, dict[str, float]]] = {}
-    for (cid, k), g in weights.groupby(["cell_id", "window"], sort=False):
-        w.setdefault(str(cid), {})[int(k)] = dict(zip(g["atom_id"].astype(str), g["weight"].astype(float)))
+    for cid, k, atom, x in zip(weights["cell_id"].astype(str).tolist(), weights["window"].tolist(),
+                               weights["atom_id"].astype(str).tolist(),
+                               weights["weight"].astype(float).tolist()):
+        w.setdefault(cid, {}).setdefault(int(k), {})[atom] = x
     for (e, p, b, s, sid), cid in sorted(index.items()):
         if b != "native" or s != trial_simulator:
             continue
@@ -332,19 +336,33 @@ def _sampled_backend_disagreement(verification: pd.DataFrame,
     The native side is read from ``weights.parquet``; the file's own ``weight_native`` column must
     agree with it (else the verification file does not describe this run: FAIL)."""
     out = []
-    for cid, g in verification.groupby("cell_id", sort=True):
-        cid = str(cid)
+    # rows grouped by cell and window in one pass (row order kept within a group, as a group-by does)
+    groups: dict[str, dict[int, list[int]]] = {}
+    cells = verification["cell_id"].tolist()
+    windows = verification["window"].tolist()
+    for i, (c, k) in enumerate(zip(cells, windows)):
+        groups.setdefault(c, {}).setdefault(k, []).append(i)
+    atom_ids = verification["atom_id"].tolist()
+    atom_str = verification["atom_id"].astype(str).tolist()
+    w_verify = verification["weight_verify"].astype(float).tolist()
+    w_native = verification["weight_native"].astype(float).tolist()
+    o_native = verification["objective_native"].tolist()
+    o_verify = verification["objective_verify"].tolist()
+    reason = verification["reason"].astype(str).tolist()
+    for c in sorted(groups):
+        cid = str(c)
         diffs, obj, copy_ok = {}, {}, True
-        for k, gk in g.groupby("window", sort=True):
+        for k in sorted(groups[c]):
+            rows_k = groups[c][k]
             native = w.get(cid, {}).get(int(k), {})
-            rows = gk[gk["atom_id"] != ""]
-            ver = dict(zip(rows["atom_id"].astype(str), rows["weight_verify"].astype(float)))
-            recorded = dict(zip(rows["atom_id"].astype(str), rows["weight_native"].astype(float)))
+            rows = [i for i in rows_k if atom_ids[i] != ""]
+            ver = {atom_str[i]: w_verify[i] for i in rows}
+            recorded = {atom_str[i]: w_native[i] for i in rows}
             atoms = set(native) | set(ver)
             copy_ok &= all(abs(recorded.get(a, 0.0) - native.get(a, 0.0)) <= 1e-12 for a in atoms | set(recorded))
             diffs[int(k)] = max((abs(native.get(a, 0.0) - ver.get(a, 0.0)) for a in atoms), default=0.0)
-            o = gk.iloc[0]
-            obj[int(k)] = abs(float(o["objective_native"]) - float(o["objective_verify"]))
+            o = rows_k[0]
+            obj[int(k)] = abs(float(o_native[o]) - float(o_verify[o]))
         md = float(max(diffs.values(), default=0.0))
         worst = max(diffs, key=diffs.get) if diffs else None
         finite = [v for v in obj.values() if np.isfinite(v)]
@@ -352,7 +370,8 @@ def _sampled_backend_disagreement(verification: pd.DataFrame,
               else CheckStatus.WARN)
         out.append(make_result("backend_disagreement", st, {
             "native_cell": cid, "riskfolio_cell": None, "mode": "sampled",
-            "windows_verified": sorted(diffs), "reasons": sorted(set(g["reason"].astype(str))),
+            "windows_verified": sorted(diffs),
+            "reasons": sorted({reason[i] for rows_k in groups[c].values() for i in rows_k}),
             "max_abs_weight_diff": md, "worst_window": worst,
             "max_abs_objective_diff": float(max(finite)) if finite else None,
             "native_weights_match": bool(copy_ok), "tolerance": BACKEND_TOLERANCE}, cell_id=cid))

@@ -14,8 +14,10 @@ at 60 bars) and bias the hardening test, which assumes noise averages 0.5. Missi
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -27,10 +29,43 @@ MIN_WINDOWS = 10
 
 
 def _pattern_codes(windows: np.ndarray) -> np.ndarray:
-    """Ordinal-pattern code of each window (last axis = the ``order`` values), stable on ties."""
+    """Ordinal-pattern code of each window (last axis = the ``order`` values), stable on ties:
+    ``sum_k perm[k] * order**k`` with ``perm`` the stable argsort of the window (the definition;
+    ``_series_codes`` computes the same integers faster)."""
     order = windows.shape[-1]
     perm = np.argsort(windows, axis=-1, kind="stable")
     return (perm * (order ** np.arange(order))).sum(axis=-1)
+
+
+@lru_cache(maxsize=4)
+def _code_table(order: int) -> tuple[tuple[tuple[int, int], ...], np.ndarray]:
+    """Pairs ``(a, b)``, ``a < b``, of window positions and the table mapping the bits
+    ``[x_a <= x_b] << pair index`` of a window to its ``_pattern_codes`` code. A stable sort puts
+    ``a`` before ``b`` exactly when ``x_a <= x_b``, so these bits fix the stable order; the table is
+    filled from every window of values in ``0..order-1`` (every order with ties occurs there) by
+    ``_pattern_codes`` itself. A pure function of ``order`` (read-only result, safe to memoise)."""
+    pairs = tuple((a, b) for a in range(order) for b in range(a + 1, order))
+    vals = np.array(list(itertools.product(range(order), repeat=order)), dtype=np.float64)
+    bits = np.zeros(len(vals), dtype=np.int64)
+    for s, (a, b) in enumerate(pairs):
+        bits |= (vals[:, a] <= vals[:, b]).astype(np.int64) << s
+    table = np.full(1 << len(pairs), -1, dtype=np.int64)
+    table[bits] = _pattern_codes(vals)
+    table.setflags(write=False)
+    return pairs, table
+
+
+def _series_codes(x: np.ndarray, order: int) -> np.ndarray:
+    """``_pattern_codes`` of every window ``x[:, t:t+order]`` of each row of ``x`` (series x bars):
+    the same integers from ``order*(order-1)/2`` comparisons of shifted rows and one table look-up
+    (about 4x faster than a stable argsort per window)."""
+    pairs, table = _code_table(order)
+    m = x.shape[1] - order + 1
+    cols = [x[:, a:a + m] for a in range(order)]
+    bits = np.zeros((x.shape[0], m), dtype=np.int32)
+    for s, (a, b) in enumerate(pairs):
+        bits |= (cols[a] <= cols[b]).astype(np.int32) << s
+    return table[bits]
 
 
 def _entropy_from_codes(codes: np.ndarray, valid: np.ndarray, order: int) -> np.ndarray:
@@ -72,7 +107,10 @@ def permutation_entropy(x: np.ndarray, order: int = ORDER) -> tuple[np.ndarray, 
         return np.full(k, np.nan), np.zeros(k, dtype=np.int64)
     w = sliding_window_view(x.T, order, axis=1)  # (k, n-order+1, order)
     valid = ~np.isnan(w).any(axis=-1)
-    codes = _pattern_codes(np.where(np.isnan(w), 0.0, w))
+    if order <= 6:  # the look-up table has 2**(order*(order-1)/2) entries
+        codes = _series_codes(np.where(np.isnan(x.T), 0.0, x.T), order)  # NaN read as 0 (window dropped)
+    else:
+        codes = _pattern_codes(np.where(np.isnan(w), 0.0, w))
     return _entropy_from_codes(codes, valid, order), valid.sum(axis=1)
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import time
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -85,27 +86,47 @@ class UnitContext:
     #: base windows the verification backends allocate under ``verification: sampled``
     #: (``tournament.verification.verification_sample``)
     verify_windows: frozenset = frozenset()
+    #: window pools with derived scanner fields, by cut-off date (``pool_as_of`` is a function of the
+    #: market and the cut-off; settings sharing a cut-off reuse it); at most ``max_pools`` kept
+    pools: dict = field(default_factory=dict)
+    max_pools: int = 64
+
+    @cached_property
+    def base_setting(self) -> SettingKey:
+        """The base setting (``config.settings()[0]``), built once."""
+        return self.config.settings()[0]
 
     def backends_for(self, setting: SettingKey) -> list[Backend]:
         """Backends whose allocations are cells at ``setting`` (``TournamentConfig.cell_backends``)."""
-        base = self.config.settings()[0]
-        return self.config.cell_backends(0 if setting == base else 1)
+        return self.config.cell_backends(0 if setting == self.base_setting else 1)
 
     def verifies(self, setting: SettingKey, window: int, trial: Allocation) -> bool:
         """Under ``verification: sampled``: whether the verification backends allocate this pair."""
         cfg = self.config
-        if cfg.verification != "sampled" or setting != cfg.settings()[0]:
+        if cfg.verification != "sampled" or setting != self.base_setting:
             return False
         return window in self.verify_windows or flag_reason(trial) is not None
+
+    def pool_as_of(self, view: PastView):
+        """``tournament.market_io.pool_as_of`` for ``view``, computed once per cut-off date. The
+        frame is shared by the units of that cut-off: engines copy a pool before changing it."""
+        key = view.cutoff_date
+        if key not in self.pools:
+            self.pools[key] = pool_as_of(self.market, view.pool, key)
+            while len(self.pools) > self.max_pools:
+                self.pools.pop(next(iter(self.pools)))
+        return self.pools[key]
 
 
 def allocation_request(view: PastView, sel: SelectionResult, periods_per_year: int) -> AllocationRequest:
     """Train-slice inputs of one engine's atoms (past-only: built from ``view``)."""
     atoms = sel.atoms
     train = slice(view.window.train_start, view.window.cutoff + 1)
-    a = atom_returns(view.closes, atoms, gap=view.window.gap).iloc[train]
     symbols = sorted({x.symbol for x in atoms})
-    assets = simple_returns(view.closes[symbols]).iloc[train] if symbols else None
+    # the atoms' columns taken out of the wide panel once (every step below reads only these)
+    closes = view.closes[symbols]
+    a = atom_returns(closes, atoms, gap=view.window.gap).iloc[train]
+    assets = simple_returns(closes).iloc[train] if symbols else None
     bench = None
     if view.benchmark is not None:
         bench = simple_returns(view.closes[[view.benchmark]]).iloc[train][view.benchmark]
@@ -118,7 +139,7 @@ def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
     m, cfg = ctx.market, ctx.config
     t0 = time.perf_counter()
     view = PastView.at(m.closes, m.snapshots, key.window, m.calendar, m.benchmark)
-    view = dataclasses.replace(view, pool=pool_as_of(m, view.pool, view.cutoff_date))
+    view = dataclasses.replace(view, pool=ctx.pool_as_of(view))
     sel_cfg = cfg.selection.for_lookback(key.setting.feature_lookback)
     seed = derive_seed(cfg.seed, key.setting.id, key.window.index)
     # the v4 family (v4, challengers, raw, random) shares one pass; the frozen v3.4 engine runs alone:
@@ -135,13 +156,14 @@ def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
     t1 = time.perf_counter()
     allocations: dict[str, Allocation] = {}
     acfg = AllocationConfig()
+    backends = ctx.backends_for(key.setting)
     for engine in cfg.engines:
         sel = selections[engine]
         ts = time.perf_counter()
         req = allocation_request(view, sel, m.calendar.periods_per_year)
         seconds["allocation:requests"] = seconds.get("allocation:requests", 0.0) + time.perf_counter() - ts
         for profile in cfg.profiles:
-            for backend in ctx.backends_for(key.setting):
+            for backend in backends:
                 ts = time.perf_counter()
                 allocations[alloc_key(engine, profile, backend)] = allocate(
                     req, Profile(profile), Backend(backend), acfg, ctx.problem_cache)

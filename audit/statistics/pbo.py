@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -82,6 +83,14 @@ def _half_sharpe(idx: np.ndarray, n_b: np.ndarray, s1: np.ndarray, s2: np.ndarra
     return np.where(ok, mean / np.sqrt(np.where(ok, var, 1.0)), 0.0)
 
 
+@lru_cache(maxsize=8)
+def _block_labels(s: int) -> tuple[str, ...]:
+    """``"0,1,...,7"``-style labels of the IS blocks of every combination of ``s // 2`` of ``s``
+    blocks, in ``itertools.combinations`` order (a pure function of ``s``, built once: 12,870
+    labels at S = 16, and the PBO null calls pbo_cscv dozens of times)."""
+    return tuple(",".join(map(str, c)) for c in itertools.combinations(range(s), s // 2))
+
+
 def pbo_cscv(trial_returns: object, n_splits: int = 16) -> PBOResult:
     """PBO of a T x N (dates x trials) matrix of per-period returns on common dates.
 
@@ -128,7 +137,7 @@ def pbo_cscv(trial_returns: object, n_splits: int = 16) -> PBOResult:
     lambdas = np.log(w / (1.0 - w))
     records = pd.DataFrame({
         "combination": np.arange(n_c),
-        "is_blocks": [",".join(str(int(v)) for v in c) for c in combos],
+        "is_blocks": list(_block_labels(s)),
         "best_trial": [labels[int(i)] for i in best],
         "is_sharpe": is_best, "oos_sharpe": oos_best, "oos_rank": rank, "w": w,
         "lambda": lambdas,

@@ -145,12 +145,18 @@ def mertens_se(x: np.ndarray, sr: np.ndarray) -> np.ndarray:
     """Per-period Sharpe standard error of each row of ``x`` (R x n) given its Sharpes ``sr``:
     ``sqrt(max(0, 1 - g3 SR + (g4 - 1)/4 SR^2) / (n - 1))`` with the biased sample skewness
     and non-excess kurtosis (Mertens 2002; Bailey & Lopez de Prado 2012). Constant rows give 0.
+
+    The third and fourth powers are products (``d2 * d``, ``d2 * d2``), not ``d**3``/``d**4``:
+    numpy's ``pow`` is about 70x slower than a multiply on a bootstrap's 300 x 500 draws, and the
+    products differ from it by at most a couple of ulps per term (relative ~1e-16 on the moments,
+    far below the bootstrap's own Monte Carlo error).
     """
     n = x.shape[1]
     d = x - x.mean(axis=1, keepdims=True)
-    m2 = np.mean(d * d, axis=1)
+    d2 = d * d
+    m2 = np.mean(d2, axis=1)
     safe = np.where(m2 > 0.0, m2, 1.0)
-    g3 = np.mean(d**3, axis=1) / safe**1.5
-    g4 = np.mean(d**4, axis=1) / safe**2
+    g3 = np.mean(d2 * d, axis=1) / safe**1.5
+    g4 = np.mean(d2 * d2, axis=1) / safe**2
     v = np.maximum(1.0 - g3 * sr + (g4 - 1.0) / 4.0 * sr * sr, 0.0) / (n - 1.0)
     return np.where(m2 > 0.0, np.sqrt(v), 0.0)

@@ -164,9 +164,11 @@ def legacy_partition(x: pd.DataFrame, shrinkage: float = 0.01, config: LegacyCon
     for lb in lbs:
         sub = arr[-lb:]
         c = np.eye(k)
-        for i in range(k):
-            row = _corr_row(sub, i, cfg.min_common_obs)
-            c[i, i + 1:] = c[i + 1:, i] = row[i + 1:]
+        for i in range(k - 1):
+            # only the pairs (i, j > i) are read: the columns from i on give them the same numbers
+            # (each pair's sums run over its own column; tests/selection/test_legacy_speed.py)
+            row = _corr_row(sub[:, i:], 0, cfg.min_common_obs)
+            c[i, i + 1:] = c[i + 1:, i] = row[1:]
         corr += c
         c = (1.0 - shrinkage) * c + shrinkage * np.eye(k)
         dist += np.sqrt(np.clip(0.5 * (1.0 - c), 0.0, None))
@@ -194,21 +196,26 @@ def hard_vetoes(features: pd.DataFrame, pool: pd.DataFrame, train_length: int,
     cfg = config or LegacyConfig()
     min_bars = min(cfg.min_history_bars, train_length)
     out: dict[str, list[str]] = {}
-    for cid in features.index:
-        row, meta, why = features.loc[cid], pool.loc[cid], []
+    # the same values as reading ``features.loc[cid]`` / ``pool.loc[cid]`` row by row, looked up once
+    meta = {col: dict(zip(pool.index, pool[col])) for col in ("sector", "asset_type", "direction",
+                                                              "Value.Traded")}
+    n_history = features["n_history"].to_numpy(dtype=np.float64)
+    survival = features["survival"].to_numpy(dtype=np.float64)
+    for k, cid in enumerate(features.index):
+        why = []
         for col in ("sector", "asset_type", "direction"):
-            if _meta_missing(meta[col]):
+            if _meta_missing(meta[col][cid]):
                 why.append(f"missing:{col}")
-        vt = float(meta["Value.Traded"])
+        vt = float(meta["Value.Traded"][cid])
         if math.isnan(vt):
             why.append("missing:Value.Traded")
-        elif vt < liquidity_floor(meta["asset_type"]):
+        elif vt < liquidity_floor(meta["asset_type"][cid]):
             why.append("liquidity")
-        if row["n_history"] < min_bars:
+        if n_history[k] < min_bars:
             why.append("history")
-        if math.isnan(row["survival"]):
+        if math.isnan(survival[k]):
             why.append("missing:survival")
-        elif row["survival"] < cfg.min_survival:
+        elif survival[k] < cfg.min_survival:
             why.append("survival")
         out[cid] = why
     return out
@@ -229,16 +236,19 @@ def soft_vetoes(features: pd.DataFrame, th: dict[str, float], cfg: LegacyConfig)
     ordinal windows); the entropy rule is off once ``entropy_max >= 1`` (stage >= 2 at defaults).
     """
     out: dict[str, list[str]] = {}
-    for cid in features.index:
-        row, why = features.loc[cid], []
+    # the feature columns read once (the values ``features.loc[cid]`` gives row by row)
+    col = {f: features[f].to_numpy(dtype=np.float64)
+           for f in ("Recommend.All", "entropy", "entropy_raw", "efficiency", "ADX")}
+    for k, cid in enumerate(features.index):
+        why = []
         checks = [("Recommend.All", "sentiment", lambda v: v <= cfg.sentiment_min)]
         if th["entropy_max"] < 1.0:
             checks.append(("entropy", "entropy", lambda v: v > th["entropy_max"]))
         checks += [("efficiency", "efficiency", lambda v: v < th["efficiency_min"]),
                    ("ADX", "adx", lambda v: v < th["adx_min"])]
         for feat, name, fires in checks:
-            v = float(row[feat])
-            if feat == "entropy" and math.isnan(float(row["entropy_raw"])):
+            v = float(col[feat][k])
+            if feat == "entropy" and math.isnan(float(col["entropy_raw"][k])):
                 v = math.nan
             if math.isnan(v):
                 why.append(f"missing:{feat}")
@@ -258,6 +268,8 @@ def _policy_pass(stage, features, scores, clusters, pool, hard, cfg):
     {id: recruiting step 1/3/4}, soft vetoes at this stage, identity twins left out by step 1)."""
     soft = soft_vetoes(features, _thresholds(stage, cfg), cfg)
     n_take = max(TOP_N_FLOOR, cfg.top_n)
+    identity = dict(zip(pool.index, pool["identity"]))  # pool.loc[c, "identity"], looked up once
+    sign_of = dict(zip(pool.index, pool["sign"]))
     winners: list[str] = []
     origin: dict[str, int] = {}
     twins: set[str] = set()  # clean members behind a better one of the same identity in the cluster
@@ -265,13 +277,13 @@ def _policy_pass(stage, features, scores, clusters, pool, hard, cfg):
         members = [c for c in clusters if clusters[c] == cl]
         seen, clean = set(), []
         for c in _ranked([c for c in members if not hard[c] and not soft[c]], scores):
-            if pool.loc[c, "identity"] not in seen:
-                seen.add(pool.loc[c, "identity"])
+            if identity[c] not in seen:
+                seen.add(identity[c])
                 clean.append(c)
             else:
                 twins.add(c)
         for sign in (1.0, -1.0):
-            for c in [c for c in clean if float(pool.loc[c, "sign"]) == sign][:n_take]:
+            for c in [c for c in clean if float(sign_of[c]) == sign][:n_take]:
                 winners.append(c)
                 origin[c] = 1
     if stage >= 3:
@@ -297,6 +309,8 @@ def _htr(stage, features, scores, clusters, pool, hard, cfg, events, first=None)
     (soft vetoes, identity twins) of the last pass, last stage).
     """
     first = dict(first or {})
+    if isinstance(scores, pd.Series):  # ``float(scores[c])`` from a dict: the same values, no index look-ups
+        scores = dict(zip(scores.index, scores.to_numpy(dtype=np.float64)))
     winners, _, soft, twins = _policy_pass(stage, features, scores, clusters, pool, hard, cfg)
     for w in winners:
         first.setdefault(w, stage)
@@ -307,7 +321,7 @@ def _htr(stage, features, scores, clusters, pool, hard, cfg, events, first=None)
     events.append({"stage": "policy", "event": "htr_pass",
                    "data": {"stage": stage, **_thresholds(stage, cfg), "n_winners": len(winners),
                             "n_vetoed": vetoed,
-                            "n_shorts": sum(1 for w in winners if float(pool.loc[w, "sign"]) < 0),
+                            "n_shorts": sum(1 for w in winners if float(pool.at[w, "sign"]) < 0),
                             "winners": _ranked(winners, scores)}})
     if len(winners) >= cfg.min_winners or stage == 4:
         return _ranked(winners, scores), {w: first[w] for w in winners}, (soft, twins), stage
@@ -370,13 +384,14 @@ def run_v34(view: PastView, config: LegacyConfig | None = None,
     soft1 = soft_vetoes(feats, _thresholds(1, cfg), cfg)
     rejected = [RejectedCandidate(id=cid, symbol=sym, reasons=[reason], last_stage=None)
                 for cid, sym, reason in dropped]
+    symbol_of = dict(zip(pool.index, pool["symbol"]))
     for c in feats.index:
         if c in origin:
             continue
         # every veto reason (hard, then soft at the last stage); a candidate without a veto gets the
         # policy reason: "identity" (a better member of its identity in its cluster) or "rank"
         reasons = hard[c] + soft[c] or ["identity" if c in twins else "rank"]
-        rejected.append(RejectedCandidate(id=c, symbol=str(pool.loc[c, "symbol"]), reasons=reasons,
+        rejected.append(RejectedCandidate(id=c, symbol=str(symbol_of[c]), reasons=reasons,
                                           last_stage=stage))
     by_stage: dict[int, int] = {}
     for a in atoms:

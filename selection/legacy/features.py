@@ -146,10 +146,17 @@ def ingest(view: PastView, price_faults: dict[str, str] | None = None
 
 def train_returns(view: PastView, pool: pd.DataFrame) -> pd.DataFrame:
     """Direction-adjusted train-slice returns ``x = d * r`` (rows = train bars, columns = candidate ids)."""
-    r = simple_returns(view.closes).iloc[view.window.train_start:]
-    out = {cid: r[sym].to_numpy(dtype=np.float64) * sign
-           for cid, sym, sign in zip(pool.index, pool["symbol"], pool["sign"])}
-    return pd.DataFrame(out, index=r.index, columns=list(pool.index), dtype=np.float64)
+    # a return reads its bar and the one before: the closes from the bar before the train slice on
+    # give the train rows' returns exactly (column by column, as indexed arrays)
+    start = view.window.train_start
+    closes = view.closes.iloc[max(start - 1, 0):]
+    syms = list(dict.fromkeys(pool["symbol"]))
+    r = simple_returns(closes[syms]).iloc[1 if start > 0 else 0:]
+    arr = r.to_numpy(dtype=np.float64)
+    pos = {s: j for j, s in enumerate(syms)}
+    cols = np.array([pos[s] for s in pool["symbol"]], dtype=np.int64)
+    x = arr[:, cols] * pool["sign"].to_numpy(dtype=np.float64)[None, :]
+    return pd.DataFrame(x, index=r.index, columns=list(pool.index), dtype=np.float64)
 
 
 def hurst_rs(v: np.ndarray) -> float:
@@ -160,14 +167,16 @@ def hurst_rs(v: np.ndarray) -> float:
     logs_lag, logs_rs = [], []
     lag = 8
     while lag <= n // 2:
-        rs = []
-        for b in range(n // lag):
-            blk = v[b * lag:(b + 1) * lag]
-            dev = np.cumsum(blk - blk.mean())
-            s = blk.std()
-            if s > 0:
-                rs.append((dev.max() - dev.min()) / s)
-        if rs and np.mean(rs) > 0:
+        # the n // lag blocks as the rows of one array: row reductions of a C-contiguous array run
+        # numpy's same summation per row as a loop over the blocks would (the frozen numbers;
+        # tests/selection/test_legacy_speed.py compares with that loop bit for bit)
+        nb = n // lag
+        blk = v[:nb * lag].reshape(nb, lag)
+        dev = np.cumsum(blk - blk.mean(axis=1, keepdims=True), axis=1)
+        s = blk.std(axis=1)
+        ok = s > 0
+        rs = (dev.max(axis=1)[ok] - dev.min(axis=1)[ok]) / s[ok]
+        if rs.size and np.mean(rs) > 0:
             logs_lag.append(math.log(lag))
             logs_rs.append(math.log(float(np.mean(rs))))
         lag *= 2
@@ -244,16 +253,32 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
     tc = view.train_closes
     n_closes = dict(zip(tc.columns, (~np.isnan(tc.to_numpy(dtype=np.float64))).sum(axis=0)))
     rows = {}
-    for j, (cid, sym) in enumerate(zip(pool.index, pool["symbol"])):
+    # candidates of one symbol and direction (its logics) have the same column x = d * r: its
+    # features are computed once and copied (the same numbers as computing each column)
+    first: dict[tuple[str, float], int] = {}
+    for j, key in enumerate(zip(pool["symbol"], pool["sign"])):
+        first.setdefault(key, j)
+    # permutation entropy and its percentile of every distinct column in one call: each column's
+    # value is computed by the same operations as a call on that column alone
+    cols = list(first.values())
+    raw_all, nw_all = permutation_entropy(x_arr[:, cols])
+    pct_all = null_cache.percentile(raw_all, nw_all)
+    at = {j: k for k, j in enumerate(cols)}
+    done: dict[tuple[str, float], dict[str, float]] = {}
+    for j, (cid, sym, sign) in enumerate(zip(pool.index, pool["symbol"], pool["sign"])):
+        if (sym, sign) in done:
+            rows[cid] = dict(done[(sym, sign)])
+            continue
         x = np.ascontiguousarray(x_arr[:, j])
         f = column_features(x, periods)
-        raw, nw = permutation_entropy(x)
-        f["entropy"] = float(null_cache.percentile(raw, nw)[0])
-        f["entropy_raw"] = float(raw[0]) if nw[0] >= 10 else math.nan
+        k = at[j]
+        f["entropy"] = float(pct_all[k])
+        f["entropy_raw"] = float(raw_all[k]) if nw_all[k] >= 10 else math.nan
         n_bars = int(n_closes[sym])
         f["n_history"] = float(n_bars)
         f["survival"] = n_bars / t_len
         rows[cid] = f
+        done[(sym, sign)] = dict(f)
     per_col = ["n_valid", "momentum", "volatility", "stability", "efficiency", "hurst", "hurst_clean",
                "skew", "kurtosis", "cvar", "tail_gain", "entropy", "entropy_raw", "n_history", "survival"]
     feats = pd.DataFrame.from_dict(rows, orient="index", columns=per_col) if rows else \

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from contracts.atom import StrategyAtom
@@ -21,13 +22,20 @@ def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd
                stages: dict[str, int] | None) -> tuple[StrategyAtom, ...]:
     """Atoms for ``ids`` in the given order; ``stages`` None (baselines) leaves ``htr_stage`` None."""
     out = []
+    if not ids:
+        return ()
+    # the pool's and the scores' values read column-wise once (the same values as ``pool.loc[i]``
+    # and ``scores.at[i, s]`` per atom, without a row look-up each)
+    cols = {c: dict(zip(pool.index, pool[c])) for c in ("symbol", "identity", "direction", "logic", "sector")}
+    cluster = dict(zip(labels.index, labels))
+    names = [str(s) for s in scores.columns]
+    score_rows = dict(zip(scores.index, scores.to_numpy(dtype=np.float64).tolist())) if len(names) else {}
     for i in ids:
-        row = pool.loc[i]
         out.append(StrategyAtom(
-            id=i, symbol=str(row["symbol"]), identity=str(row["identity"]),
-            direction=Direction(row["direction"]), logic=Logic(row["logic"]),
-            cluster=int(labels.at[i]), sector=str(row["sector"]),
-            conviction={str(s): float(scores.at[i, s]) for s in scores.columns},
+            id=i, symbol=str(cols["symbol"][i]), identity=str(cols["identity"][i]),
+            direction=Direction(cols["direction"][i]), logic=Logic(cols["logic"][i]),
+            cluster=int(cluster[i]), sector=str(cols["sector"][i]),
+            conviction=dict(zip(names, score_rows[i])) if names else {},
             htr_stage=None if stages is None else int(stages[i])))
     return tuple(out)
 

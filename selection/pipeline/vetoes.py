@@ -127,6 +127,7 @@ def veto_evidence(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig,
         "adx": ("ADX", lambda i: th.adx_min, "value < threshold"),
     }
     out: dict[str, dict[str, dict]] = {}
+    columns: dict[str, pd.Series | None] = {}  # each column taken out of its frame once
     for cid, reasons in ids_reasons.items():
         ev = {}
         for r in reasons:
@@ -136,8 +137,10 @@ def veto_evidence(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig,
             if r not in rules:
                 continue
             col, thr, rule = rules[r]
-            src = pool if col == "Value.Traded" else fs
-            v = src[col].get(cid) if col in src.columns else None
+            if col not in columns:
+                src = pool if col == "Value.Traded" else fs
+                columns[col] = src[col] if col in src.columns else None
+            v = columns[col].get(cid) if columns[col] is not None else None
             ev[r] = {"value": None if v is None or not np.isfinite(v) else float(v), "threshold": thr(cid),
                      "rule": rule}
         if ev:
