@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from contracts.lifetime import die_with_parent
 from reports.html import page
 from reports.rundata import RunData, load_run
 from reports.stats_sections import (checks_section, htr_section, pbo_dsr_section, sensitivity_section,
@@ -75,7 +76,9 @@ def render_windows(bundles: list[UnitBundle], report_dir: Path, workers: int | N
         return _render_chunk(bundles, str(report_dir))
     size = min(CHUNK, -(-len(bundles) // w))  # at least one chunk per worker
     chunks = [bundles[i:i + size] for i in range(0, len(bundles), size)]
-    with ProcessPoolExecutor(max_workers=min(w, len(chunks)), mp_context=_context()) as pool:
+    # workers exit when this process dies, even by SIGKILL (contracts.lifetime: no orphaned renderers)
+    with ProcessPoolExecutor(max_workers=min(w, len(chunks)), mp_context=_context(),
+                             initializer=die_with_parent) as pool:
         return sum(pool.map(_render_chunk, chunks, [str(report_dir)] * len(chunks)))
 
 

@@ -2,7 +2,7 @@
 
 Results are yielded as units finish (order may differ across executors: the ledger order may, the
 decisions may not). Solver and BLAS threads are pinned to 1 in every executor, serial included.
-Process-pool workers exit when their driver dies, even by SIGKILL (``tournament.lifetime``); on Dask
+Process-pool workers exit when their driver dies, even by SIGKILL (``contracts.lifetime``); on Dask
 the market is scattered once and each worker reuses one ``UnitContext`` per run (``tournament.dask_units``).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Iterator
 
 from contracts.enums import ExecutorKind
 from contracts.errors import ConfigError
-from tournament.lifetime import die_with_parent
+from contracts.lifetime import die_with_parent
 from tournament.unit import UnitContext, UnitKey, UnitResult, run_unit
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -40,7 +40,7 @@ _WORKER_CTX: dict[str, UnitContext] = {}
 
 
 def _init_worker(market, config, verify_windows=frozenset(), parent_pid: int | None = None) -> None:
-    if parent_pid is not None:  # exit when the driver dies, even by SIGKILL (tournament.lifetime)
+    if parent_pid is not None:  # exit when the driver dies, even by SIGKILL (contracts.lifetime)
         die_with_parent(parent_pid)
     pin_threads()
     _WORKER_CTX["ctx"] = UnitContext(market=market, config=config, verify_windows=verify_windows)

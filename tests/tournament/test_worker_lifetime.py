@@ -16,7 +16,7 @@ from tests.tournament.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 #: seconds a worker may outlive its killed driver: the watchdog polls every 0.5 s
-#: (tournament.lifetime.POLL_SECONDS); the rest is slack for a loaded 2-core machine
+#: (contracts.lifetime.POLL_SECONDS); the rest is slack for a loaded 2-core machine
 GRACE = 5.0
 #: the `tournament` command of this checkout
 CLI = (sys.executable, "-c", "from tournament.cli import main; main()")
@@ -89,7 +89,7 @@ def test_workers_die_with_killed_driver(tmp_path, executor):
 
 _WATCHDOG_ONLY = """
 import multiprocessing as mp, os, sys, time
-from tournament import lifetime
+from contracts import lifetime
 
 def child(ppid):
     lifetime.set_parent_death_signal = lambda *a: False  # the portable fallback alone

@@ -1,4 +1,5 @@
-"""Worker processes that die with their driver (issue 16).
+"""Worker processes that die with their driver (issue 16): the tournament's process-pool workers
+(``tournament.executors``) and the report's window renderers (``reports.render``).
 
 A ``tournament run`` killed with SIGKILL cannot clean up: its process-pool workers used to be
 orphaned (re-parented to PID 1) and kept running, holding their memory. A worker calls
@@ -53,11 +54,15 @@ def _watch(parent_pid: int, poll: float) -> None:
         time.sleep(poll)
 
 
-def die_with_parent(parent_pid: int, poll: float = POLL_SECONDS) -> threading.Thread:
+def die_with_parent(parent_pid: int | None = None, poll: float = POLL_SECONDS) -> threading.Thread:
     """Make this (worker) process exit when ``parent_pid``, its parent, dies.
 
     ``parent_pid`` is the driver's PID as the driver saw it (passed in the initializer's arguments),
-    so that a parent that died before this call is detected too. Returns the watchdog thread."""
+    so that a parent that died before this call is detected too; ``None`` takes the current parent
+    (a pool started through a ``forkserver``, whose server exits when its driver dies: the report's
+    window renderers). Returns the watchdog thread."""
+    if parent_pid is None:
+        parent_pid = os.getppid()
     set_parent_death_signal()
     if os.getppid() != parent_pid:
         os._exit(ORPHAN_EXIT)
