@@ -38,7 +38,7 @@ def _weights(rd: RunData) -> pd.DataFrame:
 def weights_area(w: pd.DataFrame, out: Path) -> Path:
     """One stacked area per allocator: sleeve weights from each window's fill to the next one's."""
     allocs = sorted(w["allocator"].unique())
-    fig = Figure(figsize=(11, 2.4 * len(allocs)))
+    fig = Figure(figsize=(11, 2.4 * len(allocs)), layout="constrained")  # titles clear of the axis above
     for i, a in enumerate(allocs):
         ax = fig.add_subplot(len(allocs), 1, i + 1)
         piv = w[w["allocator"] == a].pivot_table(index="fill", columns="sleeve", values="weight", aggfunc="first")
