@@ -1,37 +1,45 @@
 """Units on a Dask cluster with per-worker state (issue 16).
 
-The market is scattered once (to every worker); each worker keeps one ``UnitContext`` per run and
-reuses it across the units it runs, so that the per-process caches (features, covariance, the native
-backend's compiled problems) live as long as they do in a process-pool worker. The context lives in a
-``WorkerPlugin`` (``UnitsPlugin``) registered for the run and removed at its end (``teardown`` drops
-it), named after the scattered market's key and the config's digest: two runs sharing a cluster never
-share a context, nor remove each other's. ``setup`` pins BLAS/OpenMP/Rayon threads to 1, as the process executor's
-initializer does (``tournament.executors.pin_threads``), on a ``LocalCluster`` and on a remote
-cluster alike. A worker that joins mid-run (a nanny's restart after a crash) receives the plugin on
-arrival; the scheduler re-runs the units of a worker that died (their results are the same: a unit
-is a pure function of the market, the config and its key).
+The market travels once to every worker inside the run's ``WorkerPlugin`` (``UnitsPlugin``), which
+keeps one ``UnitContext`` per worker, built at the worker's first unit of the run and reused across
+the units it runs, so that the per-process caches (features, covariance, the native backend's compiled
+problems) live as long as they do in a process-pool worker. A unit task carries only its key: it has
+no data dependency, so a worker that dies costs only the units it was running, which the scheduler
+runs again elsewhere (a unit is a pure function of the market, the config and its key). Scattering
+the market instead made it a dependency of every task: Dask's active memory manager keeps one replica
+of scattered data, and when the worker holding it died every pending unit was cancelled ("already
+forgotten") and the run failed (tests/tournament/test_real_cluster.py).
+
+The plugin is registered per run under a name with a random token (two runs sharing a cluster never
+share a context, nor remove each other's) and removed at the run's end (``teardown`` drops the
+context). A worker that joins mid-run (a nanny's restart after a crash) receives the plugin on
+arrival. ``setup`` pins BLAS/OpenMP/Rayon threads to 1, as the process executor's initializer does
+(``tournament.executors.pin_threads``), on a ``LocalCluster`` and on a remote cluster alike.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import uuid
 from typing import Iterator
 
 from distributed import WorkerPlugin, get_worker
 from distributed import as_completed as dask_completed
 
-from tournament.config import TournamentConfig, dump_config
+from tournament.config import TournamentConfig
 from tournament.unit import UnitContext, UnitKey, UnitResult
 
 PLUGIN_NAME = "wfaudit-units"
 
 
 class UnitsPlugin(WorkerPlugin):
-    """One run's ``UnitContext`` on one worker, built at the run's first unit there and reused."""
+    """One run's market, config and verification sample, and its ``UnitContext`` on one worker (built
+    at the run's first unit there and reused)."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, market=None, config: TournamentConfig | None = None,
+                 verify_windows: frozenset = frozenset()) -> None:
         self.token = token
         self.name = plugin_name(token)
+        self.market, self.config, self.verify_windows = market, config, verify_windows
         self.ctx: UnitContext | None = None
         #: contexts built and units run on this worker (tests, benchmarks)
         self.stats = {"contexts": 0, "units": 0}
@@ -44,9 +52,9 @@ class UnitsPlugin(WorkerPlugin):
     def teardown(self, worker) -> None:
         self.ctx = None
 
-    def context(self, market, config: TournamentConfig, verify_windows: frozenset) -> UnitContext:
+    def context(self) -> UnitContext:
         if self.ctx is None:
-            self.ctx = UnitContext(market=market, config=config, verify_windows=verify_windows)
+            self.ctx = UnitContext(market=self.market, config=self.config, verify_windows=self.verify_windows)
             self.stats["contexts"] += 1
         self.stats["units"] += 1
         return self.ctx
@@ -57,13 +65,12 @@ def plugin_name(token: str) -> str:
     return f"{PLUGIN_NAME}-{token}"
 
 
-def run_token(market_key: str, config: TournamentConfig, verify_windows: frozenset) -> str:
-    """The key of a run's context on a worker: the scattered market, the config and the sample."""
-    blob = "\n".join([str(market_key), dump_config(config), ",".join(map(str, sorted(verify_windows)))])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def run_token() -> str:
+    """A fresh name for one run's plugin (it names, never decides: results do not depend on it)."""
+    return uuid.uuid4().hex[:16]
 
 
-def run_dask_unit(market, config: TournamentConfig, key: UnitKey, verify_windows: frozenset, token: str) -> dict:
+def run_dask_unit(key: UnitKey, token: str) -> dict:
     """One unit on a worker, with that worker's context of the run (``UnitsPlugin``)."""
     from tournament.executors import _run_pinned
 
@@ -71,7 +78,7 @@ def run_dask_unit(market, config: TournamentConfig, key: UnitKey, verify_windows
     if plugin is None:
         raise RuntimeError(f"worker {get_worker().address}: plugin {plugin_name(token)!r} is not registered "
                            "(tournament.dask_units.run_units registers it before submitting)")
-    return _run_pinned(plugin.context(market, config, verify_windows), key)
+    return _run_pinned(plugin.context(), key)
 
 
 def _stats(dask_worker, name: str) -> dict:
@@ -84,13 +91,11 @@ def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None 
 
     ``stats``, when given, receives per worker address ``{"contexts": built, "units": run}`` before
     the run's plugin is removed."""
-    market_f = client.scatter(ctx.market, broadcast=True)
-    token = run_token(market_f.key, ctx.config, ctx.verify_windows)
+    token = run_token()
     name = plugin_name(token)
-    client.register_plugin(UnitsPlugin(token), name=name)
+    client.register_plugin(UnitsPlugin(token, ctx.market, ctx.config, ctx.verify_windows), name=name)
     try:
-        done = dask_completed([client.submit(run_dask_unit, market_f, ctx.config, k, ctx.verify_windows, token,
-                                             pure=False) for k in keys])
+        done = dask_completed([client.submit(run_dask_unit, k, token, pure=False) for k in keys])
         for f in done:
             res = f.result()
             f.release()  # the driver has it: no worker keeps it (nor recomputes it if that worker dies)

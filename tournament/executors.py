@@ -3,7 +3,8 @@
 Results are yielded as units finish (order may differ across executors: the ledger order may, the
 decisions may not). Solver and BLAS threads are pinned to 1 in every executor, serial included.
 Process-pool workers exit when their driver dies, even by SIGKILL (``contracts.lifetime``); on Dask
-the market is scattered once and each worker reuses one ``UnitContext`` per run (``tournament.dask_units``).
+the market travels once to each worker in the run's plugin, which keeps one ``UnitContext`` per
+worker (``tournament.dask_units``).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-worker state on Dask (issue 16): the market is scattered once and each worker builds one
+"""Per-worker state on Dask (issue 16): the market travels once to each worker (in the run's plugin) and each worker builds one
 ``UnitContext`` per run, reused across the units it runs (it used to build one per unit, losing the
 feature, covariance and compiled-problem caches every time); the units' decisions equal serial's."""
 import contextlib
