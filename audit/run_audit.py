@@ -275,6 +275,19 @@ def _directional(cells: pd.DataFrame, selections: list[SelectionArtifact], weigh
     return out
 
 
+def simulator_disagreement(cid: str, other: str, a: pd.DataFrame, r: pd.DataFrame) -> CheckResult:
+    """The vectorbt cell ``cid`` against its reference twin ``other`` (each cell's returns sorted by
+    date): PASS when both have the same dates and every daily return agrees within
+    ``SIM_TOLERANCE`` (a fraction per day); different dates count as an infinite difference."""
+    same = len(a) == len(r) and np.array_equal(a["date"].to_numpy(), r["date"].to_numpy())
+    diff = float(np.max(np.abs(a["return"].to_numpy() - r["return"].to_numpy()), initial=0.0)) \
+        if same else float("inf")
+    st = CheckStatus.PASS if diff <= SIM_TOLERANCE else CheckStatus.FAIL
+    return make_result("simulator_disagreement", st, {
+        "vectorbt_cell": cid, "reference_cell": other, "max_abs_return_diff": diff,
+        "tolerance": SIM_TOLERANCE}, cell_id=cid)
+
+
 def _verification(cells: pd.DataFrame, returns: pd.DataFrame, weights: pd.DataFrame,
                   trial_simulator: str, verification: pd.DataFrame | None = None) -> list[CheckResult]:
     """Simulator disagreement (vectorbt vs reference) and backend disagreement (riskfolio vs native).
@@ -292,14 +305,7 @@ def _verification(cells: pd.DataFrame, returns: pd.DataFrame, weights: pd.DataFr
         other = index.get((e, p, b, "reference", sid))
         if other is None:
             continue
-        a, r = ret[cid], ret[other]
-        same = len(a) == len(r) and np.array_equal(a["date"].to_numpy(), r["date"].to_numpy())
-        diff = float(np.max(np.abs(a["return"].to_numpy() - r["return"].to_numpy()), initial=0.0)) \
-            if same else float("inf")
-        st = CheckStatus.PASS if diff <= SIM_TOLERANCE else CheckStatus.FAIL
-        out.append(make_result("simulator_disagreement", st, {
-            "vectorbt_cell": cid, "reference_cell": other, "max_abs_return_diff": diff,
-            "tolerance": SIM_TOLERANCE}, cell_id=cid))
+        out.append(simulator_disagreement(cid, other, ret[cid], ret[other]))
     # cell -> window -> atom -> weight, in one pass over the rows (what a group-by per cell and
     # window gives, without a frame per group)
     w: dict[str, dict[int, dict[str, float]]] = {}

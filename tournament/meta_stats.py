@@ -22,7 +22,7 @@ import pandas as pd
 
 from audit.checks import SimConventions
 from audit.metrics import compute_metrics
-from audit.run_audit import check_cells
+from audit.run_audit import check_cells, simulator_disagreement
 from audit.statistics import deflated_sharpe, paired_sharpe_test, probabilistic_sharpe, sharpe_ci
 from tournament.config import TournamentConfig
 from tournament.meta import MetaOutcome
@@ -53,9 +53,6 @@ def meta_checks(out: MetaOutcome, conventions: dict[str, SimConventions], own_co
 def meta_simulator_disagreement(out: MetaOutcome) -> list:
     """``simulator_disagreement`` of each meta allocator's vectorbt and reference cells (same decisions):
     the largest daily return difference against ``audit.run_audit.SIM_TOLERANCE``, as for any cell pair."""
-    from audit.checks.result import CheckStatus, make_result
-    from audit.run_audit import SIM_TOLERANCE
-
     by = {(k.engine, k.simulator.value): cid for cid, k in out.cells.items()}
     ret = {str(c): g.sort_values("date") for c, g in out.returns.groupby("cell_id", observed=True)}
     res = []
@@ -63,14 +60,7 @@ def meta_simulator_disagreement(out: MetaOutcome) -> list:
         other = by.get((engine, "reference"))
         if sim != "vectorbt" or other is None:
             continue
-        a, r = ret[cid], ret[other]
-        same = len(a) == len(r) and np.array_equal(a["date"].to_numpy(), r["date"].to_numpy())
-        diff = float(np.max(np.abs(a["return"].to_numpy() - r["return"].to_numpy()), initial=0.0)) \
-            if same else float("inf")
-        st = CheckStatus.PASS if diff <= SIM_TOLERANCE else CheckStatus.FAIL
-        res.append(make_result("simulator_disagreement", st, {
-            "vectorbt_cell": cid, "reference_cell": other, "max_abs_return_diff": diff,
-            "tolerance": SIM_TOLERANCE}, cell_id=cid))
+        res.append(simulator_disagreement(cid, other, ret[cid], ret[other]))
     return res
 
 
