@@ -46,7 +46,7 @@ def ledger_returns(run_dir: str | os.PathLike, *, check_files: bool = True
     """Per cell, the stitched daily returns (Series indexed by UTC dates) from the ``simulation``
     records, and the P they state (None if none states it; ``ConfigError`` if they disagree).
     The ledger is verified first (``check_files=False``: its chain only, not the other files' digests)."""
-    parts: dict[str, list[pd.Series]] = {}
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # cell -> [(dates as int64 ns, returns)]
     ps: set[float] = set()
     for rec in load_records(run_dir, check_files=check_files):
         if rec["type"] != RecordType.SIMULATION.value or "returns" not in rec["data"]:
@@ -57,22 +57,25 @@ def ledger_returns(run_dir: str | os.PathLike, *, check_files: bool = True
                             f"{data['_nonfinite'][:3]}")
         if "periods_per_year" in data:
             ps.add(float(data["periods_per_year"]))
-        dates = pd.DatetimeIndex(pd.to_datetime(data["dates"], utc=True))
+        dates = pd.DatetimeIndex(pd.to_datetime(data["dates"], utc=True)).as_unit("ns").asi8
         for cell, r in data["returns"].items():
             if len(r) != len(dates):
                 raise DataError(f"seq {seq}: cell {cell} has {len(r)} returns for "
                                 f"{len(dates)} dates")
-            parts.setdefault(cell, []).append(pd.Series(np.asarray(r, dtype=np.float64),
-                                                        index=dates))
+            parts.setdefault(cell, []).append((dates, np.asarray(r, dtype=np.float64)))
     if len(ps) > 1:
         raise ConfigError(f"simulation records disagree on periods_per_year: {sorted(ps)}")
     series = {}
     for cell in sorted(parts):
-        s = pd.concat(parts[cell]).sort_index(kind="stable")
-        if s.index.has_duplicates:
-            dup = s.index[s.index.duplicated()][0]
-            raise DataError(f"cell {cell}: date {dup.isoformat()} appears in two simulation records")
-        series[cell] = s
+        d = np.concatenate([p[0] for p in parts[cell]])
+        v = np.concatenate([p[1] for p in parts[cell]])
+        order = np.argsort(d, kind="stable")  # records in ledger order, dates sorted (as pd.concat + sort_index)
+        d, v = d[order], v[order]
+        dup = np.flatnonzero(d[1:] == d[:-1])
+        if dup.size:
+            raise DataError(f"cell {cell}: date {pd.Timestamp(d[dup[0]], tz='UTC').isoformat()} appears in two "
+                            "simulation records")
+        series[cell] = pd.Series(v, index=pd.DatetimeIndex(d.view("datetime64[ns]")).tz_localize("UTC"))
     return series, (ps.pop() if ps else None)
 
 
@@ -104,22 +107,31 @@ def check_ledger_vs_returns(run_dir: str | os.PathLike, returns: pd.DataFrame) -
     for cid in sorted(set(parquet_cells) ^ set(series)):
         issues.append({"cell_id": cid, "issue": "only in " + ("ledger" if cid in series
                                                               else "returns.parquet")})
-    for cid, g in df.groupby("cell_id", sort=True):
+    # parquet rows grouped by cell (sorted by cell id, rows of a cell in date order), with numpy
+    cid_arr = df["cell_id"].astype(str).to_numpy(dtype=object)
+    codes, uniq = pd.factorize(cid_arr, sort=True)
+    p_dates = pd.DatetimeIndex(df["date"]).as_unit("ns").asi8
+    order = np.lexsort((p_dates, codes))
+    bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
+    p_dates, p_ret = p_dates[order], df["return"].to_numpy(dtype=np.float64)[order]
+    for j, cid in enumerate(uniq):
         cid = str(cid)
         if cid not in series:
             continue
-        p = pd.Series(g["return"].to_numpy(dtype=np.float64),
-                      index=pd.DatetimeIndex(g["date"])).sort_index()
+        lo, hi = bounds[j], bounds[j + 1]
+        pd_, pr = p_dates[lo:hi], p_ret[lo:hi]
         s = series[cid]
-        if not p.index.equals(s.index):
-            diff = p.index.symmetric_difference(s.index)
+        sd = s.index.asi8
+        if not np.array_equal(pd_, sd):
+            diff = pd.DatetimeIndex(pd_.view("datetime64[ns]")).tz_localize("UTC").symmetric_difference(s.index)
             issues.append({"cell_id": cid, "issue": f"dates differ, first {diff[0].isoformat()}"})
             continue
-        neq = np.flatnonzero(p.to_numpy() != s.to_numpy())
+        sv = s.to_numpy()
+        neq = np.flatnonzero(pr != sv)
         if neq.size:
             i = int(neq[0])
-            issues.append({"cell_id": cid, "issue": f"return differs on {p.index[i].isoformat()}: "
-                           f"parquet {p.iloc[i]!r} vs ledger {s.iloc[i]!r}"})
+            issues.append({"cell_id": cid, "issue": f"return differs on {s.index[i].isoformat()}: "
+                           f"parquet {float(pr[i])!r} vs ledger {float(sv[i])!r}"})
     status = CheckStatus.FAIL if issues else CheckStatus.PASS
     return make_result("raw_returns", status, {"issues": issues[:20], "n_issues": len(issues),
                                                "n_cells": len(series)})

@@ -253,7 +253,7 @@ def audit_run(run_dir: str | os.PathLike, *,
     if raw_returns:
         checks.append(check_ledger_vs_returns(root, returns))
     held = positions.loc[positions["units"].to_numpy(dtype=np.float64) != 0.0, "cell_id"]
-    no_pos_cells = sorted(set(cells["cell_id"].astype(str)) - set(held.astype(str)))
+    no_pos_cells = sorted(set(cells["cell_id"].astype(str)) - {str(c) for c in held.unique()})
     no_pos_windows = sorted(f"{s.setting_id}/{s.window}:{s.engine}" for s in selections if not s.atoms)
     return RunAudit(checks, quarantined, no_pos_cells, no_pos_windows)
 
@@ -271,7 +271,7 @@ def _directional(cells: pd.DataFrame, selections: list[SelectionArtifact], weigh
         cid = str(row.cell_id)
         atoms = by_engine_setting.get((str(row.engine), _setting_id(row)), {})
         out.append(check_directional(cid, atoms, w_by_cell.get(cid, empty_w).reset_index(drop=True),
-                                     p_by_cell.get(cid, empty_p).reset_index(drop=True)))
+                                     p_by_cell.get(cid, empty_p).reset_index(drop=True), checked=True))
     return out
 
 

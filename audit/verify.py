@@ -105,12 +105,23 @@ def check_line(line: bytes, seq: int, prev_hash: str, run_id: str | None) -> tup
         return None, f"seq {seq}: line is not the canonical bytes of its record (reformatted)"
     if obj["prev_hash"] != prev_hash:
         return None, f"seq {seq}: prev_hash does not match the hash of seq {seq - 1}"
-    body = {k: v for k, v in obj.items() if k != "hash"}
-    if record_hash(body) != obj["hash"]:
+    if _body_hash(line, obj) != obj["hash"]:
         return None, f"seq {seq}: hash does not match the record's content (edited)"
     if run_id is not None and obj["run_id"] != run_id:
         return None, f"seq {seq}: run_id {obj['run_id']!r} != {run_id!r} of seq 0"
     return obj, ""
+
+
+def _body_hash(line: bytes, obj: dict) -> str:
+    """``record_hash`` of ``obj`` without its ``hash`` field, from ``line``, the record's canonical bytes
+    (checked by the caller): with sorted keys ``"hash"`` directly follows ``"data"``, so the body's
+    canonical bytes are the line without ``,"hash":"<hex>"`` (the last such segment: ``data`` cannot
+    hold the record's own hash). Same digest as ``record_hash``, without a second JSON encoding."""
+    seg = b',"hash":"' + str(obj["hash"]).encode("ascii") + b'"'
+    i = line.rfind(seg)
+    if i < 0:  # not canonical after all: the slow path gives the honest answer
+        return record_hash({k: v for k, v in obj.items() if k != "hash"})
+    return hashlib.sha256(line[:i] + line[i + len(seg):]).hexdigest()
 
 
 def _inside(run_dir: Path, rel: Any) -> Path | None:
@@ -261,12 +272,10 @@ def load_records(run_dir: str | os.PathLike, *, require_run_end: bool = False,
     ``check_files=False`` verifies the chain only (not the digests of the run's other files)."""
     from contracts.errors import LedgerError
 
-    report = verify_ledger(run_dir, require_run_end=require_run_end, check_files=check_files)
+    report, records = _verify(run_dir, require_run_end=require_run_end, check_files=check_files)
     if not report.ok:
         raise LedgerError(f"ledger of {run_dir} fails verification: {report.message}")
-    _, path = _ledger_path(run_dir)
-    lines, _ = split_lines(path.read_bytes())
-    return [parse_line(line) for line in lines]
+    return records  # verified: every line parsed once, by the verification itself
 
 
 def verify_ledger(run_dir: str | os.PathLike, *, require_run_end: bool = False,
@@ -278,9 +287,16 @@ def verify_ledger(run_dir: str | os.PathLike, *, require_run_end: bool = False,
     least 12 hex digits) of the record the ledger must end on (see the module docstring).
     ``check_files=False``: the chain, side files and records only, not the other files' digests.
     """
+    return _verify(run_dir, require_run_end=require_run_end, expect_head=expect_head,
+                   check_files=check_files)[0]
+
+
+def _verify(run_dir: str | os.PathLike, *, require_run_end: bool = False, expect_head: str | None = None,
+            check_files: bool = True) -> tuple[VerifyReport, list[dict]]:
+    """``verify_ledger``'s report and the records it parsed (every line's when the report is ok)."""
     root, path = _ledger_path(run_dir)
     if not path.is_file():
-        return VerifyReport(False, 0, None, f"ledger {path} is missing")
+        return VerifyReport(False, 0, None, f"ledger {path} is missing"), []
     lines, tail = split_lines(path.read_bytes())
     n_records = len(lines) + (1 if tail else 0)
     records, bad, msg = verify_lines(lines, root, artifacts=check_files)
@@ -288,9 +304,9 @@ def verify_ledger(run_dir: str | os.PathLike, *, require_run_end: bool = False,
     head = (records[-1]["seq"], records[-1]["hash"]) if records else (None, None)
     complete = bool(records) and records[-1]["type"] == RecordType.RUN_END.value
 
-    def report(ok: bool, bad_seq: int | None, message: str) -> VerifyReport:
+    def report(ok: bool, bad_seq: int | None, message: str) -> tuple[VerifyReport, list[dict]]:
         return VerifyReport(ok, n_records, bad_seq, message, warnings, head[0], head[1], complete,
-                            unverified_files(root, records))
+                            unverified_files(root, records)), records
 
     if bad is not None:
         return report(False, bad, msg)

@@ -147,8 +147,8 @@ def _as_string(s: pd.Series) -> pd.Series:
 def check_frame(df: pd.DataFrame, file: str) -> pd.DataFrame:
     """Check ``df`` against the schema of ``file``: same columns in order, compatible dtypes.
 
-    Returns ``df`` with the documented dtypes (cast where lossless). Raises ``DataError`` naming the
-    file and column.
+    Returns ``df`` with the documented dtypes (cast where lossless) and a fresh ``RangeIndex`` (rows
+    kept by position, whatever ``df``'s labels). Raises ``DataError`` naming the file and column.
     """
     spec = RUN_SCHEMAS[file] if file in RUN_SCHEMAS else META_SCHEMAS[file]
     names = [c.name for c in spec]
@@ -168,4 +168,5 @@ def check_frame(df: pd.DataFrame, file: str) -> pd.DataFrame:
                 out[c.name] = s.astype(c.dtype)
         except (TypeError, ValueError) as exc:
             raise DataError(f"{file}: column {c.name!r} is not {c.dtype}: {exc}") from exc
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    # by position: a frame sliced from a larger one keeps its row labels, which must not align
+    return pd.DataFrame({k: v.reset_index(drop=True) for k, v in out.items()}, index=pd.RangeIndex(len(df)))

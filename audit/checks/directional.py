@@ -28,12 +28,14 @@ MAX_LISTED = 50
 
 
 def check_directional(cell_id: str, atoms_by_window: Mapping[int, Sequence[StrategyAtom]],
-                      weights: pd.DataFrame, positions: pd.DataFrame) -> CheckResult:
+                      weights: pd.DataFrame, positions: pd.DataFrame, *, checked: bool = False) -> CheckResult:
     """Trace the sign of every atom of one cell. ``weights``/``positions`` may hold other cells'
     rows (filtered by ``cell_id``). ``fail`` on any violation (the first ``MAX_LISTED`` are listed
-    with stage, window, atom and values), ``pass`` otherwise; details count SHORT atoms traced."""
-    w = check_frame(weights, "weights.parquet")
-    pos = check_frame(positions, "positions.parquet")
+    with stage, window, atom and values), ``pass`` otherwise; details count SHORT atoms traced.
+    ``checked=True``: the caller has already validated both frames with ``check_frame`` (e.g. the
+    whole files, before splitting them by cell), so they are not validated again."""
+    w = weights if checked else check_frame(weights, "weights.parquet")
+    pos = positions if checked else check_frame(positions, "positions.parquet")
     w = w[w["cell_id"] == cell_id]
     pos = pos[pos["cell_id"] == cell_id]
     violations: list[dict] = []

@@ -93,3 +93,21 @@ def test_ledger_matches_returns_parquet(tmp_path):
         res.details["issues"][0]["issue"]
     res2 = check_ledger_vs_returns(tmp_path, returns[returns["cell_id"] == "cA"])
     assert res2.details["issues"] == [{"cell_id": "cB", "issue": "only in ledger"}]
+
+
+def test_ledger_vs_returns_in_any_row_and_record_order(tmp_path):
+    """The comparison sorts both sides by cell and date: windows appended out of order (parallel
+    executors) and parquet rows in any order still match; a missing day is named."""
+    _, returns, rets = _frames()
+    with LedgerWriter(tmp_path, "r") as w:
+        for k in (3, 1, 0, 2):
+            sl = slice(10 * k, 10 * k + 10)
+            w.append("simulation", "4.0-mlops", simulation_record_data(
+                k, DATES[sl], {c: r[sl] for c, r in reversed(list(rets.items()))}, P))
+    shuffled = returns.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    res = check_ledger_vs_returns(tmp_path, shuffled)
+    assert res.status is CheckStatus.PASS and res.details["n_cells"] == 2
+    cut = shuffled[~((shuffled["cell_id"] == "cB") & (shuffled["date"] == DATES[7]))]
+    res = check_ledger_vs_returns(tmp_path, cut)
+    assert res.status is CheckStatus.FAIL
+    assert res.details["issues"] == [{"cell_id": "cB", "issue": f"dates differ, first {DATES[7].isoformat()}"}]

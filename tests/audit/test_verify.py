@@ -202,3 +202,17 @@ def test_deleted_side_file_is_caught(run_dir):
     (run_dir / "audit.partial-1.jsonl").unlink()
     report = verify_ledger(run_dir)
     assert report.first_bad_seq == n and "missing" in report.message
+
+
+def test_body_hash_from_the_line_equals_record_hash(tmp_path, clock):
+    """verify hashes a record's body from its canonical line (no second JSON encoding): the digest is
+    record_hash's, also when the data holds text that looks like a hash field."""
+    from audit.canonical import record_hash
+    from audit.verify import _body_hash
+    with LedgerWriter(tmp_path, "h", clock=clock) as w:
+        w.append("run_start", "run", {"note": ',"hash":"' + "0" * 64 + '"', "hash": "x"})
+        w.append("run_end", "run", {"artifacts": {}})
+    for line in _lines(tmp_path):
+        obj = json.loads(line)
+        assert _body_hash(line, obj) == record_hash({k: v for k, v in obj.items() if k != "hash"}) == obj["hash"]
+    assert verify_ledger(tmp_path, require_run_end=True).ok

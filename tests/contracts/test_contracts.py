@@ -1,5 +1,6 @@
 import math
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -83,3 +84,17 @@ def test_check_frame_names_the_column():
     df["date"] = df["date"].dt.tz_localize("UTC")
     out = check_frame(df, "returns.parquet")
     assert list(out.columns) == [c.name for c in RUN_SCHEMAS["returns.parquet"]]
+
+
+def test_check_frame_keeps_rows_of_a_sliced_frame():
+    """A frame filtered out of a larger one keeps its row labels: check_frame must keep its rows by
+    position (it aligned them on a new RangeIndex, turning the rows past a gap into NA)."""
+    from contracts.schemas import check_frame
+    dates = pd.date_range("2024-01-01", periods=6, freq="D", tz="UTC")
+    df = pd.DataFrame({"cell_id": ["a", "a", "a", "b", "b", "b"], "date": dates, "window": [0] * 6,
+                       "return": [0.01, -0.02, 0.03, 0.0, 0.01, 0.02], "liquidated": [False] * 6})
+    sub = df[df["return"] != 0.0]  # labels 0, 1, 2, 4, 5
+    out = check_frame(sub, "returns.parquet")
+    assert out["cell_id"].tolist() == ["a", "a", "a", "b", "b"]
+    assert out["return"].tolist() == [0.01, -0.02, 0.03, 0.01, 0.02]
+    assert out["date"].tolist() == list(dates[[0, 1, 2, 4, 5]])
