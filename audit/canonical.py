@@ -71,9 +71,6 @@ def normalize(obj: Any, path: str = "", nonfinite: list[dict] | None = None) -> 
     if isinstance(obj, BaseModel):
         return normalize(obj.model_dump(mode="python"), path, nonfinite)
     if isinstance(obj, dict):
-        fast = _flat_dict(obj)
-        if fast is not None:
-            return fast
         out: dict[str, Any] = {}
         for k, v in obj.items():
             if isinstance(k, Enum):
@@ -86,39 +83,10 @@ def normalize(obj: Any, path: str = "", nonfinite: list[dict] | None = None) -> 
             out[key] = normalize(v, f"{path}/{_escape(key)}", nonfinite)
         return out
     if isinstance(obj, np.ndarray):
-        obj = obj.tolist()
+        return [normalize(v, f"{path}/{i}", nonfinite) for i, v in enumerate(obj.tolist())]
     if isinstance(obj, (list, tuple)):
-        fast = _flat_list(obj)
-        if fast is not None:
-            return fast
         return [normalize(v, f"{path}/{i}", nonfinite) for i, v in enumerate(obj)]
     raise DataError(f"cannot encode {type(obj).__name__} at {path or '/'} in a ledger record")
-
-
-#: exact types that ``normalize`` returns unchanged (a float only when finite)
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain(values) -> bool:
-    """Whether every value is of an exact type in ``_PLAIN`` and every float is finite."""
-    types = set(map(type, values))
-    if not types <= _PLAIN:
-        return False
-    return float not in types or all(math.isfinite(v) for v in values if type(v) is float)
-
-
-def _flat_list(items: list | tuple) -> list | None:
-    """The normalised copy of a list of plain scalars (exact str, int, bool, None or finite float:
-    what ``normalize`` returns unchanged item by item), built at C speed; None for any other list
-    (nested, numpy scalars, a non-finite float: the item-by-item path then names each path)."""
-    return list(items) if _plain(items) else None
-
-
-def _flat_dict(obj: dict) -> dict | None:
-    """The same for a dict with exact-str keys and plain scalar values; None otherwise."""
-    if not set(map(type, obj)) <= {str} or not _plain(obj.values()):
-        return None
-    return dict(obj)
 
 
 def normalize_data(data: dict) -> dict:

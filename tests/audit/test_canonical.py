@@ -78,35 +78,3 @@ def test_nat_and_frames_rejected():
         normalize_data({"t": pd.NaT})
     with pytest.raises(DataError, match="cannot encode DataFrame at /f"):
         normalize_data({"f": pd.DataFrame()})
-
-
-_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=4),
-                    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([np.float64(1.5), np.int64(3),
-                                                                                      np.bool_(True), Direction.LONG]))
-_tree = st.recursive(_scalar, lambda kids: st.one_of(st.lists(kids, max_size=5),
-                                                     st.dictionaries(st.text(max_size=3), kids, max_size=5)),
-                     max_leaves=20)
-
-
-@settings(max_examples=300, deadline=None)
-@given(data=st.dictionaries(st.text(min_size=1, max_size=3), _tree, max_size=5))
-def test_flat_fast_paths_equal_the_item_by_item_normalisation(monkeypatch_module, data):
-    """Lists and dicts of plain scalars are copied at C speed; the result (values, types, the
-    ``_nonfinite`` paths) must equal the item-by-item normalisation, for any mix of scalars."""
-    import audit.canonical as canon
-    fast = normalize_data(data)
-    monkeypatch_module.setattr(canon, "_flat_list", lambda items: None)
-    monkeypatch_module.setattr(canon, "_flat_dict", lambda obj: None)
-    try:
-        slow = normalize_data(data)
-    finally:
-        monkeypatch_module.undo()
-    assert canonical_bytes(fast) == canonical_bytes(slow)
-    assert json.dumps(fast, sort_keys=True, default=repr) == json.dumps(slow, sort_keys=True, default=repr)
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
