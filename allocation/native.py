@@ -63,11 +63,18 @@ class _Problem:
 @dataclass
 class ProblemCache:
     """Compiled native problems keyed by (kind, N, m, atom bounds?, form): explicit, passed by the
-    caller, never global; ``hits``/``misses`` count look-ups."""
+    caller, never global; ``hits``/``misses`` count look-ups.
+
+    At most ``max_problems`` are kept, the least recently used evicted first: a compiled problem
+    holds cvxpy's canonicalisation and Clarabel's program (several MB at N = 20-40), and on a large
+    candidate pool the keys keep changing (N and m follow each window's atoms), so an unbounded cache
+    grew a worker by about 1 GiB per 20 units of the ``large`` preset. A rebuilt problem gives the
+    same solution as a cached one (tests/allocation/test_compiled.py)."""
 
     problems: dict[tuple, _Problem] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
+    max_problems: int = 48
     # covariance once per window and atom set (every profile and backend of a window shares it):
     # keyed by a digest of the train-slice streams, their ids, the shrinkage and the method
     covariances: dict[tuple, np.ndarray] = field(default_factory=dict)
@@ -91,9 +98,12 @@ class ProblemCache:
     def get(self, key: tuple) -> tuple[_Problem, bool]:
         if key in self.problems:
             self.hits += 1
+            self.problems[key] = self.problems.pop(key)  # most recently used last
             return self.problems[key], True
         self.misses += 1
         self.problems[key] = _build(*key)
+        while len(self.problems) > self.max_problems:
+            self.problems.pop(next(iter(self.problems)))
         return self.problems[key], False
 
 

@@ -89,12 +89,54 @@ def normalize(obj: Any, path: str = "", nonfinite: list[dict] | None = None) -> 
     raise DataError(f"cannot encode {type(obj).__name__} at {path or '/'} in a ledger record")
 
 
+class _Slow(Exception):
+    """``_fast`` met something only ``normalize`` (with paths) handles: a non-finite float, a bad or
+    converted key, an error."""
+
+
+def _fast(obj: Any) -> Any:
+    """``normalize`` without JSON Pointer paths, for the common case of plain JSON types (exact
+    ``dict``/``list``/``tuple``/``str``/``int``/``float``/``bool``/``None``); other leaves go through
+    ``normalize``. Raises ``_Slow`` where ``normalize`` would list a non-finite float or raise: the
+    caller then runs ``normalize``, which names the path. Same output as ``normalize`` otherwise."""
+    t = type(obj)
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        if obj - obj == 0.0:  # finite (inf - inf and nan - nan are nan)
+            return obj
+        raise _Slow
+    if t is dict:
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            tk = type(k)
+            if tk is int:
+                k = str(k)
+            elif tk is not str:
+                raise _Slow
+            if k in out:
+                raise _Slow
+            out[k] = _fast(v)
+        return out
+    if t is list or t is tuple:
+        return [_fast(v) for v in obj]
+    try:
+        return normalize(obj, "", None)
+    except DataError:
+        raise _Slow from None
+
+
 def normalize_data(data: dict) -> dict:
-    """Normalise a record's ``data``; non-finite floats are nulled and listed under ``_nonfinite``."""
+    """Normalise a record's ``data``; non-finite floats are nulled and listed under ``_nonfinite``.
+    Plain JSON data takes a fast pass (``_fast``); anything else the full ``normalize``."""
     if not isinstance(data, dict):
         raise DataError(f"ledger data must be a dict, got {type(data).__name__}")
     if NONFINITE_KEY in data:
         raise DataError(f"{NONFINITE_KEY!r} is reserved in ledger data")
+    try:
+        return _fast(data)
+    except (_Slow, RecursionError):
+        pass
     flagged: list[dict] = []
     out = normalize(data, "", flagged)
     if flagged:

@@ -2,7 +2,23 @@
 
 One ``LedgerWriter`` owns the file for the life of a run (an exclusive ``flock`` keeps a second
 writer out); components hand it events through ``append``. Each record is written as its canonical
-bytes plus ``\\n`` (``audit.canonical``), then flushed and fsynced before ``append`` returns.
+bytes plus ``\\n`` (``audit.canonical``) and flushed to the operating system before ``append``
+returns.
+
+Durability (group commit): outside a group every ``append`` also fsyncs. Inside ``with
+writer.batch():`` the records of the group are written and flushed one by one but fsynced once, when
+the outermost group exits (normally or by an exception), or earlier when ``group_max_records``
+records are waiting; ``close`` fsyncs what is left. So:
+
+- a crash of the process (``kill -9``, an exception, the OOM killer) loses nothing appended: every
+  record was flushed when ``append`` returned; a record being written when it died is a torn last
+  line, which a resume moves aside (below);
+- an operating-system crash or a power loss can lose the records appended since the last fsync: at
+  most the current group (``tournament run`` groups one unit's records, the records of a resumed
+  run's reloaded units, and the post-unit phase in groups of at most ``group_max_records``). What
+  remains is a verifiable prefix of the chain (possibly with a torn last line). A resumed run
+  recomputes whatever the lost records covered: a unit file without its ``artifact`` record is
+  recomputed, and the post-unit phase runs again.
 
 Resume (``resume=True``): the existing file is re-verified (chain, canonical bytes, side files;
 artifacts are checked by ``verify_ledger`` only) and ``seq``/``prev_hash`` continue from its last
@@ -17,12 +33,13 @@ reports the first copy as an unreferenced side file (a warning, not a failure).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 try:  # POSIX advisory lock; without fcntl the single-writer rule is by convention only.
     import fcntl
@@ -59,7 +76,7 @@ class LedgerWriter:
 
     def __init__(self, path: str | os.PathLike, run_id: str, resume: bool = False, *,
                  resume_data: dict[str, Any] | None = None,
-                 clock: Callable[[], _dt.datetime] = _utc_now) -> None:
+                 clock: Callable[[], _dt.datetime] = _utc_now, group_max_records: int = 1000) -> None:
         p = Path(path)
         self.path = p if p.suffix == ".jsonl" else p / "audit.jsonl"
         self.run_dir = self.path.parent
@@ -67,7 +84,12 @@ class LedgerWriter:
             raise ConfigError("LedgerWriter: run_id must be a non-empty string")
         self.run_id = run_id
         self._clock = clock
-        self._lock = threading.Lock()
+        if group_max_records < 1:
+            raise ConfigError(f"LedgerWriter: group_max_records must be >= 1, got {group_max_records}")
+        self.group_max_records = group_max_records
+        self._depth = 0      # open batch() groups (nested groups join the outermost)
+        self._unsynced = 0   # records written and flushed since the last fsync
+        self._lock = threading.RLock()
         self._seq = 0
         self._prev = GENESIS_HASH
         #: the verified records found on resume (empty for a new ledger)
@@ -174,15 +196,37 @@ class LedgerWriter:
             LedgerRecord.model_validate(record)
             self._fh.write(canonical_bytes(record) + b"\n")
             self._fh.flush()
-            os.fsync(self._fh.fileno())
             self._seq += 1
             self._prev = record["hash"]
+            self._unsynced += 1
+            if self._depth == 0 or self._unsynced >= self.group_max_records:
+                self._sync()
         return record
 
+    def _sync(self) -> None:
+        if self._unsynced:
+            os.fsync(self._fh.fileno())
+            self._unsynced = 0
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator["LedgerWriter"]:
+        """Group commit: the records appended inside are fsynced once, at the outermost exit (or every
+        ``group_max_records`` records); see the module docstring for what a crash can lose."""
+        with self._lock:
+            self._depth += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._fh is not None and not self._fh.closed:
+                    self._sync()
+
     def close(self) -> None:
-        """Release the file (idempotent)."""
+        """Fsync what a group left unsynced and release the file (idempotent)."""
         with self._lock:
             if self._fh is not None and not self._fh.closed:
+                self._sync()
                 if fcntl is not None:
                     fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
                 self._fh.close()

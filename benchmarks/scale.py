@@ -5,9 +5,11 @@ Every point is one ``tournament run`` of the ``large`` preset (synthetic market 
 engine and profile on the native backend, base setting plus the step-5 sweep; process executor,
 ``--workers`` workers, default 2; no report) in a fresh driver process, with a cold derived-fields
 cache (a new ``WFAUDIT_CACHE_DIR``), so the market phase includes the derivation. Measured per point:
-wall seconds of ``run_tournament`` (``RunOutcome.seconds``), its units phase, and the peak RSS of the
-process tree (driver plus every worker, summed; psutil sampled every 0.2 s, the ``TreeRSS`` of
-``benchmarks/tournament.py``).
+wall seconds of ``run_tournament`` (``RunOutcome.seconds``), its units phase, and the peak memory of the
+process tree (``TreeMemory``, psutil sampled every 0.5 s): the headline ``peak_gib`` is the peak of the
+tree's summed PSS (copy-on-write pages the forked workers share with the driver count once); the summed
+RSS (``peak_rss_gib``, which counts them in every process) and the driver's and workers' own peaks
+are information.
 
 Points (``max_windows`` = W keeps the last W base windows and the step-5 windows over the same span:
 5 W units):
@@ -25,8 +27,8 @@ wall time is ``workers x 10^b_c`` (units phase parallel, efficiency 1 assumed: a
 speed-up, so a lower bound on workers). ``--large`` also runs the whole large preset
 (``large_preset_seconds``, ``large_preset_peak_gib``); without it both are null.
 
-Usage: ``python benchmarks/scale.py [--json] [--large] [--workers 2] [--windows 2] [--plot docs/scale.png]
-[--save FILE]``
+Usage: ``python benchmarks/scale.py [--json] [--large] [--large-windows W] [--workers 2] [--windows 2]
+[--plot docs/scale.png] [--save FILE] [--reuse FILE]``
 """
 from __future__ import annotations
 
@@ -81,10 +83,71 @@ def point_main(args) -> int:
     return 0
 
 
-def run_point(candidates: int, max_windows: int | None, workers: int, bt) -> dict:
-    """One point in a fresh driver process; the tree's peak RSS sampled from here."""
-    import psutil
+class TreeMemory:
+    """Peak memory of a driver process and its workers (psutil, sampled every ``interval`` seconds).
 
+    PSS (proportional set size, Linux: ``memory_full_info().pss``) divides each page among the
+    processes that map it, so the forked workers' copy-on-write pages shared with the driver count
+    once; summed over the tree it is the memory the run takes. RSS counts a shared page in every
+    process that maps it: summed over the tree it overstates (kept as information). Peaks: of the
+    tree's sums, of the driver alone, of the workers' sum and of the largest worker; ``timeline``
+    holds ``(seconds, driver PSS, workers' PSS)`` every ``timeline_every`` seconds (GiB)."""
+
+    def __init__(self, pid: int, interval: float = 0.5, timeline_every: float = 10.0):
+        import psutil
+
+        self.proc, self.interval, self.every = psutil.Process(pid), interval, timeline_every
+        self.peak = {k: 0 for k in ("tree_pss", "tree_rss", "driver_pss", "driver_rss", "workers_pss",
+                                    "worker_max_pss")}
+        self.timeline: list[tuple[float, float, float]] = []
+        self._t0, self._next = time.perf_counter(), 0.0
+
+    @staticmethod
+    def _mem(p) -> tuple[int, int]:
+        import psutil
+
+        try:
+            info = p.memory_full_info()
+            return info.pss, info.rss
+        except psutil.AccessDenied:  # no smaps access: PSS unknown, RSS stands in
+            rss = p.memory_info().rss
+            return rss, rss
+
+    def sample(self) -> None:
+        import psutil
+
+        try:
+            driver = self._mem(self.proc)
+            workers = []
+            for c in self.proc.children(recursive=True):
+                try:
+                    workers.append(self._mem(c))
+                except psutil.NoSuchProcess:
+                    pass
+        except psutil.NoSuchProcess:
+            return
+        w_pss = sum(x[0] for x in workers)
+        now = {"tree_pss": driver[0] + w_pss, "tree_rss": driver[1] + sum(x[1] for x in workers),
+               "driver_pss": driver[0], "driver_rss": driver[1], "workers_pss": w_pss,
+               "worker_max_pss": max((x[0] for x in workers), default=0)}
+        for k, v in now.items():
+            self.peak[k] = max(self.peak[k], v)
+        t = time.perf_counter() - self._t0
+        if t >= self._next:
+            self.timeline.append((round(t, 1), round(driver[0] / 2**30, 3), round(w_pss / 2**30, 3)))
+            self._next = t + self.every
+
+    def gib(self) -> dict:
+        """``peak_gib`` (the tree's PSS: the headline), ``peak_rss_gib`` (summed RSS, information),
+        the driver's and the workers' peaks, and the timeline."""
+        g = {k: v / 2**30 for k, v in self.peak.items()}
+        return {"peak_gib": g["tree_pss"], "peak_rss_gib": g["tree_rss"], "driver_peak_gib": g["driver_pss"],
+                "driver_peak_rss_gib": g["driver_rss"], "workers_peak_gib": g["workers_pss"],
+                "worker_max_peak_gib": g["worker_max_pss"], "memory_timeline": self.timeline}
+
+
+def run_point(candidates: int, max_windows: int | None, workers: int, bt) -> dict:
+    """One point in a fresh driver process; the tree's memory sampled from here (``TreeMemory``)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, WFAUDIT_CACHE_DIR=os.path.join(tmp, "cache"), PYTHONPATH=_ROOT)
         cmd = [sys.executable, os.path.abspath(__file__), "--point", "--candidates", str(candidates),
@@ -94,26 +157,17 @@ def run_point(candidates: int, max_windows: int | None, workers: int, bt) -> dic
         la0 = bt.load()
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak, me = 0, psutil.Process(proc.pid)
+        mem = TreeMemory(proc.pid)
         while proc.poll() is None:
-            total = 0
-            try:
-                for p in [me] + me.children(recursive=True):
-                    try:
-                        total += p.memory_info().rss
-                    except (psutil.NoSuchProcess, psutil.AccessDenied):
-                        pass
-            except psutil.NoSuchProcess:
-                pass
-            peak = max(peak, total)
-            time.sleep(0.2)
+            mem.sample()
+            time.sleep(mem.interval)
         wall = time.perf_counter() - t0
         out, err = proc.communicate()
         if proc.returncode != 0:
             raise SystemExit(f"point {candidates} candidates, W={max_windows} failed:\n{err[-3000:]}")
         res = json.loads(out.strip().splitlines()[-1])
     return {"candidates": candidates, "max_windows": max_windows, "workers": workers, **res,
-            "process_wall_seconds": wall, "peak_gib": peak / 2**30, "loadavg_start": la0, "loadavg_end": bt.load()}
+            "process_wall_seconds": wall, **mem.gib(), "loadavg_start": la0, "loadavg_end": bt.load()}
 
 
 def slope(x, y) -> float:
@@ -186,7 +240,7 @@ def plot(res: dict, path: str) -> None:
         ax.set_ylabel("seconds")
         ax2 = ax.twinx()
         ax2.plot(x, [p["peak_gib"] for p in pts], "^:", color="tab:red", label="peak GiB (tree)")
-        ax2.set_ylabel("peak RSS GiB", color="tab:red")
+        ax2.set_ylabel("peak memory GiB (tree; PSS, or RSS for points measured before it)", color="tab:red")
         axis = "candidates" if key == "by_candidates" else "units"
         e = res["exponents"]
         ax.set_title(f"wall ~ x^{e['time_vs_' + axis]:.2f}, units phase ~ x^{e['units_time_vs_' + axis]:.2f}, "
@@ -203,6 +257,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--large", action="store_true", help="also run the whole large preset")
+    ap.add_argument("--large-windows", type=int, help="also run the large preset reduced to this max_windows "
+                    "(reported as large_reduced; large_preset_* stay the whole preset's)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--windows", type=int, default=WINDOWS[0], help="max_windows of the candidates series")
     ap.add_argument("--plot", default=os.path.join(_ROOT, "docs", "scale.png"))
@@ -220,7 +276,7 @@ def main(argv=None) -> int:
         with open(args.reuse) as fh:
             old = json.load(fh)
         res = {k: old[k] for k in ("workers", "loadavg_start", "by_candidates", "by_windows")}
-        for k in ("large", "large_partial"):
+        for k in ("large", "large_partial", "large_reduced"):
             if k in old:
                 res[k] = old[k]
         args.workers = res["workers"]
@@ -233,6 +289,8 @@ def main(argv=None) -> int:
         res["by_candidates"], res["by_windows"] = by_c, by_w
     res["large_preset_units"] = large_units()
     fits(res, args.workers)
+    if args.large_windows:
+        res["large_reduced"] = run_point(1000, args.large_windows, args.workers, bt)
     if args.large:
         res["large"] = run_point(1000, None, args.workers, bt)
     big = res.get("large")
@@ -273,6 +331,12 @@ def print_table(res: dict) -> None:
           f"{res['large_preset_projected_seconds']:.0f} s, {res['large_preset_projected_gib']:.2f} GiB")
     print(f"projected workers for {TARGET_CANDIDATES} candidates at the same wall time: "
           f"{res['projected_workers_10000_candidates']}")
+    for name in ("large_reduced", "large"):
+        p = res.get(name)
+        if p and "driver_peak_gib" in p:
+            print(f"{name} (W={p['max_windows'] or 'all'}, {p['n_units']} units): {p['seconds']:.1f} s; peak PSS tree "
+                  f"{p['peak_gib']:.2f} GiB (driver {p['driver_peak_gib']:.2f}, workers {p['workers_peak_gib']:.2f}, "
+                  f"largest worker {p['worker_max_peak_gib']:.2f}); summed RSS {p['peak_rss_gib']:.2f} GiB")
 
 
 if __name__ == "__main__":

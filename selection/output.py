@@ -39,6 +39,32 @@ def engine_payload(r: SelectionResult) -> dict[str, Any]:
     })
 
 
+def engine_payload_json(d: dict[str, Any]) -> dict[str, Any]:
+    """``engine_payload`` from a selection already dumped with ``model_dump(mode="json")`` (what a
+    unit's JSON holds): the same content without dumping the models again. Non-finite floats are
+    cleaned only when present (``_clean`` is the identity on finite JSON)."""
+    man = d.get("manifest") or {}
+    out = {
+        "engine": d["engine"], "spec_version": d["spec_version"], "window": d["window"],
+        "cutoff_date": d["cutoff_date"], "htr_stage": d.get("htr_stage"),
+        "shrinkage_intensity": float(man.get("shrinkage_intensity", 0.01)),
+        "hardened": bool(man.get("hardened", False)), "manifest": man,
+        "winners": d["atoms"], "rejected": d["rejected"], "clusters": d["clusters"], "linkage": d["linkage"],
+        "linkage_labels": d["linkage_labels"], "funnel": d["funnel"], "metrics": d["metrics"],
+        "pipeline_audit": d["pipeline_audit"]}
+    return out
+
+
+def portfolio_candidates_json(selections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``portfolio_candidates`` from the selections' JSON dumps (``UnitResult.to_json()["selections"]``):
+    the same document, built without a second dump of every model (a unit's worker writes it)."""
+    if not selections:
+        return {"window": None, "cutoff_date": None, "engines": {}}
+    first = next(iter(selections.values()))
+    return {"window": first["window"], "cutoff_date": first["cutoff_date"],
+            "engines": {name: engine_payload_json(selections[name]) for name in sorted(selections)}}
+
+
 def portfolio_candidates(results: dict[str, SelectionResult]) -> dict[str, Any]:
     """JSON-ready content of ``portfolio_candidates.json`` (engines in sorted name order)."""
     if not results:

@@ -26,7 +26,8 @@ from distributed import WorkerPlugin, get_worker
 from distributed import as_completed as dask_completed
 
 from tournament.config import TournamentConfig
-from tournament.unit import UnitContext, UnitKey, UnitResult
+from tournament.unit import UnitContext, UnitKey
+from tournament.unit_output import UnitOutput
 
 PLUGIN_NAME = "wfaudit-units"
 
@@ -70,7 +71,7 @@ def run_token() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def run_dask_unit(key: UnitKey, token: str) -> dict:
+def run_dask_unit(key: UnitKey, token: str) -> UnitOutput:
     """One unit on a worker, with that worker's context of the run (``UnitsPlugin``)."""
     from tournament.executors import _run_pinned
 
@@ -86,7 +87,7 @@ def _stats(dask_worker, name: str) -> dict:
     return dict(plugin.stats) if plugin is not None else {}
 
 
-def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None = None) -> Iterator[UnitResult]:
+def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None = None) -> Iterator[UnitOutput]:
     """Run ``keys`` on ``client``'s cluster and yield each result as it finishes.
 
     ``stats``, when given, receives per worker address ``{"contexts": built, "units": run}`` before
@@ -99,7 +100,7 @@ def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None 
         for f in done:
             res = f.result()
             f.release()  # the driver has it: no worker keeps it (nor recomputes it if that worker dies)
-            yield UnitResult.from_json(res)
+            yield res
         if stats is not None:
             stats.update(client.run(_stats, name=name))
     finally:

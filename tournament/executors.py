@@ -15,7 +15,8 @@ from typing import Iterator
 from contracts.enums import ExecutorKind
 from contracts.errors import ConfigError
 from contracts.lifetime import die_with_parent
-from tournament.unit import UnitContext, UnitKey, UnitResult, run_unit
+from tournament.unit import UnitContext, UnitKey, run_unit
+from tournament.unit_output import UnitOutput, unit_output
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                 "RAYON_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -29,10 +30,11 @@ def pin_threads() -> None:
     threadpool_limits(1)
 
 
-def _run_pinned(ctx: UnitContext, key: UnitKey) -> dict:
+def _run_pinned(ctx: UnitContext, key: UnitKey) -> UnitOutput:
+    """One unit, encoded where it ran (``tournament.unit_output``: file bytes, records, slim result)."""
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
-        return run_unit(ctx, key).to_json()
+        return unit_output(run_unit(ctx, key), ctx.market.closes.index)
 
 
 # Process-pool workers keep their context here: set once by the initializer in each worker process
@@ -47,32 +49,33 @@ def _init_worker(market, config, verify_windows=frozenset(), parent_pid: int | N
     _WORKER_CTX["ctx"] = UnitContext(market=market, config=config, verify_windows=verify_windows)
 
 
-def _run_in_worker(key: UnitKey) -> dict:
+def _run_in_worker(key: UnitKey) -> UnitOutput:
     return _run_pinned(_WORKER_CTX["ctx"], key)
 
 
 def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,
-            scheduler: str | None = None) -> Iterator[UnitResult]:
-    """Run ``keys`` and yield each ``UnitResult`` as it finishes."""
+            scheduler: str | None = None) -> Iterator[UnitOutput]:
+    """Run ``keys`` and yield each unit's ``UnitOutput`` as it finishes."""
     kind = ExecutorKind(kind)
     if not keys:
         return
     if kind is ExecutorKind.SERIAL:
         for k in keys:
-            yield UnitResult.from_json(_run_pinned(ctx, k))
+            yield _run_pinned(ctx, k)
     elif kind is ExecutorKind.PROCESS:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                  initargs=(ctx.market, ctx.config, ctx.verify_windows, os.getpid())) as pool:
-            futs = [pool.submit(_run_in_worker, k) for k in keys]
-            for f in as_completed(futs):
-                yield UnitResult.from_json(f.result())
+            # no list of the futures: as_completed drops each one it yields, so a unit's output is
+            # freed once the driver has persisted it
+            for f in as_completed([pool.submit(_run_in_worker, k) for k in keys]):
+                yield f.result()
     elif kind is ExecutorKind.DASK:
         yield from _execute_dask(ctx, keys, workers, scheduler)
     else:  # pragma: no cover - enum is exhaustive
         raise ConfigError(f"unknown executor {kind}")
 
 
-def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler: str | None) -> Iterator[UnitResult]:
+def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler: str | None) -> Iterator[UnitOutput]:
     from dask.distributed import Client, LocalCluster
 
     cluster = None

@@ -2,8 +2,10 @@
 
 1. resolve the config and load the market; open the ledger (run_start: inputs, parameters, versions);
 2. build every sweep setting's windows (a common first cut-off, so that every setting tests the same
-   dates) and run the units not yet done (any executor); each finished unit is written atomically to
-   ``units/`` and its records appended to the ledger, each once (keys);
+   dates) and run the units not yet done (any executor); the worker that ran a unit encodes its files
+   and records (``tournament.unit_output``); the driver writes the files atomically, digests them and
+   appends the records (each once: keys; one fsync per unit: ``LedgerWriter.batch``), and keeps only
+   the unit's slim result (``UnitResult.slim``) for the post-unit phase;
 3. simulate every cell, batched per simulator; audit checks; performance matrix and statistics;
 4. write the Parquet files, ``performance_matrix.csv``, ``bootstrap.json``, the report, and run_end
    with the artifacts' digests.
@@ -35,8 +37,9 @@ from tournament.config import TournamentConfig, dump_config
 from tournament.executors import execute, pin_threads
 from tournament.market_io import Market, load_market
 from tournament.records import unit_records
-from tournament.rundir import candidates_path, unit_path, write_json
+from tournament.rundir import atomic_write_bytes, candidates_path, unit_path
 from tournament.unit import UnitContext, UnitKey, UnitResult
+from tournament.unit_output import UnitOutput
 from tournament.verification import verification_sample
 
 LIBRARIES = ("numpy", "pandas", "scipy", "vectorbt", "riskfolio-lib", "cvxpy", "clarabel", "arch",
@@ -181,30 +184,33 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         digests = {rel: rec["data"]["sha256"] for rel, rec in latest_artifacts(writer.records).items()}
         sched = schedules(cfg, len(dates))
         keys = [UnitKey(s, w) for s in cfg.settings() for w in sched[s.id]]
+        # the post-unit phase reads only slim results (UnitResult.slim): the rest is on disk
         results: dict[str, UnitResult] = {}
-        for k in keys:  # units finished before a crash: reload the verified ones, recompute the others
-            path = unit_path(run_dir, k.setting.id, k.window.index)
-            if not path.is_file():
-                continue
-            bad = _unit_untrusted(run_dir, k, digests)
-            if bad:
-                append(RecordType.WARNING, SpecVersion.RUN, {
-                    "key": f"warning:unit_recomputed:{k.id}:{bad['found_sha256']}", "code": "unit_recomputed",
-                    "unit": k.id, **bad})
-                continue
-            res = UnitResult.from_json(json.loads(path.read_text()))
-            results[k.id] = res
-            for rec in unit_records(res, dates):
-                append(*rec)
+        with writer.batch():  # units finished before a crash: reload the verified ones, recompute the others
+            for k in keys:
+                path = unit_path(run_dir, k.setting.id, k.window.index)
+                if not path.is_file():
+                    continue
+                bad = _unit_untrusted(run_dir, k, digests)
+                if bad:
+                    append(RecordType.WARNING, SpecVersion.RUN, {
+                        "key": f"warning:unit_recomputed:{k.id}:{bad['found_sha256']}",
+                        "code": "unit_recomputed", "unit": k.id, **bad})
+                    continue
+                res = UnitResult.from_json(json.loads(path.read_bytes()))
+                for rec in unit_records(res, dates):
+                    append(*rec)
+                results[k.id] = res.slim()
         todo = [k for k in keys if k.id not in results]
         ctx = UnitContext(market=market, config=cfg, verify_windows=frozenset(verification_sample(cfg, sched)))
         n_new = 0
         t_units = time.perf_counter()
-        for res in execute(ctx, todo, cfg.executor, cfg.workers, cfg.scheduler):
-            _persist_unit(run_dir, res, record_file)
-            for rec in unit_records(res, dates):
-                append(*rec)
-            results[res.key.id] = res
+        for out in execute(ctx, todo, cfg.executor, cfg.workers, cfg.scheduler):
+            with writer.batch():  # one fsync per unit (group commit)
+                _persist_unit(run_dir, out, record_file)
+                for rec in out.records:
+                    append(*rec)
+            results[out.key.id] = out.result
             n_new += 1
             if progress:
                 progress(len(results), len(keys))
@@ -216,7 +222,8 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
             for part, s in res.seconds.items():
                 phases[f"unit:{part}"] = phases.get(f"unit:{part}", 0.0) + s
         from tournament.postprocess import finish_run  # heavy imports (vectorbt) only when needed
-        fin = finish_run(run_dir, cfg, market, sched, results, append, record_file)
+        with writer.batch():  # group commit: an fsync every group_max_records records, and at the end
+            fin = finish_run(run_dir, cfg, market, sched, results, append, record_file)
         artifacts = _artifacts(run_dir)
         append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts,
                                                      "metrics": fin.metrics,
@@ -328,12 +335,11 @@ def _run_start(append: Appender, cfg: TournamentConfig, market: Market) -> None:
                        "survivorship and look-ahead risk (membership and fields are not point-in-time)"})
 
 
-def _persist_unit(run_dir: Path, res: UnitResult, record_file: ArtifactRecorder) -> None:
-    from selection.output import portfolio_candidates
-
-    sid, k = res.key.setting.id, res.key.window.index
-    write_json(candidates_path(run_dir, sid, k), portfolio_candidates(res.selections))
-    write_json(unit_path(run_dir, sid, k), res.to_json())
+def _persist_unit(run_dir: Path, out: UnitOutput, record_file: ArtifactRecorder) -> None:
+    """Write a unit's two files (bytes encoded by its worker) atomically and digest them."""
+    sid, k = out.key.setting.id, out.key.window.index
+    atomic_write_bytes(candidates_path(run_dir, sid, k), out.candidates_bytes)
+    atomic_write_bytes(unit_path(run_dir, sid, k), out.unit_bytes)
     record_file(candidates_path(run_dir, sid, k))
     record_file(unit_path(run_dir, sid, k))  # last: the unit counts as done once both are digested
 

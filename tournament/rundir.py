@@ -22,7 +22,15 @@ def atomic_write_bytes(path: Path, blob: bytes) -> None:
 
 
 def write_json(path: Path, obj) -> None:
+    """A readable JSON file (``indent=1``: Python's pure-Python encoder; for files written once per run)."""
     atomic_write_bytes(path, json.dumps(obj, sort_keys=True, indent=1, allow_nan=False).encode())
+
+
+def encode_json(obj) -> bytes:
+    """Compact JSON bytes (sorted keys, no whitespace, no NaN: ``ValueError``) by the C encoder, about
+    four times faster than ``indent``: the per-unit machine files (``units/``,
+    ``portfolio_candidates.json``; any JSON reader reads both layouts)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def write_parquet(run_dir: Path, name: str, df: pd.DataFrame) -> Path:

@@ -3,7 +3,15 @@
 A unit runs every engine's selection (features and scores shared) and every profile x backend
 allocation for that window. It is a pure function of the market, the config and the unit key, so any
 executor may run it anywhere; its result is JSON-serialisable and written atomically to
-``units/<setting id>/<k>.json`` before its ledger records are appended.
+``units/<setting id>/<k>.json`` before its ledger records are appended (the worker that ran it
+encodes the file and its records: ``tournament.unit_output``).
+
+After a unit is persisted the driver keeps only its slim result (``UnitResult.slim``): what the
+post-unit phase reads. Selections keep their atoms, ``htr_stage``, ``manifest`` (``degenerate``,
+``hardened``, shrinkage), funnel and metrics; their rejected candidates, clusters, linkage and
+pipeline audit (most of a unit's bytes, growing with the candidate pool) are on disk and in the
+ledger only. Allocations keep everything but their diagnostics, of which only ``SLIM_DIAGNOSTICS``
+(the objective, which ``tournament.verification`` compares) stay.
 """
 from __future__ import annotations
 
@@ -47,6 +55,25 @@ class UnitKey:
         return f"{self.setting.id}/{self.window.index}"
 
 
+#: selection fields a slim result empties (on disk in units/ and portfolio_candidates.json)
+SLIM_SELECTION_DROP = ("rejected", "clusters", "linkage", "linkage_labels", "pipeline_audit")
+
+
+def _dropped() -> dict[str, Any]:
+    """Fresh empty values of ``SLIM_SELECTION_DROP`` (their defaults in ``SelectionResult``)."""
+    return {"rejected": [], "clusters": {}, "linkage": None, "linkage_labels": None, "pipeline_audit": []}
+#: allocation diagnostics a slim result keeps (read by the post-unit phase)
+SLIM_DIAGNOSTICS = ("objective",)
+
+
+def slim_json(d: dict[str, Any]) -> dict[str, Any]:
+    """``UnitResult.to_json()`` output reduced to the slim result's fields (see ``UnitResult.slim``)."""
+    return {**d, "selections": {e: {**s, **_dropped()} for e, s in d["selections"].items()},
+            "allocations": {k: {**a, "diagnostics": {x: a["diagnostics"][x] for x in SLIM_DIAGNOSTICS
+                                                     if x in a["diagnostics"]}}
+                            for k, a in d["allocations"].items()}}
+
+
 @dataclass
 class UnitResult:
     """Everything decided in one unit. ``allocations`` keys are ``engine|profile|backend``."""
@@ -69,6 +96,16 @@ class UnitResult:
                    selections={e: SelectionResult.model_validate(s) for e, s in d["selections"].items()},
                    allocations={k: Allocation.model_validate(a) for k, a in d["allocations"].items()},
                    seconds=d.get("seconds", {}))
+
+    def slim(self) -> "UnitResult":
+        """What the post-unit phase reads (module docstring); equal to ``from_json(slim_json(d))``."""
+        return UnitResult(
+            key=self.key,
+            selections={e: s.model_copy(update=_dropped()) for e, s in self.selections.items()},
+            allocations={k: a.model_copy(update={"diagnostics": {x: a.diagnostics[x] for x in SLIM_DIAGNOSTICS
+                                                                 if x in a.diagnostics}})
+                         for k, a in self.allocations.items()},
+            seconds=dict(self.seconds))
 
 
 def alloc_key(engine: str, profile: Profile | str, backend: Backend | str) -> str:

@@ -170,3 +170,18 @@ def test_fast_path_does_not_depend_on_earlier_solves() -> None:
     assert cache.hits == 2 and cache.misses == 1
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(first, fresh)
+
+
+def test_problem_cache_is_bounded_least_recently_used_first() -> None:
+    """A worker's cache of compiled problems is bounded (issue 16: unbounded, it grew a ``large``
+    preset worker by about 1 GiB per 20 units); a hit keeps a problem, the least recently used goes."""
+    cache = ProblemCache(max_problems=3)
+    keys = [("min_variance", n, 0, False, "quad") for n in (3, 4, 5)]
+    for k in keys:
+        cache.get(k)
+    _, hit = cache.get(keys[0])                      # refreshed: now the most recently used
+    assert hit and list(cache.problems) == [keys[1], keys[2], keys[0]]
+    cache.get(("min_variance", 6, 0, False, "quad"))  # evicts keys[1], the least recently used
+    assert len(cache.problems) == 3 and keys[1] not in cache.problems and keys[0] in cache.problems
+    assert (cache.hits, cache.misses) == (1, 4)
+    assert ProblemCache().max_problems == 48

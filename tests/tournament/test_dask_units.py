@@ -2,6 +2,7 @@
 ``UnitContext`` per run, reused across the units it runs (it used to build one per unit, losing the
 feature, covariance and compiled-problem caches every time); the units' decisions equal serial's."""
 import contextlib
+import json
 import socket
 
 import pytest
@@ -15,9 +16,14 @@ from tournament.records import EXECUTION_KEYS
 from tournament.unit import UnitContext, UnitKey, run_unit
 
 
+def _unit(out) -> dict:
+    """A unit's JSON: from its result, or from the file bytes of an executor's ``UnitOutput``."""
+    return json.loads(out.unit_bytes) if hasattr(out, "unit_bytes") else json.loads(json.dumps(out.to_json()))
+
+
 def _decisions(res) -> dict:
     """A unit's decisions: its JSON without timings and cache statistics (execution, not decisions)."""
-    d = res.to_json()
+    d = _unit(res)
     d.pop("seconds")
     for a in d["allocations"].values():
         a["diagnostics"] = {k: v for k, v in a["diagnostics"].items() if k not in EXECUTION_KEYS}
@@ -25,7 +31,7 @@ def _decisions(res) -> dict:
 
 
 def _cache_hits(results) -> int:
-    return sum(a.diagnostics.get("cache_hits", 0) for r in results for a in r.allocations.values())
+    return sum(a["diagnostics"].get("cache_hits", 0) for r in results for a in _unit(r)["allocations"].values())
 
 
 @pytest.fixture(scope="module")
