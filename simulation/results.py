@@ -92,33 +92,6 @@ def _close_events(batch: Batch, run: RawRun, g: int, lo: int, hi: int, s: int, e
 
 
 @numba.njit(cache=True)
-def _positions_nb(units, trade, cost, lo, hi, start, end):  # pragma: no cover - compiled
-    """Rows (cell, row, column, units, trade, cost) where units != 0 or a trade happened, ordered by
-    cell, row, column; cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]``."""
-    n_out = 0
-    for g in range(len(lo)):
-        for i in range(start[g], end[g] + 1):
-            for j in range(lo[g], hi[g]):
-                if units[i, j] != 0 or trade[i, j] != 0:
-                    n_out += 1
-    cell = np.empty(n_out, np.int64)
-    row = np.empty(n_out, np.int64)
-    col = np.empty(n_out, np.int64)
-    u = np.empty(n_out)
-    t = np.empty(n_out)
-    c = np.empty(n_out)
-    k = 0
-    for g in range(len(lo)):
-        for i in range(start[g], end[g] + 1):
-            for j in range(lo[g], hi[g]):
-                if units[i, j] != 0 or trade[i, j] != 0:
-                    cell[k], row[k], col[k] = g, i, j
-                    u[k], t[k], c[k] = units[i, j], trade[i, j], cost[i, j]
-                    k += 1
-    return cell, row, col, u, t, c
-
-
-@numba.njit(cache=True)
 def _sum_like_numpy(buf, n):  # pragma: no cover - compiled
     """``buf[0] + pairwise_sum(buf[1:n])``: the float order of ``np.add.reduceat`` over a contiguous run
     (numpy's pairwise sum: from -0.0 one by one below 8 terms, 8 partial sums up to 128; the exposure of
@@ -145,47 +118,79 @@ def _sum_like_numpy(buf, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _exposure_nb(units, price, values, perm, sym, lo, hi, start, end):  # pragma: no cover - compiled
-    """Rows (cell, row, symbol, net exposure) where some atom of the cell holds the symbol, ordered by
-    cell, row, symbol. ``perm[lo[g]:hi[g]]``: the cell's columns by symbol code (stable), ``sym``: symbol
-    code per column. Net exposure: ``units * price`` summed over the symbol's columns in that order
-    (float order of ``np.add.reduceat``, ``_sum_like_numpy``) / the cell's end-of-bar value."""
-    n_out = 0
+def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, run_lo, sym):  # pragma: no cover
+    """Positions and exposure rows of a batch, each ordered by cell, row, then column or symbol.
+
+    Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]``. Positions: (cell, row,
+    column, units, trade, cost) where units != 0 or a trade happened. Exposure: (cell, row, symbol code,
+    net exposure) where some column of the cell on the symbol holds units; ``perm`` lists each cell's
+    columns by symbol code (stable), cut into runs of one symbol at ``run_lo`` (run ``r`` is
+    ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs are contiguous and cover ``lo[g]:hi[g]``), ``sym``:
+    symbol code per column. Net exposure: the run's ``units * price`` summed in run order with the float
+    order of ``np.add.reduceat`` (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``.
+    """
+    n_pos = 0
+    n_held = 0
     for g in range(len(lo)):
         for i in range(start[g], end[g] + 1):
-            q = lo[g]
-            while q < hi[g]:
-                held = False
-                r = q
-                while r < hi[g] and sym[perm[r]] == sym[perm[q]]:
-                    held = held or units[i, perm[r]] != 0
-                    r += 1
-                if held:
-                    n_out += 1
-                q = r
-    cell = np.empty(n_out, np.int64)
-    row = np.empty(n_out, np.int64)
-    sy = np.empty(n_out, np.int64)
-    net = np.empty(n_out)
+            for j in range(lo[g], hi[g]):
+                hu = units[i, j] != 0.0
+                n_pos += hu | (trade[i, j] != 0.0)
+                n_held += hu
+    p_cell = np.empty(n_pos, np.int64)
+    p_row = np.empty(n_pos, np.int64)
+    p_col = np.empty(n_pos, np.int64)
+    p_u = np.empty(n_pos)
+    p_t = np.empty(n_pos)
+    p_c = np.empty(n_pos)
+    x_cell = np.empty(n_held, np.int64)   # at most one exposure row per held (row, column)
+    x_row = np.empty(n_held, np.int64)
+    x_sym = np.empty(n_held, np.int64)
+    x_net = np.empty(n_held)
     buf = np.empty(max(len(perm), 1))
     k = 0
+    m = 0
+    r0 = 0
     for g in range(len(lo)):
+        r1 = r0
+        while r1 < len(run_lo) - 1 and run_lo[r1] < hi[g]:
+            r1 += 1                       # runs r0..r1-1 belong to cell g
         for i in range(start[g], end[g] + 1):
-            q = lo[g]
-            while q < hi[g]:
-                j = perm[q]
-                held = False
-                r = q
-                while r < hi[g] and sym[perm[r]] == sym[j]:
-                    held = held or units[i, perm[r]] != 0
-                    buf[r - q] = units[i, perm[r]] * price[i, perm[r]]
-                    r += 1
-                if held:
-                    cell[k], row[k], sy[k] = g, i, sym[j]
-                    net[k] = _sum_like_numpy(buf, r - q) / values[i, g]
+            for j in range(lo[g], hi[g]):
+                u = units[i, j]
+                t = trade[i, j]
+                if u != 0.0 or t != 0.0:
+                    p_cell[k] = g
+                    p_row[k] = i
+                    p_col[k] = j
+                    p_u[k] = u
+                    p_t[k] = t
+                    p_c[k] = cost[i, j]
                     k += 1
-                q = r
-    return cell, row, sy, net
+            for r in range(r0, r1):
+                q0, q1 = run_lo[r], run_lo[r + 1]
+                if q1 - q0 == 1:
+                    j = perm[q0]
+                    if units[i, j] != 0.0:
+                        x_cell[m] = g
+                        x_row[m] = i
+                        x_sym[m] = sym[j]
+                        x_net[m] = units[i, j] * price[i, j] / values[i, g]
+                        m += 1
+                    continue
+                held = False
+                for q in range(q0, q1):
+                    j = perm[q]
+                    held = held or units[i, j] != 0.0
+                    buf[q - q0] = units[i, j] * price[i, j]
+                if held:
+                    x_cell[m] = g
+                    x_row[m] = i
+                    x_sym[m] = sym[perm[q0]]
+                    x_net[m] = _sum_like_numpy(buf, q1 - q0) / values[i, g]
+                    m += 1
+        r0 = r1
+    return (p_cell, p_row, p_col, p_u, p_t, p_c), (x_cell[:m], x_row[:m], x_sym[:m], x_net[:m])
 
 
 def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: dict[int, int],
@@ -196,8 +201,8 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
     atom column where units != 0 or a trade happened; exposure per cell, bar and symbol (sorted) where
     some atom holds the symbol (net exposure: the symbol's ``units * close`` summed over its atom columns
     in column order, / the end-of-bar value). A cell's columns are contiguous in the batch. Positions and
-    exposure rows come from two numba kernels over the batch's arrays (``_positions_nb``,
-    ``_exposure_nb``), ordered by cell, bar, then column or symbol.
+    exposure rows come from one numba kernel over the batch's arrays (``_long_rows_nb``), ordered by
+    cell, bar, then column or symbol.
     """
     events: list[dict] = []
     n_groups = len(batch.cell_ids)
@@ -226,15 +231,17 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
         r_liq.append(liq_flag)
         if lo[g] < hi[g]:
             events.extend(_close_events(batch, run, g, int(lo[g]), int(hi[g]), s, e))
-    units = np.ascontiguousarray(run.units, dtype=np.float64)
-    p_cell, p_row, pcol, p_units, p_trade, p_cost = _positions_nb(
-        units, np.ascontiguousarray(run.trade, dtype=np.float64), np.ascontiguousarray(run.cost, dtype=np.float64),
-        lo, hi, start, end)
-    # each cell's columns by symbol code (stable): sort by (cell, symbol, column)
-    perm = np.lexsort((np.arange(len(sym_code)), sym_code, np.asarray(batch.col_group, dtype=np.int64)))
-    x_cell, x_row, x_sym, x_net = _exposure_nb(
-        units, np.ascontiguousarray(batch.price, dtype=np.float64),
-        np.ascontiguousarray(run.values, dtype=np.float64), perm.astype(np.int64), sym_code, lo, hi, start, end)
+    # each cell's columns by symbol code (stable): sort by (cell, symbol, column), cut into runs
+    col_group = np.asarray(batch.col_group, dtype=np.int64)
+    perm = np.lexsort((np.arange(len(sym_code)), sym_code, col_group)).astype(np.int64)
+    ps, pg = sym_code[perm], col_group[perm]
+    run_lo = np.flatnonzero(np.r_[True, (ps[1:] != ps[:-1]) | (pg[1:] != pg[:-1])]) if len(perm) else np.zeros(0, np.int64)
+    run_lo = np.r_[run_lo, len(perm)].astype(np.int64)
+    f64 = np.float64
+    (p_cell, p_row, pcol, p_units, p_trade, p_cost), (x_cell, x_row, x_sym, x_net) = _long_rows_nb(
+        np.ascontiguousarray(run.units, dtype=f64), np.ascontiguousarray(run.trade, dtype=f64),
+        np.ascontiguousarray(run.cost, dtype=f64), np.ascontiguousarray(batch.price, dtype=f64),
+        np.ascontiguousarray(run.values, dtype=f64), lo, hi, start, end, perm, run_lo, sym_code)
 
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
