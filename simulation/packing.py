@@ -188,13 +188,26 @@ def pack(target: np.ndarray, col_group: np.ndarray, n_groups: int) -> Packing:
                    piece_closed=p_closed[order])
 
 
+@numba.njit(cache=True)
+def _packed_orders_nb(target, price, occ, src):  # pragma: no cover - compiled
+    n, n_s = occ.shape
+    size = np.empty((n, n_s))
+    px = np.empty((n, n_s))
+    for i in range(n):
+        for s in range(n_s):
+            j = occ[i, s]
+            size[i, s] = target[i, j] if j >= 0 else np.nan
+            px[i, s] = price[i, src[i, s]]
+    return size, px
+
+
 def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing) -> tuple[np.ndarray, np.ndarray]:
     """Target and price arrays of the slot columns: (n, S) each (NaN = no order)."""
     n = target.shape[0]
-    rows = np.arange(n)[:, None]
-    size = np.where(pk.occ >= 0, target[rows, np.maximum(pk.occ, 0)], np.nan)
-    px = price[rows, pk.src] if pk.n_slots else np.zeros((n, 0))
-    return size, px
+    if not pk.n_slots:
+        return np.full((n, 0), np.nan), np.zeros((n, 0))
+    return _packed_orders_nb(np.ascontiguousarray(target, dtype=np.float64),
+                             np.ascontiguousarray(price, dtype=np.float64), pk.occ, pk.src)
 
 
 @numba.njit(cache=True)

@@ -131,18 +131,22 @@ def panel_arrays(closes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 @numba.njit(cache=True)
-def _cell_targets_nb(target, lo, wk, fills, gates, gate_col, sign, b0, end_bar):  # pragma: no cover - compiled
+def _cell_targets_nb(target, lo, wk, fills, gates, gate_col, sign, tradable, sym, b0, end_bar):  # pragma: no cover
     """Write one cell's fill and gate-change orders into ``target[:, lo:lo+m]`` (see module docstring).
 
     ``wk``: (windows, m) weight of each of the cell's columns in each window; ``fills``: fill bar per
     window (increasing); ``gates``: all panel bars x gate keys, ``gate_col``: gate key of each column;
-    ``sign``: d per column; ``end_bar``: the cell's last test bar. Target = ``(d * w) * g``.
+    ``sign``: d per column; ``tradable``: panel bars x symbols, ``sym``: symbol of each column (no order
+    where the close is not tradable: the weight stays in cash); ``end_bar``: the cell's last test bar.
+    Target = ``(d * w) * g``.
     """
     nk, m = wk.shape
     for k in range(nk):  # fill: set this window's atoms, close the previous window's others
         f = fills[k]
         for j in range(m):
             w = wk[k, j]
+            if not tradable[f, sym[j]]:
+                continue
             if w > 0.0:
                 target[f - b0, lo + j] = sign[j] * w * gates[f + 1, gate_col[j]]
             elif k > 0 and wk[k - 1, j] > 0.0:
@@ -155,7 +159,7 @@ def _cell_targets_nb(target, lo, wk, fills, gates, gate_col, sign, b0, end_bar):
             continue        # a fill bar: set above
         for j in range(m):
             w = wk[k, j]
-            if w > 0.0:
+            if w > 0.0 and tradable[t, sym[j]]:
                 nxt = gates[t + 1, gate_col[j]]
                 if nxt != gates[t, gate_col[j]]:   # g_{t+1} != g_t on a held atom
                     target[t - b0, lo + j] = sign[j] * w * nxt
@@ -208,7 +212,8 @@ def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray
         wk = np.zeros((len(p.windows), hi - lo))  # weight of each column in each window
         wk[np.asarray(ks, dtype=np.int64), np.asarray(js, dtype=np.int64) - lo] = ws
         fills = np.array([wp.window.fill_bar for wp in p.windows], dtype=np.int64)
-        _cell_targets_nb(target, lo, wk, fills, gates, gate_a[lo:hi], sign_a[lo:hi], b0, p.end_bar)
+        _cell_targets_nb(target, lo, wk, fills, gates, gate_a[lo:hi], sign_a[lo:hi], tradable_sym,
+                         col_sym_a[lo:hi], b0, p.end_bar)
     # delisting inside the cell's range: close at the last price
     if n_cols:
         last_c = last_sym[col_sym_a]
@@ -220,17 +225,14 @@ def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray
     sl = slice(b0, b1 + 1)
     price = np.take(val[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0))  # C-ordered
     tradable = np.take(tradable_sym[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0), dtype=bool)
-    target[~tradable] = np.nan
     bust = bust_sym[col_sym_a] if n_cols else np.zeros(0, dtype=np.int64)
     bust_row = np.where((bust >= b0) & (bust <= b1), bust - b0, -1)
     last = last_sym[col_sym_a] if n_cols else np.zeros(0, dtype=np.int64)
     delist_row = np.where((last < n_bars - 1) & (last >= b0) & (last < b1) & (bust < 0), last - b0, -1)
     start_row = np.array([p.start_bar - b0 for p in plans], dtype=np.int64)
     end_row = np.array([p.end_bar - b0 for p in plans], dtype=np.int64)
-    wor = []
-    for p in plans:
-        lab = np.concatenate([np.full(wp.window.n_test, wp.window.index, dtype=np.int64) for wp in p.windows])
-        wor.append(lab)
+    wor = [np.repeat(np.array([wp.window.index for wp in p.windows], dtype=np.int64),
+                     np.array([wp.window.n_test for wp in p.windows], dtype=np.int64)) for p in plans]
     return Batch(b0=b0, dates=closes.index[sl], price=price, tradable=tradable,
                  target=target, bust_row=bust_row, delist_row=delist_row,
                  col_group=col_group_a,
