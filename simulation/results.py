@@ -167,6 +167,17 @@ def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, r
                     p_t[k] = t
                     p_c[k] = cost[i, j]
                     k += 1
+            if r1 - r0 == hi[g] - lo[g]:      # one column per symbol: no run to sum
+                for q in range(lo[g], hi[g]):
+                    j = perm[q]
+                    u = units[i, j]
+                    if u != 0.0:
+                        x_cell[m] = g
+                        x_row[m] = i
+                        x_sym[m] = sym[j]
+                        x_net[m] = u * price[i, j] / values[i, g]
+                        m += 1
+                continue
             for r in range(r0, r1):
                 q0, q1 = run_lo[r], run_lo[r + 1]
                 if q1 - q0 == 1:
