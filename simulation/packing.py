@@ -56,60 +56,50 @@ class Packing:
 
 
 @numba.njit(cache=True)
-def _pieces_nb(target, col_group):  # pragma: no cover - compiled
+def _pieces_nb(target):  # pragma: no cover - compiled
+    """Pieces of every column, read in row-major order (the array's own layout) with one open/start
+    state per column; sized by a first pass (a piece starts at a non-zero order), so no array grows.
+    Closed pieces come out by end row, then the pieces still open at the last row by column; ``pack``
+    orders them itself."""
     n, c = target.shape
-    cap = 16
+    cap = 0
+    for i in range(n):
+        for j in range(c):
+            v = target[i, j]
+            if v == v and v != 0.0:
+                cap += 1
     col = np.empty(cap, np.int64)
     start = np.empty(cap, np.int64)
     end = np.empty(cap, np.int64)
     closed = np.empty(cap, np.bool_)
+    open_ = np.zeros(c, np.bool_)
+    s = np.zeros(c, np.int64)
     k = 0
-    for j in range(c):
-        open_ = False
-        s = 0
-        for i in range(n):
+    for i in range(n):
+        for j in range(c):
             v = target[i, j]
-            if np.isnan(v):
+            if v != v:
                 continue
-            if v != 0.0 and not open_:
-                open_ = True
-                s = i
-            elif v == 0.0 and open_:
-                if k == cap:
-                    cap *= 2
-                    col, start, end, closed = (_grow(col, cap), _grow(start, cap), _grow(end, cap),
-                                               _grow_b(closed, cap))
-                col[k], start[k], end[k], closed[k] = j, s, i, True
+            if v != 0.0:
+                if not open_[j]:
+                    open_[j] = True
+                    s[j] = i
+            elif open_[j]:
+                col[k], start[k], end[k], closed[k] = j, s[j], i, True
                 k += 1
-                open_ = False
-        if open_:
-            if k == cap:
-                cap *= 2
-                col, start, end, closed = (_grow(col, cap), _grow(start, cap), _grow(end, cap),
-                                           _grow_b(closed, cap))
-            col[k], start[k], end[k], closed[k] = j, s, n - 1, False
+                open_[j] = False
+    for j in range(c):
+        if open_[j]:
+            col[k], start[k], end[k], closed[k] = j, s[j], n - 1, False
             k += 1
     return col[:k], start[:k], end[:k], closed[:k]
 
 
 @numba.njit(cache=True)
-def _grow(a, cap):  # pragma: no cover - compiled
-    out = np.empty(cap, a.dtype)
-    out[:len(a)] = a
-    return out
-
-
-@numba.njit(cache=True)
-def _grow_b(a, cap):  # pragma: no cover - compiled
-    out = np.empty(cap, np.bool_)
-    out[:len(a)] = a
-    return out
-
-
-@numba.njit(cache=True)
 def _assign_nb(p_col, p_start, p_end, col_group, n_groups):  # pragma: no cover - compiled
-    """First-fit slots per group; pieces are given column-major, so each group's pieces are contiguous
-    when its columns are. Returns (slot per piece (global), slot count per group)."""
+    """First-fit slots per group, pieces taken in (group, start row, column) order (a unique key, so the
+    result does not depend on the order the pieces are given in). Returns (slot per piece (global), slot
+    count per group)."""
     n_p = len(p_col)
     slot = np.empty(n_p, np.int64)
     counts = np.zeros(n_groups, np.int64)
@@ -187,7 +177,7 @@ def pack(target: np.ndarray, col_group: np.ndarray, n_groups: int) -> Packing:
     """
     t = np.ascontiguousarray(target, dtype=np.float64)
     grp = np.ascontiguousarray(col_group, dtype=np.int64)
-    p_col, p_start, p_end, p_closed = _pieces_nb(np.asfortranarray(t), grp)
+    p_col, p_start, p_end, p_closed = _pieces_nb(t)
     p_slot, counts = _assign_nb(p_col, p_start, p_end, grp, int(n_groups))
     n_slots = int(counts.sum())
     order = np.lexsort((p_start, p_slot))
@@ -198,13 +188,26 @@ def pack(target: np.ndarray, col_group: np.ndarray, n_groups: int) -> Packing:
                    piece_closed=p_closed[order])
 
 
+@numba.njit(cache=True)
+def _packed_orders_nb(target, price, occ, src):  # pragma: no cover - compiled
+    n, n_s = occ.shape
+    size = np.empty((n, n_s))
+    px = np.empty((n, n_s))
+    for i in range(n):
+        for s in range(n_s):
+            j = occ[i, s]
+            size[i, s] = target[i, j] if j >= 0 else np.nan
+            px[i, s] = price[i, src[i, s]]
+    return size, px
+
+
 def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing) -> tuple[np.ndarray, np.ndarray]:
     """Target and price arrays of the slot columns: (n, S) each (NaN = no order)."""
     n = target.shape[0]
-    rows = np.arange(n)[:, None]
-    size = np.where(pk.occ >= 0, target[rows, np.maximum(pk.occ, 0)], np.nan)
-    px = price[rows, pk.src] if pk.n_slots else np.zeros((n, 0))
-    return size, px
+    if not pk.n_slots:
+        return np.full((n, 0), np.nan), np.zeros((n, 0))
+    return _packed_orders_nb(np.ascontiguousarray(target, dtype=np.float64),
+                             np.ascontiguousarray(price, dtype=np.float64), pk.occ, pk.src)
 
 
 @numba.njit(cache=True)

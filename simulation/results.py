@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -90,26 +91,143 @@ def _close_events(batch: Batch, run: RawRun, g: int, lo: int, hi: int, s: int, e
     return events
 
 
+@numba.njit(cache=True)
+def _sum_like_numpy(buf, n):  # pragma: no cover - compiled
+    """``buf[0] + pairwise_sum(buf[1:n])``: the float order of ``np.add.reduceat`` over a contiguous run
+    (numpy's pairwise sum: from -0.0 one by one below 8 terms, 8 partial sums up to 128; the exposure of
+    a symbol has at most one column per atom id on it, 8 for the generated ids, far below 128)."""
+    m = n - 1
+    if m < 8:
+        res = -0.0
+        for i in range(1, n):
+            res += buf[i]
+    else:
+        r = np.empty(8)
+        for q in range(8):
+            r[q] = buf[1 + q]
+        i = 8
+        while i < m - (m % 8):
+            for q in range(8):
+                r[q] += buf[1 + i + q]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < m:
+            res += buf[1 + i]
+            i += 1
+    return buf[0] + res if n > 1 else buf[0]
+
+
+@numba.njit(cache=True)
+def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, run_lo, sym):  # pragma: no cover
+    """Positions and exposure rows of a batch, each ordered by cell, row, then column or symbol.
+
+    Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]``. Positions: (cell, row,
+    column, units, trade, cost) where units != 0 or a trade happened. Exposure: (cell, row, symbol code,
+    net exposure) where some column of the cell on the symbol holds units; ``perm`` lists each cell's
+    columns by symbol code (stable), cut into runs of one symbol at ``run_lo`` (run ``r`` is
+    ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs are contiguous and cover ``lo[g]:hi[g]``), ``sym``:
+    symbol code per column. Net exposure: the run's ``units * price`` summed in run order with the float
+    order of ``np.add.reduceat`` (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``.
+    """
+    n_pos = 0
+    n_held = 0
+    for g in range(len(lo)):
+        for i in range(start[g], end[g] + 1):
+            for j in range(lo[g], hi[g]):
+                hu = units[i, j] != 0.0
+                n_pos += hu | (trade[i, j] != 0.0)
+                n_held += hu
+    p_cell = np.empty(n_pos, np.int64)
+    p_row = np.empty(n_pos, np.int64)
+    p_col = np.empty(n_pos, np.int64)
+    p_u = np.empty(n_pos)
+    p_t = np.empty(n_pos)
+    p_c = np.empty(n_pos)
+    x_cell = np.empty(n_held, np.int64)   # at most one exposure row per held (row, column)
+    x_row = np.empty(n_held, np.int64)
+    x_sym = np.empty(n_held, np.int64)
+    x_net = np.empty(n_held)
+    buf = np.empty(max(len(perm), 1))
+    k = 0
+    m = 0
+    r0 = 0
+    for g in range(len(lo)):
+        r1 = r0
+        while r1 < len(run_lo) - 1 and run_lo[r1] < hi[g]:
+            r1 += 1                       # runs r0..r1-1 belong to cell g
+        for i in range(start[g], end[g] + 1):
+            for j in range(lo[g], hi[g]):
+                u = units[i, j]
+                t = trade[i, j]
+                if u != 0.0 or t != 0.0:
+                    p_cell[k] = g
+                    p_row[k] = i
+                    p_col[k] = j
+                    p_u[k] = u
+                    p_t[k] = t
+                    p_c[k] = cost[i, j]
+                    k += 1
+            if r1 - r0 == hi[g] - lo[g]:      # one column per symbol: no run to sum
+                for q in range(lo[g], hi[g]):
+                    j = perm[q]
+                    u = units[i, j]
+                    if u != 0.0:
+                        x_cell[m] = g
+                        x_row[m] = i
+                        x_sym[m] = sym[j]
+                        x_net[m] = u * price[i, j] / values[i, g]
+                        m += 1
+                continue
+            for r in range(r0, r1):
+                q0, q1 = run_lo[r], run_lo[r + 1]
+                if q1 - q0 == 1:
+                    j = perm[q0]
+                    if units[i, j] != 0.0:
+                        x_cell[m] = g
+                        x_row[m] = i
+                        x_sym[m] = sym[j]
+                        x_net[m] = units[i, j] * price[i, j] / values[i, g]
+                        m += 1
+                    continue
+                held = False
+                for q in range(q0, q1):
+                    j = perm[q]
+                    held = held or units[i, j] != 0.0
+                    buf[q - q0] = units[i, j] * price[i, j]
+                if held:
+                    x_cell[m] = g
+                    x_row[m] = i
+                    x_sym[m] = sym[perm[q0]]
+                    x_net[m] = _sum_like_numpy(buf, q1 - q0) / values[i, g]
+                    m += 1
+        r0 = r1
+    return (p_cell, p_row, p_col, p_u, p_t, p_c), (x_cell[:m], x_row[:m], x_sym[:m], x_net[:m])
+
+
 def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: dict[int, int],
                  labels: Labels) -> BatchFrames:
     """Long frames of one batch (schema column order; see ``BatchFrames``).
 
     Rows: returns per cell and test bar; positions per cell, bar (from the cell's first cut-off) and
     atom column where units != 0 or a trade happened; exposure per cell, bar and symbol (sorted) where
-    some atom holds the symbol. A cell's columns are contiguous in the batch.
+    some atom holds the symbol (net exposure: the symbol's ``units * close`` summed over its atom columns
+    in column order, / the end-of-bar value). A cell's columns are contiguous in the batch. Positions and
+    exposure rows come from one numba kernel over the batch's arrays (``_long_rows_nb``), ordered by
+    cell, bar, then column or symbol.
     """
-    R = {k: [] for k in ("cell", "row", "window", "ret", "liq")}
-    P = {k: [] for k in ("cell", "row", "col", "units", "trade", "cost")}
-    E = {k: [] for k in ("cell", "row", "sym", "net")}
     events: list[dict] = []
     n_groups = len(batch.cell_ids)
     if len(batch.col_group) and np.any(np.diff(batch.col_group) < 0):
         raise ValueError("batch_frames: a cell's columns must be contiguous")
     bounds = np.searchsorted(batch.col_group, np.arange(n_groups + 1), side="left")
+    lo, hi = bounds[:-1].astype(np.int64), bounds[1:].astype(np.int64)
+    start = np.asarray(batch.start_row, dtype=np.int64)
+    end = np.asarray(batch.end_row, dtype=np.int64)
     cell_code = labels.cells.get_indexer(pd.Index(batch.cell_ids, dtype=object))
-    sym_code = labels.symbols.get_indexer(pd.Index(batch.col_symbol, dtype=object))   # per column
+    sym_code = labels.symbols.get_indexer(pd.Index(batch.col_symbol, dtype=object)).astype(np.int64)  # per column
+    r_cell, r_row, r_win, r_ret, r_liq = [], [], [], [], []
     for g in range(n_groups):
-        s, e = int(batch.start_row[g]), int(batch.end_row[g])
+        s, e = int(start[g]), int(end[g])
         n = e - s
         liq_flag = np.zeros(n, dtype=bool)
         if g in liq_rows:
@@ -117,51 +235,40 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
             liq_flag[L - s - 1:] = True
             events.append({"type": "liquidation", "cell_id": batch.cell_ids[g], "date": batch.dates[L].isoformat(),
                            "bar": batch.b0 + L, "equity": float(np.prod(1.0 + rets[g][:L - s]))})
-        for k, v in (("cell", np.full(n, cell_code[g])), ("row", np.arange(s + 1, e + 1)),
-                     ("window", batch.window_of_row[g]), ("ret", rets[g]), ("liq", liq_flag)):
-            R[k].append(v)
-        lo, hi = int(bounds[g]), int(bounds[g + 1])
-        if lo == hi:
-            continue
-        u, t, c = run.units[s:e + 1, lo:hi], run.trade[s:e + 1, lo:hi], run.cost[s:e + 1, lo:hi]
-        held = u != 0
-        ri, ci = np.nonzero(held | (t != 0))
-        for k, v in (("cell", np.full(len(ri), cell_code[g])), ("row", s + ri), ("col", lo + ci),
-                     ("units", u[ri, ci]), ("trade", t[ri, ci]), ("cost", c[ri, ci])):
-            P[k].append(v)
-        events.extend(_close_events(batch, run, g, lo, hi, s, e))
-        # net exposure per symbol: sum(units * close) / end-of-bar value, where some atom holds the symbol
-        sc = sym_code[lo:hi]
-        by_sym = np.argsort(sc, kind="stable")
-        usym = sc[by_sym]
-        pv = (u * batch.price[s:e + 1, lo:hi])[:, by_sym]
-        hs = held[:, by_sym]
-        if len(usym) > 1 and np.any(usym[1:] == usym[:-1]):   # several atoms on one symbol: sum them
-            starts = np.flatnonzero(np.r_[True, usym[1:] != usym[:-1]])
-            pv = np.add.reduceat(pv, starts, axis=1)
-            hs = np.logical_or.reduceat(hs, starts, axis=1)
-            usym = usym[starts]
-        ri, si = np.nonzero(hs)
-        for k, v in (("cell", np.full(len(ri), cell_code[g])), ("row", s + ri), ("sym", usym[si]),
-                     ("net", pv[ri, si] / run.values[s + ri, g])):
-            E[k].append(v)
-    cat = {name: {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in d.items()}
-           for name, d in (("r", R), ("p", P), ("e", E))}
-    r, p, x = cat["r"], cat["p"], cat["e"]
+        r_cell.append(np.full(n, cell_code[g]))
+        r_row.append(np.arange(s + 1, e + 1))
+        r_win.append(batch.window_of_row[g])
+        r_ret.append(rets[g])
+        r_liq.append(liq_flag)
+        if lo[g] < hi[g]:
+            events.extend(_close_events(batch, run, g, int(lo[g]), int(hi[g]), s, e))
+    # each cell's columns by symbol code (stable): sort by (cell, symbol, column), cut into runs
+    col_group = np.asarray(batch.col_group, dtype=np.int64)
+    perm = np.lexsort((np.arange(len(sym_code)), sym_code, col_group)).astype(np.int64)
+    ps, pg = sym_code[perm], col_group[perm]
+    run_lo = np.flatnonzero(np.r_[True, (ps[1:] != ps[:-1]) | (pg[1:] != pg[:-1])]) if len(perm) else np.zeros(0, np.int64)
+    run_lo = np.r_[run_lo, len(perm)].astype(np.int64)
+    f64 = np.float64
+    (p_cell, p_row, pcol, p_units, p_trade, p_cost), (x_cell, x_row, x_sym, x_net) = _long_rows_nb(
+        np.ascontiguousarray(run.units, dtype=f64), np.ascontiguousarray(run.trade, dtype=f64),
+        np.ascontiguousarray(run.cost, dtype=f64), np.ascontiguousarray(batch.price, dtype=f64),
+        np.ascontiguousarray(run.values, dtype=f64), lo, hi, start, end, perm, run_lo, sym_code)
+
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+
     atom_code = labels.atoms.get_indexer(pd.Index(batch.col_atom, dtype=object))   # per column
-    pcol = p["col"].astype(np.int64)
     dates = batch.dates
-    returns = pd.DataFrame({"cell_id": _labels(r["cell"], labels.cells), "date": dates[r["row"].astype(np.int64)],
-                            "window": r["window"].astype(np.int64), "return": r["ret"].astype(np.float64),
-                            "liquidated": r["liq"].astype(bool)})
-    positions = pd.DataFrame({"cell_id": _labels(p["cell"], labels.cells), "date": dates[p["row"].astype(np.int64)],
+    returns = pd.DataFrame({"cell_id": _labels(cat(r_cell, np.int64), labels.cells),
+                            "date": dates[cat(r_row, np.int64)],
+                            "window": cat(r_win, np.int64), "return": cat(r_ret, np.float64),
+                            "liquidated": cat(r_liq, bool)})
+    positions = pd.DataFrame({"cell_id": _labels(cell_code[p_cell], labels.cells), "date": dates[p_row],
                               "atom_id": _labels(atom_code[pcol], labels.atoms),
                               "symbol": _labels(sym_code[pcol], labels.symbols),
-                              "units": p["units"].astype(np.float64), "trade": p["trade"].astype(np.float64),
-                              "cost": p["cost"].astype(np.float64)})
-    exposure = pd.DataFrame({"cell_id": _labels(x["cell"], labels.cells), "date": dates[x["row"].astype(np.int64)],
-                             "symbol": _labels(x["sym"], labels.symbols),
-                             "net_exposure": x["net"].astype(np.float64)})
+                              "units": p_units, "trade": p_trade, "cost": p_cost})
+    exposure = pd.DataFrame({"cell_id": _labels(cell_code[x_cell], labels.cells), "date": dates[x_row],
+                             "symbol": _labels(x_sym, labels.symbols), "net_exposure": x_net})
     return BatchFrames(returns, positions, exposure, events, liq_rows)
 
 

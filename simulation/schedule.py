@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -129,34 +130,39 @@ def panel_arrays(closes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return val, tradable, last, bust
 
 
-def _cell_targets(target: np.ndarray, p: CellPlan, cols: dict, lo: int, hi: int, g: np.ndarray,
-                  sign: np.ndarray, b0: int) -> None:
-    """Write one cell's fill and gate-change orders into ``target[:, lo:hi]`` (see module docstring).
+@numba.njit(cache=True)
+def _cell_targets_nb(target, lo, wk, fills, gates, gate_col, sign, tradable, sym, b0, end_bar):  # pragma: no cover
+    """Write one cell's fill and gate-change orders into ``target[:, lo:lo+m]`` (see module docstring).
 
-    ``g``: gates of the cell's columns (all panel bars x columns); ``sign``: d per column.
+    ``wk``: (windows, m) weight of each of the cell's columns in each window; ``fills``: fill bar per
+    window (increasing); ``gates``: all panel bars x gate keys, ``gate_col``: gate key of each column;
+    ``sign``: d per column; ``tradable``: panel bars x symbols, ``sym``: symbol of each column (no order
+    where the close is not tradable: the weight stays in cash); ``end_bar``: the cell's last test bar.
+    Target = ``(d * w) * g``.
     """
-    m = hi - lo
-    if m == 0:
-        return
-    wk = np.zeros((len(p.windows), m))  # weight of each column in each window
-    for k, wp in enumerate(p.windows):
-        for a in wp.atoms:
-            w = wp.weights.get(a.id, 0.0)
+    nk, m = wk.shape
+    for k in range(nk):  # fill: set this window's atoms, close the previous window's others
+        f = fills[k]
+        for j in range(m):
+            w = wk[k, j]
+            if not tradable[f, sym[j]]:
+                continue
             if w > 0.0:
-                wk[k, cols[(a.id, a.symbol)] - lo] = w
-    fills = np.array([wp.window.fill_bar for wp in p.windows], dtype=np.int64)
-    for k, f in enumerate(fills):  # fill: set this window's atoms, close the previous window's others
-        prev = wk[k - 1] > 0 if k else np.zeros(m, dtype=bool)
-        target[f - b0, lo:hi] = np.where(wk[k] > 0, sign * wk[k] * g[f + 1], np.where(prev, 0.0, np.nan))
-    t = np.arange(fills[0] + 1, p.end_bar)  # closes after the first fill, before the last test bar
-    if len(t) == 0:
-        return
-    k_of_t = np.searchsorted(fills, t, side="left") - 1   # the window whose holdings are live at close t
-    w_t = wk[k_of_t]
-    nxt = g[t + 1]
-    mask = (nxt != g[t]) & (w_t > 0) & ~np.isin(t, fills)[:, None]   # g_{t+1} != g_t on a held atom
-    block = target[t[0] - b0:t[-1] + 1 - b0, lo:hi]
-    block[mask] = (sign * w_t * nxt)[mask]
+                target[f - b0, lo + j] = sign[j] * w * gates[f + 1, gate_col[j]]
+            elif k > 0 and wk[k - 1, j] > 0.0:
+                target[f - b0, lo + j] = 0.0
+    k = 0
+    for t in range(fills[0] + 1, end_bar):  # closes after the first fill, before the last test bar
+        while k + 1 < nk and fills[k + 1] < t:
+            k += 1          # the window whose holdings are live at close t (last fill before t)
+        if k + 1 < nk and fills[k + 1] == t:
+            continue        # a fill bar: set above
+        for j in range(m):
+            w = wk[k, j]
+            if w > 0.0 and tradable[t, sym[j]]:
+                nxt = gates[t + 1, gate_col[j]]
+                if nxt != gates[t, gate_col[j]]:   # g_{t+1} != g_t on a held atom
+                    target[t - b0, lo + j] = sign[j] * w * nxt
 
 
 def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray, gate_keys: dict,
@@ -169,55 +175,68 @@ def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray
     b1 = max(p.end_bar for p in plans)
     rows = b1 - b0 + 1
     col_group, col_atom, col_symbol, col_sign, col_gate, col_sym = [], [], [], [], [], []
-    per_cell_cols: list[dict] = []
+    weights_of: list[tuple[int, int, list, list, list]] = []   # per cell: lo, hi, window, column, weight
     for gi, p in enumerate(plans):
         cols: dict[tuple[str, str], int] = {}
-        for wp in p.windows:
+        lo = len(col_atom)
+        ks, js, ws = [], [], []
+        for k, wp in enumerate(p.windows):
+            weights = wp.weights
             for a in wp.atoms:
-                if wp.weights.get(a.id, 0.0) > 0.0 and (a.id, a.symbol) not in cols:
-                    cols[(a.id, a.symbol)] = len(col_atom)
-                    col_group.append(gi)
-                    col_atom.append(a.id)
-                    col_symbol.append(a.symbol)
-                    col_sign.append(_DIR_SIGN.get(a.direction) or Direction(a.direction).sign)
-                    col_gate.append(gate_keys[_gate_key(a)])
-                    col_sym.append(sym_col[a.symbol])
-        per_cell_cols.append(cols)
+                w = weights.get(a.id, 0.0)
+                if w > 0.0:
+                    key = (a.id, a.symbol)
+                    j = cols.get(key)
+                    if j is None:
+                        j = cols[key] = len(col_atom)
+                        col_group.append(gi)
+                        col_atom.append(a.id)
+                        col_symbol.append(a.symbol)
+                        col_sign.append(_DIR_SIGN.get(a.direction) or Direction(a.direction).sign)
+                        col_gate.append(gate_keys[_gate_key(a)])
+                        col_sym.append(sym_col[a.symbol])
+                    ks.append(k)
+                    js.append(j)
+                    ws.append(w)
+        weights_of.append((lo, len(col_atom), ks, js, ws))
     n_cols = len(col_atom)
     col_sym_a = np.asarray(col_sym, dtype=np.int64)
+    col_group_a = np.asarray(col_group, dtype=np.int64)
     target = np.full((rows, n_cols), np.nan)
     sign_a = np.asarray(col_sign, dtype=np.float64)
     gate_a = np.asarray(col_gate, dtype=np.int64)
-    lo = 0
-    for gi, p in enumerate(plans):
-        cols = per_cell_cols[gi]
-        hi = lo + len(cols)
-        _cell_targets(target, p, cols, lo, hi, gates[:, gate_a[lo:hi]], sign_a[lo:hi], b0)
-        lo = hi
+    gates = np.ascontiguousarray(gates, dtype=np.float64)
+    for p, (lo, hi, ks, js, ws) in zip(plans, weights_of):
+        if hi == lo:
+            continue
+        wk = np.zeros((len(p.windows), hi - lo))  # weight of each column in each window
+        wk[np.asarray(ks, dtype=np.int64), np.asarray(js, dtype=np.int64) - lo] = ws
+        fills = np.array([wp.window.fill_bar for wp in p.windows], dtype=np.int64)
+        _cell_targets_nb(target, lo, wk, fills, gates, gate_a[lo:hi], sign_a[lo:hi], tradable_sym,
+                         col_sym_a[lo:hi], b0, p.end_bar)
     # delisting inside the cell's range: close at the last price
-    for gi, p in enumerate(plans):
-        for j in per_cell_cols[gi].values():
-            L = last_sym[col_sym_a[j]]
-            if L < n_bars - 1 and p.start_bar <= L < p.end_bar and tradable_sym[L, col_sym_a[j]]:
-                target[L - b0, j] = 0.0
+    if n_cols:
+        last_c = last_sym[col_sym_a]
+        start_g = np.array([p.start_bar for p in plans], dtype=np.int64)[col_group_a]
+        end_g = np.array([p.end_bar for p in plans], dtype=np.int64)[col_group_a]
+        inside = (last_c < n_bars - 1) & (start_g <= last_c) & (last_c < end_g)
+        inside &= tradable_sym[last_c, col_sym_a]
+        target[last_c[inside] - b0, np.flatnonzero(inside)] = 0.0
     sl = slice(b0, b1 + 1)
     price = np.take(val[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0))  # C-ordered
     tradable = np.take(tradable_sym[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0), dtype=bool)
-    target[~tradable] = np.nan
     bust = bust_sym[col_sym_a] if n_cols else np.zeros(0, dtype=np.int64)
     bust_row = np.where((bust >= b0) & (bust <= b1), bust - b0, -1)
     last = last_sym[col_sym_a] if n_cols else np.zeros(0, dtype=np.int64)
     delist_row = np.where((last < n_bars - 1) & (last >= b0) & (last < b1) & (bust < 0), last - b0, -1)
     start_row = np.array([p.start_bar - b0 for p in plans], dtype=np.int64)
     end_row = np.array([p.end_bar - b0 for p in plans], dtype=np.int64)
-    wor = []
-    for p in plans:
-        lab = np.concatenate([np.full(wp.window.n_test, wp.window.index, dtype=np.int64) for wp in p.windows])
-        wor.append(lab)
+    wor = [np.repeat(np.array([wp.window.index for wp in p.windows], dtype=np.int64),
+                     np.array([wp.window.n_test for wp in p.windows], dtype=np.int64)) for p in plans]
     return Batch(b0=b0, dates=closes.index[sl], price=price, tradable=tradable,
                  target=target, bust_row=bust_row, delist_row=delist_row,
-                 col_group=np.asarray(col_group, dtype=np.int64),
-                 col_atom=col_atom, col_symbol=col_symbol, col_sign=np.asarray(col_sign, dtype=np.float64),
+                 col_group=col_group_a,
+                 col_atom=col_atom, col_symbol=col_symbol, col_sign=sign_a,
                  cell_ids=[p.cell_id for p in plans], start_row=start_row, end_row=end_row,
                  window_of_row=wor, n_windows=np.array([len(p.windows) for p in plans], dtype=np.int64))
 
