@@ -115,29 +115,56 @@ def ingest(view: PastView, price_faults: dict[str, str] | None = None
             dropped.append((cid, sym, reason))
         keep.append(reason is None)
     pool = pool.loc[np.array(keep, dtype=bool)].copy()
-    pool["_vt"] = pool["Value.Traded"].fillna(-np.inf)
-    pool["_pass"] = [(not math.isnan(v)) and v >= liquidity_floor(a)
-                     for v, a in zip(pool["Value.Traded"], pool["asset_type"])]
+    # steps (1)-(3) on row positions and plain lists; each sort is the stable sort that
+    # ``sort_values(..., kind="mergesort")`` gives (descending keys negated), each "first" is
+    # ``duplicated(keep="first")`` in that order (tests/selection/test_legacy_speed.py compares
+    # with the frame-by-frame steps); the pool is taken once at the end
+    vt_key = [-v for v in pool["Value.Traded"].fillna(-np.inf).tolist()]  # descending
+    fail = [0 if ((not math.isnan(v)) and v >= liquidity_floor(a)) else 1
+            for v, a in zip(pool["Value.Traded"], pool["asset_type"])]  # _pass, descending
+    ex = pool["exchange"].astype(object).fillna("").astype(str).tolist()
+    ids, syms = pool["id"].tolist(), pool["symbol"].tolist()
+    order = list(range(len(pool)))
+
+    def firsts(order: list[int], key) -> list[bool]:
+        seen: set = set()
+        out = []
+        for i in order:
+            out.append(key(i) not in seen)
+            seen.add(key(i))
+        return out
+
+    def drop(order: list[int], keep: list[bool], reason: str) -> list[int]:
+        dropped.extend((ids[i], syms[i], reason) for i, k in zip(order, keep) if not k)
+        return [i for i, k in zip(order, keep) if k]
+
     # (1) one record per (symbol, logic, direction)
-    pool["_ex"] = pool["exchange"].astype(object).fillna("").astype(str)
-    pool = pool.sort_values(["_vt", "_ex"], ascending=[False, True], kind="mergesort")
-    dup = pool.duplicated(subset=["symbol", "id"], keep="first")
-    for cid, sym in zip(pool.loc[dup, "id"], pool.loc[dup, "symbol"]):
-        dropped.append((cid, sym, "duplicate:record"))
-    pool = pool.loc[~dup]
+    order = sorted(order, key=lambda i: (vt_key[i], ex[i]))
+    order = drop(order, firsts(order, lambda i: (syms[i], ids[i])), "duplicate:record")
     # (2) one venue per (identity, logic, direction)
-    pool = pool.sort_values(["_pass", "_vt", "symbol"], ascending=[False, False, True], kind="mergesort")
-    dup = pool.duplicated(subset=["id"], keep="first")
-    for cid, sym in zip(pool.loc[dup, "id"], pool.loc[dup, "symbol"]):
-        dropped.append((cid, sym, "duplicate:venue"))
-    pool = pool.loc[~dup]
+    order = sorted(order, key=lambda i: (fail[i], vt_key[i], syms[i]))
+    order = drop(order, firsts(order, lambda i: ids[i]), "duplicate:venue")
     # (3) scanner depth per (logic, direction)
-    pool = pool.sort_values(["_vt", "id"], ascending=[False, True], kind="mergesort")
-    rank = pool.groupby([pool["logic"].astype(str), pool["direction"].astype(str)], sort=False).cumcount()
-    cut = rank >= SCANNER_DEPTH
-    for cid, sym in zip(pool.loc[cut, "id"], pool.loc[cut, "symbol"]):
-        dropped.append((cid, sym, "depth_cap"))
-    pool = pool.loc[rank < SCANNER_DEPTH].drop(columns=["_vt", "_pass", "_ex"])
+    order = sorted(order, key=lambda i: (vt_key[i], ids[i]))
+    # the rank is groupby([logic.astype(str), direction.astype(str)]).cumcount(): a missing key
+    # (pandas keeps None as missing through astype(str)) has no group and no rank, and such a
+    # record leaves the pool here without a drop record (the frozen behaviour, kept as it is)
+    lg, dr = pool["logic"].astype(str), pool["direction"].astype(str)
+    no_group = (lg.isna() | dr.isna()).tolist()
+    group = list(zip(lg.tolist(), dr.tolist()))
+    seen_n: dict[tuple, int] = {}
+    keep, cut = [], []
+    for i in order:
+        if no_group[i]:
+            keep.append(False)
+            cut.append(False)
+            continue
+        rank = seen_n.get(group[i], 0)
+        keep.append(rank < SCANNER_DEPTH)
+        cut.append(rank >= SCANNER_DEPTH)
+        seen_n[group[i]] = rank + 1
+    dropped.extend((ids[i], syms[i], "depth_cap") for i, c in zip(order, cut) if c)
+    pool = pool.take([i for i, k in zip(order, keep) if k])
     pool = pool.set_index("id").sort_index()
     # a missing direction reads as d = +1 (the candidate is hard-vetoed on its metadata anyway)
     pool["sign"] = [-1.0 if d == "SHORT" else 1.0 for d in pool["direction"]]
