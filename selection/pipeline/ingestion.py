@@ -66,13 +66,6 @@ def price_faults(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ~any_valid, any_valid & (bad | gap | zero_early)
 
 
-def _drop(df: pd.DataFrame, keep: np.ndarray, reason: str, dropped: list[dict]) -> pd.DataFrame:
-    gone = df.loc[~keep]
-    dropped.extend({"id": i, "symbol": s, "reason": reason}
-                   for i, s in zip(gone["id"].tolist(), gone["symbol"].tolist()))
-    return df.loc[keep]
-
-
 def _vt_key(df: pd.DataFrame) -> pd.Series:
     """Sort key: -Value.Traded, missing last."""
     return (-pd.to_numeric(df["Value.Traded"], errors="coerce")).fillna(np.inf)
@@ -127,7 +120,7 @@ def deduplicate(df: pd.DataFrame, closes: pd.DataFrame, config: SelectionConfig,
     logic = df["logic"].tolist()
     order = list(range(len(df)))
 
-    def drop(keep: list[bool], reason: str) -> None:  # _drop: records in the current order
+    def drop(keep: list[bool], reason: str) -> None:  # drop records, listed in the current order
         nonlocal order
         dropped.extend({"id": ids[i], "symbol": syms[i], "reason": reason}
                        for i, k in zip(order, keep) if not k)

@@ -135,7 +135,14 @@ def test_invalid_logic_dropped_and_missing_direction_kept_for_the_veto():
 def _deduplicate_frames(df, closes, config, dropped):
     """The frame-by-frame implementation of ``deduplicate`` (before its rewrite on row positions,
     e53a33c), kept as the reference of the rewrite."""
-    from selection.pipeline.ingestion import _LOGICS, _drop, _vt_key, liquidity_floor, price_faults
+    from selection.pipeline.ingestion import _LOGICS, _vt_key, liquidity_floor, price_faults
+
+    def _drop(df, keep, reason, dropped):
+        gone = df.loc[~keep]
+        dropped.extend({"id": i, "symbol": s, "reason": reason}
+                       for i, s in zip(gone["id"].tolist(), gone["symbol"].tolist()))
+        return df.loc[keep]
+
 
     df = _drop(df, df["logic"].isin(_LOGICS).to_numpy(), "invalid:logic", dropped)
     has_col = df["symbol"].isin(closes.columns).to_numpy()
