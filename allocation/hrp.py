@@ -122,7 +122,11 @@ def hrp_riskfolio(cov: np.ndarray, returns: np.ndarray) -> np.ndarray:
     n = cov.shape[0]
     if n == 1:
         return np.ones(1)
-    names = [f"a{i}" for i in range(n)]
+    # integer labels 0..n-1 (label = position): riskfolio indexes its frames by label, and
+    # pandas >= 3 stores string labels as Arrow strings, whose look-ups cost ~25% of a call;
+    # the labels never reach the numbers (tests/allocation/test_references.py checks the
+    # weights are bit-identical to string labels)
+    names = list(range(n))
     cov_df = pd.DataFrame(cov, index=names, columns=names)
     port = rp.HCPortfolio(returns=pd.DataFrame(returns, columns=names))
     out = io.StringIO()

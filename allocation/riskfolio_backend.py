@@ -35,7 +35,11 @@ def solve_riskfolio(kind: str, cov: np.ndarray, caps: Caps, returns: np.ndarray,
     taken from ``cov`` and the mean from ``mu``.
     """
     n = cov.shape[0]
-    names = [f"a{i}" for i in range(n)]
+    # integer labels 0..n-1 (label = position): riskfolio indexes its frames by label, and
+    # pandas >= 3 stores string labels as Arrow strings, whose look-ups cost ~25% of a call;
+    # the labels never reach the numbers (tests/allocation/test_references.py checks the
+    # weights are bit-identical to string labels)
+    names = list(range(n))
     ret = pd.DataFrame(np.asarray(returns, dtype=np.float64), columns=names)
     port = rp.Portfolio(returns=ret)
     port.cov = pd.DataFrame(cov, index=names, columns=names)

@@ -76,23 +76,43 @@ def gates(closes: np.ndarray, logic: Logic, sign: np.ndarray | int, gap: int = 1
     return g
 
 
-def atom_gates(closes: pd.DataFrame, atoms: list, gap: int = 1) -> pd.DataFrame:
-    """Gates of several atoms (objects with ``id``, ``symbol``, ``logic``, ``direction``).
-
-    Returns a DataFrame (bars x atom ids) of 0.0 / 1.0, computed logic by logic over all atoms of that
-    logic at once.
-    """
-    out = np.zeros((len(closes), len(atoms)))
+def atom_gates_array(px: np.ndarray, col: dict, atoms: list, gap: int = 1) -> np.ndarray:
+    """Gates of several atoms (bars x atoms, 0.0 / 1.0) from the closes array ``px`` (bars x
+    columns) whose column of symbol ``s`` is ``col[s]``; computed logic by logic over all atoms of
+    that logic at once. Every operation runs column by column (trailing sums are cumulative sums
+    down each column), so an atom's gates do not depend on the other columns of ``px``."""
+    out = np.zeros((px.shape[0], len(atoms)))
     by_logic: dict[Logic, list[int]] = {}
     for i, a in enumerate(atoms):
         by_logic.setdefault(Logic(a.logic), []).append(i)
-    px = closes.to_numpy(dtype=np.float64)
-    col = {s: j for j, s in enumerate(closes.columns)}
     for logic, idxs in by_logic.items():
         sub = px[:, [col[atoms[i].symbol] for i in idxs]]
         d = np.array([Direction(atoms[i].direction).sign for i in idxs], dtype=np.float64)
         out[:, idxs] = gates(sub, logic, d, gap)
-    return pd.DataFrame(out, index=closes.index, columns=[a.id for a in atoms])
+    return out
+
+
+def atom_gates(closes: pd.DataFrame, atoms: list, gap: int = 1) -> pd.DataFrame:
+    """Gates of several atoms (objects with ``id``, ``symbol``, ``logic``, ``direction``).
+
+    Returns a DataFrame (bars x atom ids) of 0.0 / 1.0, computed logic by logic over all atoms of that
+    logic at once (``atom_gates_array``).
+    """
+    px = closes.to_numpy(dtype=np.float64)
+    col = {s: j for j, s in enumerate(closes.columns)}
+    return pd.DataFrame(atom_gates_array(px, col, atoms, gap), index=closes.index,
+                        columns=[a.id for a in atoms])
+
+
+def atom_returns_array(px: np.ndarray, returns: np.ndarray, col: dict, atoms: list,
+                       gap: int = 1) -> np.ndarray:
+    """``atom_returns`` on arrays: ``px`` closes and ``returns`` their simple returns
+    (``market.panel.simple_returns``), both bars x columns with symbol ``s`` in column ``col[s]``."""
+    g = atom_gates_array(px, col, atoms, gap)
+    r = returns[:, [col[a.symbol] for a in atoms]]
+    d = np.array([Direction(a.direction).sign for a in atoms], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(g > 0, np.maximum(d * r, -1.0), 0.0)
 
 
 def atom_returns(closes: pd.DataFrame, atoms: list, gap: int = 1) -> pd.DataFrame:
@@ -103,9 +123,9 @@ def atom_returns(closes: pd.DataFrame, atoms: list, gap: int = 1) -> pd.DataFram
     """
     from market.panel import simple_returns  # local: keeps module import light
 
-    g = atom_gates(closes, atoms, gap).to_numpy()
-    r = simple_returns(closes[[a.symbol for a in atoms]]).to_numpy() if atoms else np.zeros((len(closes), 0))
-    d = np.array([Direction(a.direction).sign for a in atoms], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        a = np.where(g > 0, np.maximum(d * r, -1.0), 0.0)
+    if not atoms:
+        return pd.DataFrame(np.zeros((len(closes), 0)), index=closes.index, columns=[])
+    px = closes.to_numpy(dtype=np.float64)
+    col = {s: j for j, s in enumerate(closes.columns)}
+    a = atom_returns_array(px, simple_returns(closes).to_numpy(), col, atoms, gap)
     return pd.DataFrame(a, index=closes.index, columns=[x.id for x in atoms])

@@ -23,6 +23,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from allocation import AllocationConfig, ProblemCache, allocate
 from contracts.allocation import Allocation, AllocationRequest
@@ -30,7 +31,7 @@ from contracts.cell import SettingKey
 from contracts.enums import Backend, Profile
 from contracts.selection import SelectionResult
 from contracts.window import Window
-from market.gates import atom_returns
+from market.gates import atom_returns, atom_returns_array
 from market.panel import simple_returns
 from market.view import PastView
 from selection.registry import LEGACY, FeatureCache, run_window
@@ -155,20 +156,55 @@ class UnitContext:
         return self.pools[key]
 
 
-def allocation_request(view: PastView, sel: SelectionResult, periods_per_year: int) -> AllocationRequest:
-    """Train-slice inputs of one engine's atoms (past-only: built from ``view``)."""
-    atoms = sel.atoms
+@dataclass(frozen=True)
+class UnitPanel:
+    """What every engine's allocation request of one unit reads from the view, computed once:
+    the closes as an array (bars x symbols), their simple returns, each symbol's column and the
+    train-slice benchmark returns (None without a benchmark)."""
+
+    px: np.ndarray
+    returns: np.ndarray
+    col: dict
+    benchmark: Any
+
+
+def unit_panel(view: PastView) -> UnitPanel:
+    """The ``UnitPanel`` of ``view`` (past-only: built from ``view``)."""
     train = slice(view.window.train_start, view.window.cutoff + 1)
-    symbols = sorted({x.symbol for x in atoms})
-    # the atoms' columns taken out of the wide panel once (every step below reads only these)
-    closes = view.closes[symbols]
-    a = atom_returns(closes, atoms, gap=view.window.gap).iloc[train]
-    assets = simple_returns(closes).iloc[train] if symbols else None
     bench = None
     if view.benchmark is not None:
         bench = simple_returns(view.closes[[view.benchmark]]).iloc[train][view.benchmark]
-    return AllocationRequest(atoms=atoms, atom_returns=a, asset_returns=assets, benchmark_returns=bench,
-                             shrinkage=sel.shrinkage, periods_per_year=periods_per_year)
+    return UnitPanel(px=view.closes.to_numpy(dtype=np.float64),
+                     returns=simple_returns(view.closes).to_numpy(),
+                     col={s: j for j, s in enumerate(view.closes.columns)}, benchmark=bench)
+
+
+def allocation_request(view: PastView, sel: SelectionResult, periods_per_year: int,
+                       panel: UnitPanel | None = None) -> AllocationRequest:
+    """Train-slice inputs of one engine's atoms (past-only: built from ``view``).
+
+    ``panel`` (``unit_panel(view)``, shared by the engines of a unit) gives the closes and returns
+    as arrays: an atom's stream and an asset's returns are computed column by column (gates from
+    cumulative sums down each column, returns element by element), so taking the atoms' columns
+    out of the whole panel gives the numbers of the atoms' own sub-panel."""
+    panel = panel if panel is not None else unit_panel(view)
+    atoms = sel.atoms
+    train = slice(view.window.train_start, view.window.cutoff + 1)
+    symbols = sorted({x.symbol for x in atoms})
+    idx = view.closes.index[train]
+    if atoms:
+        streams = atom_returns_array(panel.px, panel.returns, panel.col, atoms, gap=view.window.gap)
+        a = pd.DataFrame(streams[train], index=idx, columns=[x.id for x in atoms])
+    else:
+        a = atom_returns(view.closes[[]], [], gap=view.window.gap).iloc[train]
+    assets = None
+    if symbols:
+        cols = [panel.col[s] for s in symbols]
+        assets = pd.DataFrame(panel.returns[train][:, cols], index=idx, columns=view.closes.columns[cols])
+    return AllocationRequest(atoms=atoms, atom_returns=a, asset_returns=assets,
+                             benchmark_returns=None if panel.benchmark is None else panel.benchmark.copy(),
+                             shrinkage=sel.shrinkage,
+                             periods_per_year=periods_per_year)
 
 
 def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
@@ -194,10 +230,13 @@ def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
     allocations: dict[str, Allocation] = {}
     acfg = AllocationConfig()
     backends = ctx.backends_for(key.setting)
+    ts = time.perf_counter()
+    panel = unit_panel(view)
+    seconds["allocation:requests"] = time.perf_counter() - ts
     for engine in cfg.engines:
         sel = selections[engine]
         ts = time.perf_counter()
-        req = allocation_request(view, sel, m.calendar.periods_per_year)
+        req = allocation_request(view, sel, m.calendar.periods_per_year, panel)
         seconds["allocation:requests"] = seconds.get("allocation:requests", 0.0) + time.perf_counter() - ts
         for profile in cfg.profiles:
             for backend in backends:

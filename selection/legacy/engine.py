@@ -197,8 +197,8 @@ def hard_vetoes(features: pd.DataFrame, pool: pd.DataFrame, train_length: int,
     min_bars = min(cfg.min_history_bars, train_length)
     out: dict[str, list[str]] = {}
     # the same values as reading ``features.loc[cid]`` / ``pool.loc[cid]`` row by row, looked up once
-    meta = {col: dict(zip(pool.index, pool[col])) for col in ("sector", "asset_type", "direction",
-                                                              "Value.Traded")}
+    meta = {col: dict(zip(pool.index.tolist(), pool[col].tolist()))
+            for col in ("sector", "asset_type", "direction", "Value.Traded")}
     n_history = features["n_history"].to_numpy(dtype=np.float64)
     survival = features["survival"].to_numpy(dtype=np.float64)
     for k, cid in enumerate(features.index):

@@ -115,29 +115,56 @@ def ingest(view: PastView, price_faults: dict[str, str] | None = None
             dropped.append((cid, sym, reason))
         keep.append(reason is None)
     pool = pool.loc[np.array(keep, dtype=bool)].copy()
-    pool["_vt"] = pool["Value.Traded"].fillna(-np.inf)
-    pool["_pass"] = [(not math.isnan(v)) and v >= liquidity_floor(a)
-                     for v, a in zip(pool["Value.Traded"], pool["asset_type"])]
+    # steps (1)-(3) on row positions and plain lists; each sort is the stable sort that
+    # ``sort_values(..., kind="mergesort")`` gives (descending keys negated), each "first" is
+    # ``duplicated(keep="first")`` in that order (tests/selection/test_legacy_speed.py compares
+    # with the frame-by-frame steps); the pool is taken once at the end
+    vt_key = [-v for v in pool["Value.Traded"].fillna(-np.inf).tolist()]  # descending
+    fail = [0 if ((not math.isnan(v)) and v >= liquidity_floor(a)) else 1
+            for v, a in zip(pool["Value.Traded"], pool["asset_type"])]  # _pass, descending
+    ex = pool["exchange"].astype(object).fillna("").astype(str).tolist()
+    ids, syms = pool["id"].tolist(), pool["symbol"].tolist()
+    order = list(range(len(pool)))
+
+    def firsts(order: list[int], key) -> list[bool]:
+        seen: set = set()
+        out = []
+        for i in order:
+            out.append(key(i) not in seen)
+            seen.add(key(i))
+        return out
+
+    def drop(order: list[int], keep: list[bool], reason: str) -> list[int]:
+        dropped.extend((ids[i], syms[i], reason) for i, k in zip(order, keep) if not k)
+        return [i for i, k in zip(order, keep) if k]
+
     # (1) one record per (symbol, logic, direction)
-    pool["_ex"] = pool["exchange"].astype(object).fillna("").astype(str)
-    pool = pool.sort_values(["_vt", "_ex"], ascending=[False, True], kind="mergesort")
-    dup = pool.duplicated(subset=["symbol", "id"], keep="first")
-    for cid, sym in zip(pool.loc[dup, "id"], pool.loc[dup, "symbol"]):
-        dropped.append((cid, sym, "duplicate:record"))
-    pool = pool.loc[~dup]
+    order = sorted(order, key=lambda i: (vt_key[i], ex[i]))
+    order = drop(order, firsts(order, lambda i: (syms[i], ids[i])), "duplicate:record")
     # (2) one venue per (identity, logic, direction)
-    pool = pool.sort_values(["_pass", "_vt", "symbol"], ascending=[False, False, True], kind="mergesort")
-    dup = pool.duplicated(subset=["id"], keep="first")
-    for cid, sym in zip(pool.loc[dup, "id"], pool.loc[dup, "symbol"]):
-        dropped.append((cid, sym, "duplicate:venue"))
-    pool = pool.loc[~dup]
+    order = sorted(order, key=lambda i: (fail[i], vt_key[i], syms[i]))
+    order = drop(order, firsts(order, lambda i: ids[i]), "duplicate:venue")
     # (3) scanner depth per (logic, direction)
-    pool = pool.sort_values(["_vt", "id"], ascending=[False, True], kind="mergesort")
-    rank = pool.groupby([pool["logic"].astype(str), pool["direction"].astype(str)], sort=False).cumcount()
-    cut = rank >= SCANNER_DEPTH
-    for cid, sym in zip(pool.loc[cut, "id"], pool.loc[cut, "symbol"]):
-        dropped.append((cid, sym, "depth_cap"))
-    pool = pool.loc[rank < SCANNER_DEPTH].drop(columns=["_vt", "_pass", "_ex"])
+    order = sorted(order, key=lambda i: (vt_key[i], ids[i]))
+    # the rank is groupby([logic.astype(str), direction.astype(str)]).cumcount(): a missing key
+    # (pandas keeps None as missing through astype(str)) has no group and no rank, and such a
+    # record leaves the pool here without a drop record (the frozen behaviour, kept as it is)
+    lg, dr = pool["logic"].astype(str), pool["direction"].astype(str)
+    no_group = (lg.isna() | dr.isna()).tolist()
+    group = list(zip(lg.tolist(), dr.tolist()))
+    seen_n: dict[tuple, int] = {}
+    keep, cut = [], []
+    for i in order:
+        if no_group[i]:
+            keep.append(False)
+            cut.append(False)
+            continue
+        rank = seen_n.get(group[i], 0)
+        keep.append(rank < SCANNER_DEPTH)
+        cut.append(rank >= SCANNER_DEPTH)
+        seen_n[group[i]] = rank + 1
+    dropped.extend((ids[i], syms[i], "depth_cap") for i, c in zip(order, cut) if c)
+    pool = pool.take([i for i, k in zip(order, keep) if k])
     pool = pool.set_index("id").sort_index()
     # a missing direction reads as d = +1 (the candidate is hard-vetoed on its metadata anyway)
     pool["sign"] = [-1.0 if d == "SHORT" else 1.0 for d in pool["direction"]]
@@ -186,7 +213,52 @@ def hurst_rs(v: np.ndarray) -> float:
     return float(min(1.0, max(0.0, slope)))
 
 
-def column_features(x: np.ndarray, periods: int) -> dict[str, float]:
+def hurst_many(vs: list[np.ndarray]) -> list[float]:
+    """``[hurst_rs(v) for v in vs]``, the block statistics of every series of one length computed in
+    one array (the blocks of all those series as rows: each row's reductions are the ones
+    ``hurst_rs`` runs on that block; tests/selection/test_legacy_speed.py compares bit for bit)."""
+    out = [0.5] * len(vs)
+    by_n: dict[int, list[int]] = {}
+    for k, v in enumerate(vs):
+        if v.size >= 32:
+            by_n.setdefault(int(v.size), []).append(k)
+    for n, ks in by_n.items():
+        g = len(ks)
+        vals = np.stack([vs[k] for k in ks])  # (g, n)
+        logs_lag: list[list[float]] = [[] for _ in ks]
+        logs_rs: list[list[float]] = [[] for _ in ks]
+        lag = 8
+        while lag <= n // 2:
+            nb = n // lag
+            blk = np.ascontiguousarray(vals[:, :nb * lag]).reshape(g * nb, lag)
+            dev = np.cumsum(blk - blk.mean(axis=1, keepdims=True), axis=1)
+            sd = blk.std(axis=1).reshape(g, nb)
+            rng = (dev.max(axis=1) - dev.min(axis=1)).reshape(g, nb)
+            full = (sd > 0).all(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mean_full = (rng / sd).mean(axis=1)  # rows with every block usable
+            for c in range(g):
+                if full[c]:
+                    m = float(mean_full[c])
+                    size = nb
+                else:
+                    ok = sd[c] > 0
+                    rs = rng[c][ok] / sd[c][ok]
+                    size = rs.size
+                    m = float(np.mean(rs)) if size else 0.0
+                if size and m > 0:
+                    logs_lag[c].append(math.log(lag))
+                    logs_rs[c].append(math.log(m))
+            lag *= 2
+        for c, k in enumerate(ks):
+            if len(logs_lag[c]) < 2:
+                continue
+            slope = np.polyfit(np.array(logs_lag[c]), np.array(logs_rs[c]), 1)[0]
+            out[k] = float(min(1.0, max(0.0, slope)))
+    return out
+
+
+def column_features(x: np.ndarray, periods: int, hurst: float | None = None) -> dict[str, float]:
     """Per-column features of one direction-adjusted return column ``x`` (NaN skipped)."""
     v = x[~np.isnan(x)]
     n = v.size
@@ -199,7 +271,7 @@ def column_features(x: np.ndarray, periods: int) -> dict[str, float]:
         out["efficiency"] = abs(float(v.sum())) / path if path >= 1e-12 else 0.0
     else:
         out["efficiency"] = math.nan
-    h = hurst_rs(v)
+    h = hurst_rs(v) if hurst is None else hurst  # hurst: hurst_rs(v), computed by the caller
     out["hurst"] = h
     out["hurst_clean"] = min(1.0, max(0.0, 1.0 - 2.0 * abs(h - 0.5)))
     if n > 2:
@@ -264,14 +336,16 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
     raw_all, nw_all = permutation_entropy(x_arr[:, cols])
     pct_all = null_cache.percentile(raw_all, nw_all)
     at = {j: k for k, j in enumerate(cols)}
+    # the Hurst exponent of every distinct column's valid values, in one batch (hurst_many)
+    hs = hurst_many([x_arr[:, j][~np.isnan(x_arr[:, j])] for j in cols])
     done: dict[tuple[str, float], dict[str, float]] = {}
     for j, (cid, sym, sign) in enumerate(zip(pool.index, pool["symbol"], pool["sign"])):
         if (sym, sign) in done:
             rows[cid] = dict(done[(sym, sign)])
             continue
         x = np.ascontiguousarray(x_arr[:, j])
-        f = column_features(x, periods)
         k = at[j]
+        f = column_features(x, periods, hs[k])
         f["entropy"] = float(pct_all[k])
         f["entropy_raw"] = float(raw_all[k]) if nw_all[k] >= 10 else math.nan
         n_bars = int(n_closes[sym])

@@ -137,13 +137,13 @@ class SelectionContext(BaseModel):
             if a.size and (not np.isfinite(a).all() or a.min() < 0 or a.max() > 1):
                 raise ValueError("inference_outputs: scores must be finite and in [0, 1]")
         if self.clusters is not None and ids is not None:
-            extra = set(self.clusters.labels.index) - set(ids)
+            extra = set(self.clusters.labels.index.tolist()) - set(ids.tolist())
             if extra:
                 raise ValueError(f"clusters: ids not in raw_pool: {sorted(extra)[:3]}")
         for name, out in self.winners.items():
             if not isinstance(out, PolicyOutcome):
                 raise ValueError(f"winners[{name}] is not a PolicyOutcome")
-            if self.clusters is not None and not set(out.winners) <= set(self.clusters.labels.index):
+            if self.clusters is not None and not set(out.winners) <= set(self.clusters.labels.index.tolist()):
                 raise ValueError(f"winners[{name}]: a winner is outside the partition")
         return self
 

@@ -66,13 +66,6 @@ def price_faults(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ~any_valid, any_valid & (bad | gap | zero_early)
 
 
-def _drop(df: pd.DataFrame, keep: np.ndarray, reason: str, dropped: list[dict]) -> pd.DataFrame:
-    gone = df.loc[~keep]
-    dropped.extend({"id": i, "symbol": s, "reason": reason}
-                   for i, s in zip(gone["id"].tolist(), gone["symbol"].tolist()))
-    return df.loc[keep]
-
-
 def _vt_key(df: pd.DataFrame) -> pd.Series:
     """Sort key: -Value.Traded, missing last."""
     return (-pd.to_numeric(df["Value.Traded"], errors="coerce")).fillna(np.inf)
@@ -97,36 +90,76 @@ def normalise_pool(pool: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _sorted(order: list[int], *keys: list) -> list[int]:
+    """``order`` (row positions) stably sorted by the per-row ``keys`` (each indexed by position):
+    the order ``DataFrame.sort_values(keys, kind="mergesort")`` gives (a stable lexicographic
+    sort; strings compare by code point, as pandas' sorted categories do)."""
+    return sorted(order, key=lambda i: tuple(k[i] for k in keys))
+
+
+def _first_of_groups(order: list[int], *keys: list) -> list[bool]:
+    """Per position of ``order``: whether it is the first row of its ``keys`` group in that order
+    (``~DataFrame.duplicated(keys, keep="first")``)."""
+    seen: set = set()
+    out = []
+    for i in order:
+        k = tuple(x[i] for x in keys)
+        out.append(k not in seen)
+        seen.add(k)
+    return out
+
+
 def deduplicate(df: pd.DataFrame, closes: pd.DataFrame, config: SelectionConfig,
                 dropped: list[dict]) -> pd.DataFrame:
-    """Steps 1-5 of the module docstring on a normalised pool."""
-    df = _drop(df, df["logic"].isin(_LOGICS).to_numpy(), "invalid:logic", dropped)
-    has_col = df["symbol"].isin(closes.columns).to_numpy()
-    df = _drop(df, has_col, "no_prices", dropped)
-    syms = list(pd.unique(df["symbol"]))
-    empty, bad = price_faults(closes[syms].to_numpy(dtype=np.float64))
-    empty_s, bad_s = dict(zip(syms, empty.tolist())), dict(zip(syms, bad.tolist()))
-    df = _drop(df, ~df["symbol"].map(empty_s).to_numpy(dtype=bool), "no_prices", dropped)
-    df = _drop(df, ~df["symbol"].map(bad_s).to_numpy(dtype=bool), "invalid_prices", dropped)
+    """Steps 1-5 of the module docstring on a normalised pool.
 
-    dir_key = df["direction"].fillna("NA")
-    df = df.assign(_vt=_vt_key(df), _dir=dir_key, _ex=df["exchange"].astype(object).fillna("").astype(str))
-    df = df.sort_values(["symbol", "logic", "_dir", "_vt", "_ex"], kind="mergesort")
-    first = ~df.duplicated(["symbol", "logic", "_dir"], keep="first").to_numpy()
-    df = _drop(df, first, "duplicate:record", dropped)
+    The steps run on row positions and plain lists (each sort, drop and rank as the pandas
+    operations named in the comments would give it; tests/selection/test_v4_ingestion.py compares
+    with the frame-by-frame implementation) and the pool is taken once at the end."""
+    ids, syms = df["id"].tolist(), df["symbol"].tolist()
+    logic = df["logic"].tolist()
+    order = list(range(len(df)))
+
+    def drop(keep: list[bool], reason: str) -> None:  # drop records, listed in the current order
+        nonlocal order
+        dropped.extend({"id": ids[i], "symbol": syms[i], "reason": reason}
+                       for i, k in zip(order, keep) if not k)
+        order = [i for i, k in zip(order, keep) if k]
+
+    drop([logic[i] in _LOGICS for i in order], "invalid:logic")
+    cols = set(closes.columns)
+    drop([syms[i] in cols for i in order], "no_prices")
+    uniq = list(dict.fromkeys(syms[i] for i in order))
+    empty, bad = price_faults(closes[uniq].to_numpy(dtype=np.float64))
+    empty_s, bad_s = dict(zip(uniq, empty.tolist())), dict(zip(uniq, bad.tolist()))
+    drop([not empty_s[syms[i]] for i in order], "no_prices")
+    drop([not bad_s[syms[i]] for i in order], "invalid_prices")
+
+    direction = df["direction"].tolist()
+    dir_key = ["NA" if d is None else d for d in direction]  # direction.fillna("NA")
+    vt_key = _vt_key(df).tolist()
+    ex = df["exchange"].astype(object).fillna("").astype(str).tolist()
+    identity = df["identity"].tolist()
+    # sort by symbol, logic, direction, -Value.Traded, exchange; first per (symbol, logic, direction)
+    order = _sorted(order, syms, logic, dir_key, vt_key, ex)
+    drop(_first_of_groups(order, syms, logic, dir_key), "duplicate:record")
 
     passes = pd.to_numeric(df["Value.Traded"], errors="coerce").to_numpy() >= liquidity_floor(
         df["asset_type"], config)
-    df = df.assign(_fail=(~passes).astype(np.int8))
-    df = df.sort_values(["identity", "logic", "_dir", "_fail", "_vt", "symbol"], kind="mergesort")
-    first = ~df.duplicated(["identity", "logic", "_dir"], keep="first").to_numpy()
-    df = _drop(df, first, "duplicate:venue", dropped)
+    fail = (~passes).astype(np.int8).tolist()
+    order = _sorted(order, identity, logic, dir_key, fail, vt_key, syms)
+    drop(_first_of_groups(order, identity, logic, dir_key), "duplicate:venue")
 
-    df = df.sort_values(["logic", "_dir", "_vt", "id"], kind="mergesort")
-    rank = df.groupby(["logic", "_dir"], sort=False).cumcount().to_numpy()
-    df = _drop(df, rank < config.depth_cap, "depth_cap", dropped)
-    df = df.drop(columns=["_vt", "_dir", "_ex", "_fail"]).sort_values("id", kind="mergesort")
-    return df.set_index("id", drop=False).rename_axis("candidate")
+    order = _sorted(order, logic, dir_key, vt_key, ids)
+    rank: dict[tuple, int] = {}  # groupby(["logic", "_dir"]).cumcount()
+    keep = []
+    for i in order:
+        g = (logic[i], dir_key[i])
+        keep.append(rank.get(g, 0) < config.depth_cap)
+        rank[g] = rank.get(g, 0) + 1
+    drop(keep, "depth_cap")
+    order = _sorted(order, ids)
+    return df.take(order).set_index("id", drop=False).rename_axis("candidate")
 
 
 def direction_adjusted_returns(closes: pd.DataFrame, pool: pd.DataFrame, train_rows: int) -> pd.DataFrame:

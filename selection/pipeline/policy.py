@@ -194,7 +194,7 @@ def recruit(stage: int, book: _Book, eligible: set[str], config: SelectionConfig
 
 
 def make_book(ctx: SelectionContext, scorer: str) -> _Book:
-    ids = list(ctx.clusters.labels.index)
+    ids = ctx.clusters.labels.index.tolist()
     alpha = ctx.inference_outputs.scores.loc[ids, scorer].to_numpy(dtype=np.float64)
     idx = np.lexsort((np.array(ids, dtype=object).astype(str), -alpha)) if ids else np.zeros(0, int)
     order = [ids[j] for j in idx]

@@ -25,7 +25,7 @@ SHARED_STAGES = ("ingestion", "features", "hardening", "scoring", "partitioning"
 
 def stage1_survivors(ctx: SelectionContext) -> int:
     """Candidates with no hard veto and no soft veto at stage-1 thresholds (window's entropy_max)."""
-    ids = list(ctx.clusters.labels.index)
+    ids = ctx.clusters.labels.index.tolist()
     th = stage_thresholds(ctx.config, 1, float(ctx.params["entropy_max"]))
     soft = soft_vetoes(ctx.feature_store.loc[ids], th)
     return int((~soft.to_numpy(dtype=bool).any(axis=1)).sum())
@@ -94,7 +94,8 @@ def build_result(ctx: SelectionContext, engine: str, spec_version: SpecVersion,
     return SelectionResult(
         engine=engine, spec_version=spec_version, window=ctx.view.window.index,
         cutoff_date=ctx.view.cutoff_date.isoformat(), atoms=list(atoms),
-        clusters={str(k): int(v) for k, v in part.labels.items()}, htr_stage=htr_stage,
+        clusters={str(k): int(v) for k, v in zip(part.labels.index.tolist(), part.labels.tolist())},
+        htr_stage=htr_stage,
         manifest=manifest(ctx, degenerate), funnel=funnel, rejected=rejected,
         linkage=None if part.linkage is None else part.linkage.tolist(),
         linkage_labels=list(part.order), pipeline_audit=shared + list(events),

@@ -26,10 +26,12 @@ def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd
         return ()
     # the pool's and the scores' values read column-wise once (the same values as ``pool.loc[i]``
     # and ``scores.at[i, s]`` per atom, without a row look-up each)
-    cols = {c: dict(zip(pool.index, pool[c])) for c in ("symbol", "identity", "direction", "logic", "sector")}
-    cluster = dict(zip(labels.index, labels))
+    cols = {c: dict(zip(pool.index.tolist(), pool[c].tolist()))
+            for c in ("symbol", "identity", "direction", "logic", "sector")}
+    cluster = dict(zip(labels.index.tolist(), labels.tolist()))
     names = [str(s) for s in scores.columns]
-    score_rows = dict(zip(scores.index, scores.to_numpy(dtype=np.float64).tolist())) if len(names) else {}
+    score_rows = (dict(zip(scores.index.tolist(), scores.to_numpy(dtype=np.float64).tolist()))
+                  if len(names) else {})
     for i in ids:
         out.append(StrategyAtom(
             id=i, symbol=str(cols["symbol"][i]), identity=str(cols["identity"][i]),

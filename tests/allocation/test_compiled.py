@@ -185,3 +185,49 @@ def test_problem_cache_is_bounded_least_recently_used_first() -> None:
     assert len(cache.problems) == 3 and keys[1] not in cache.problems and keys[0] in cache.problems
     assert (cache.hits, cache.misses) == (1, 4)
     assert ProblemCache().max_problems == 48
+
+def _clarabel_data(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray, backend: str):
+    """The fast path's Clarabel data of a freshly built problem compiled on ``backend``."""
+    import allocation.compiled as compiled
+
+    prob = _built(kind, cov, caps, mu)
+    old = compiled.CANON_BACKEND
+    compiled.CANON_BACKEND = backend
+    try:
+        comp = compile_clarabel(prob.problem, prob.variables)
+    finally:
+        compiled.CANON_BACKEND = old
+    P, q, A, b = problem_data(comp)
+    return comp, (P, q, A, b)
+
+
+@pytest.mark.parametrize("kind", ["min_variance", "max_sharpe"])
+def test_coo_compilation_equals_cpp_bit_for_bit(kind: str) -> None:
+    """compile_clarabel canonicalises with cvxpy's COO backend (faster); it must hand Clarabel
+    exactly the data of cvxpy's default CPP backend (same map M, index arrays, values, cones), so
+    that the solve, and every allocation, is bit-identical. Grid: N 2..80, with/without cluster
+    rows and atom bounds."""
+    for n, t in [(2, 60), (7, 60), (20, 252), (33, 252), (80, 252)]:
+        for rows in (False, True):
+            for bounded in (False, True):
+                cov, caps, mu = _case(n, t, n * 7 + rows + 2 * bounded, rows, bounded)
+                ca, da = _clarabel_data(kind, cov, caps, mu, cp.settings.CPP_CANON_BACKEND)
+                cb, db = _clarabel_data(kind, cov, caps, mu, cp.settings.COO_CANON_BACKEND)
+                where = f"{kind} n={n} rows={rows} bounded={bounded}"
+                assert ca.M.shape == cb.M.shape and (ca.M != cb.M).nnz == 0, where
+                for x, y in zip(ca.P_index + ca.A_index + (ca.b_rows,), cb.P_index + cb.A_index + (cb.b_rows,)):
+                    assert np.array_equal(x, y), where
+                assert repr(ca.cones) == repr(cb.cones), where
+                assert [v[:3] for v in ca.variables.values()] == [v[:3] for v in cb.variables.values()], where
+                for x, y in zip(da, db):
+                    if sp.issparse(x):
+                        assert x.shape == y.shape and np.array_equal(x.indptr, y.indptr), where
+                        assert np.array_equal(x.indices, y.indices), where
+                        assert np.array_equal(x.data, y.data), where
+                    else:
+                        assert np.array_equal(x, y), where
+                sa, va = solve_compiled(ca, solver_options("CLARABEL", TOL, n))
+                sb, vb = solve_compiled(cb, solver_options("CLARABEL", TOL, n))
+                assert sa == sb == cp.OPTIMAL, where
+                for x, y in zip(va.values(), vb.values()):
+                    assert np.array_equal(x, y), where

@@ -117,3 +117,49 @@ def test_hrp_profile_is_capped_uncapped_hrp(make_request, backend: str) -> None:
 def test_mean_returns_are_sample_means_with_nan_as_zero() -> None:
     df = pd.DataFrame({"a": [0.01, np.nan, 0.03], "b": [0.0, 0.0, -0.03]})
     np.testing.assert_allclose(mean_returns(df), [0.04 / 3, -0.01])
+
+
+@pytest.mark.parametrize("n", [3, 12, 25])
+def test_riskfolio_integer_labels_give_the_string_label_weights_bit_for_bit(n: int) -> None:
+    """The riskfolio wrappers label assets 0..n-1 (faster look-ups than pandas' Arrow strings);
+    the labels must not reach the numbers: HCPortfolio HRP and Portfolio MinRisk/Sharpe (with
+    cluster rows and an atom bound) give exactly the weights of the string labels ``a0..a{n-1}``
+    (which sort differently from their positions once n > 10)."""
+    import contextlib
+    import io
+
+    import riskfolio as rp
+
+    from allocation.constraints import cluster_caps
+    from allocation.riskfolio_backend import solve_riskfolio
+    from allocation.solve import clean_weights, solver_options, solver_warnings
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(3e-4, 0.02, size=(252, n)) + rng.normal(0, 0.01, size=(252, 1))
+    cov = estimate_covariance(x, 0.0)
+    mu = x.mean(axis=0)
+    mu[0] = abs(mu).max() + 1e-4
+    names = [f"a{i}" for i in range(n)]
+    cov_df = pd.DataFrame(cov, index=names, columns=names)
+    port = rp.HCPortfolio(returns=pd.DataFrame(x, columns=names))
+    with contextlib.redirect_stdout(io.StringIO()):
+        ref = port.optimization(model="HRP", codependence="custom_cov", rm="MV", rf=0, linkage="single",
+                                leaf_order=False, method_cov="custom_cov", custom_cov=cov_df)
+    w_ref = ref["weights"].reindex(names).to_numpy(dtype=np.float64)
+    assert np.array_equal(hrp_riskfolio(cov, x), w_ref / w_ref.sum())
+
+    caps = cluster_caps(names, [i % max(1, n // 3) for i in range(n)], 0.6, 0.3 if n > 3 else None)
+    for kind, obj in (("min_variance", "MinRisk"), ("max_sharpe", "Sharpe")):
+        port = rp.Portfolio(returns=pd.DataFrame(x, columns=names))
+        port.cov = cov_df
+        port.mu = pd.DataFrame(mu[None, :], columns=names)
+        port.upperlng = float(np.max(caps.ub))
+        port.ainequality = np.asarray(caps.A, dtype=np.float64)
+        port.binequality = np.asarray(caps.b, dtype=np.float64).reshape(-1, 1)
+        port.solvers = ["CLARABEL"]
+        port.sol_params = {"CLARABEL": solver_options("CLARABEL", 1e-10)}
+        with contextlib.redirect_stdout(io.StringIO()), solver_warnings():
+            res = port.optimization(model="Classic", rm="MV", obj=obj, rf=0, hist=True)
+        got = solve_riskfolio(kind, cov, caps, x, mu=mu, tol=1e-10)
+        assert got.solver == "CLARABEL"
+        assert np.array_equal(got.weights, clean_weights(res["weights"].to_numpy(dtype=np.float64))), kind

@@ -58,3 +58,152 @@ def test_correlation_rows_from_column_i_on_equal_the_full_rows():
             sub[:, 0] = 0.01  # constant column: correlation 0
         for i in range(k - 1):
             np.testing.assert_array_equal(_corr_row(sub[:, i:], 0, 20)[1:], _corr_row(sub, i, 20)[i + 1:])
+
+
+# --- v3.4 ingestion: the frame-by-frame reference -------------------------------------------------
+import pandas as pd  # noqa: E402
+
+from contracts.errors import DataError  # noqa: E402
+from market.identity import identity_of  # noqa: E402
+from market.panel import validate_panel  # noqa: E402
+from selection.legacy.features import (LOGICS, SCANNER_DEPTH, _candidate_id,  # noqa: E402
+                                       ingest, liquidity_floor)
+from tests.selection.selection_pools import make_view, with_closes, with_pool  # noqa: E402
+
+
+def _ingest_frames(view, price_faults: dict[str, str] | None = None
+           ) -> tuple[pd.DataFrame, list[tuple[str, str, str]]]:
+    """``ingest`` as it was before its steps (1)-(3) ran on row positions (e53a33c): the reference."""
+    pool = view.pool.copy()
+    price_faults = {} if price_faults is None else price_faults
+    dropped: list[tuple[str, str, str]] = []
+    vt = pd.to_numeric(pool["Value.Traded"], errors="coerce").astype(float)
+    pool["Value.Traded"] = vt
+    pool["symbol"] = pool["symbol"].astype(str)
+    direction = pool["direction"].astype(object).map(lambda d: getattr(d, "value", d))
+    pool["direction"] = direction.where(direction.isin(["LONG", "SHORT"]), None)
+    pool["logic"] = pool["logic"].astype(object).map(lambda v: getattr(v, "value", v))
+    pool["identity"] = [identity_of(s) for s in pool["symbol"]]
+    pool["id"] = [_candidate_id(i, lg, d) for i, lg, d in
+                  zip(pool["identity"], pool["logic"], pool["direction"])]
+    bad_logic = ~pool["logic"].isin(list(LOGICS))
+    for cid, sym in zip(pool.loc[bad_logic, "id"], pool.loc[bad_logic, "symbol"]):
+        dropped.append((cid, sym, "invalid:logic"))
+    pool = pool.loc[~bad_logic].copy()
+    problems: dict[str, str] = {}
+    present = [s for s in dict.fromkeys(pool["symbol"]) if s in view.closes.columns]
+    try:  # one call for the common case; symbol by symbol only to name the bad ones
+        if present:
+            validate_panel(view.closes[present], source="v3.4 ingestion")
+    except DataError:
+        for sym in present:
+            if view.closes[sym].isna().all():
+                problems[sym] = "no_prices"
+                continue
+            try:
+                validate_panel(view.closes[[sym]], source="v3.4 ingestion")
+            except DataError as exc:
+                problems[sym] = "invalid_prices"
+                price_faults[sym] = str(exc)
+    keep = []
+    for cid, sym in zip(pool["id"], pool["symbol"]):
+        reason = "no_prices" if sym not in view.closes.columns else problems.get(sym)
+        if reason is not None:
+            dropped.append((cid, sym, reason))
+        keep.append(reason is None)
+    pool = pool.loc[np.array(keep, dtype=bool)].copy()
+    pool["_vt"] = pool["Value.Traded"].fillna(-np.inf)
+    pool["_pass"] = [(not math.isnan(v)) and v >= liquidity_floor(a)
+                     for v, a in zip(pool["Value.Traded"], pool["asset_type"])]
+    # (1) one record per (symbol, logic, direction)
+    pool["_ex"] = pool["exchange"].astype(object).fillna("").astype(str)
+    pool = pool.sort_values(["_vt", "_ex"], ascending=[False, True], kind="mergesort")
+    dup = pool.duplicated(subset=["symbol", "id"], keep="first")
+    for cid, sym in zip(pool.loc[dup, "id"], pool.loc[dup, "symbol"]):
+        dropped.append((cid, sym, "duplicate:record"))
+    pool = pool.loc[~dup]
+    # (2) one venue per (identity, logic, direction)
+    pool = pool.sort_values(["_pass", "_vt", "symbol"], ascending=[False, False, True], kind="mergesort")
+    dup = pool.duplicated(subset=["id"], keep="first")
+    for cid, sym in zip(pool.loc[dup, "id"], pool.loc[dup, "symbol"]):
+        dropped.append((cid, sym, "duplicate:venue"))
+    pool = pool.loc[~dup]
+    # (3) scanner depth per (logic, direction)
+    pool = pool.sort_values(["_vt", "id"], ascending=[False, True], kind="mergesort")
+    rank = pool.groupby([pool["logic"].astype(str), pool["direction"].astype(str)], sort=False).cumcount()
+    cut = rank >= SCANNER_DEPTH
+    for cid, sym in zip(pool.loc[cut, "id"], pool.loc[cut, "symbol"]):
+        dropped.append((cid, sym, "depth_cap"))
+    pool = pool.loc[rank < SCANNER_DEPTH].drop(columns=["_vt", "_pass", "_ex"])
+    pool = pool.set_index("id").sort_index()
+    # a missing direction reads as d = +1 (the candidate is hard-vetoed on its metadata anyway)
+    pool["sign"] = [-1.0 if d == "SHORT" else 1.0 for d in pool["direction"]]
+    return pool, dropped
+
+
+def test_ingest_equals_the_frame_by_frame_steps():
+    """Random pools with duplicate records, venues per identity, tied and missing Value.Traded,
+    missing exchanges and directions, invalid logics, faulty prices and a small scanner depth:
+    the same pool (values, dtypes, index, columns) and the same drops in the same order."""
+    import selection.legacy.features as F
+
+    rng = np.random.default_rng(5)
+    reasons: set[str] = set()
+    old_depth = F.SCANNER_DEPTH
+    try:
+        for seed in range(12):
+            view = make_view(seed=seed, n_assets=12)
+            closes = view.closes.copy()
+            closes.iloc[5, 3] = np.nan
+            closes.iloc[:, 4] = np.nan
+            pool = view.pool.sample(n=3 * len(view.pool), replace=True, random_state=seed).reset_index(drop=True)
+            k = len(pool)
+            pool["Value.Traded"] = rng.choice([np.nan, 1e6, 22e6, 25e6, 40e6, 60e6, 60e6, 2e8], size=k)
+            venues = [str(s).replace("USDT.P", "USDT") if rng.random() < 0.4 else str(s) for s in pool["symbol"]]
+            pool["symbol"] = venues
+            pool["asset_type"] = ["perp" if s.endswith(".P") else "spot" for s in venues]
+            pool["exchange"] = rng.choice(["BINANCE", "BYBIT", "OKX"], size=k)
+            pool.loc[rng.random(k) < 0.1, "exchange"] = None
+            pool.loc[rng.random(k) < 0.05, "direction"] = None
+            pool.loc[rng.random(k) < 0.05, "logic"] = "bogus"
+            for sym in set(pool["symbol"]) - set(closes.columns):
+                if rng.random() < 0.7:
+                    closes[sym] = closes.iloc[:, 0]
+            v = with_pool(with_closes(view, closes), pool)
+            F.SCANNER_DEPTH = int(rng.integers(2, 6))
+            new, d_new = ingest(v)
+            globals()["SCANNER_DEPTH"] = F.SCANNER_DEPTH
+            ref, d_ref = _ingest_frames(v)
+            pd.testing.assert_frame_equal(new, ref, check_exact=True)
+            assert d_new == d_ref
+            reasons |= {r for _, _, r in d_ref}
+    finally:
+        F.SCANNER_DEPTH = old_depth
+        globals()["SCANNER_DEPTH"] = old_depth
+    assert reasons == {"duplicate:record", "duplicate:venue", "depth_cap", "no_prices",
+                       "invalid_prices", "invalid:logic"}
+
+
+def test_hurst_many_equals_hurst_rs_bit_for_bit():
+    """The batched Hurst exponents (series of one length as one array of block rows) equal
+    ``hurst_rs`` per series exactly: lengths below 32 and up to 400, many series per length,
+    heavy tails, series with constant blocks (zero block deviation: the per-series path) and
+    constant series."""
+    from selection.legacy.features import hurst_many, hurst_rs
+
+    rng = np.random.default_rng(3)
+    vs = []
+    for n in (10, 31, 32, 33, 59, 60, 64, 119, 120, 121, 250, 251, 400):
+        for k in range(25):
+            v = rng.standard_t(3, size=n) * 0.02 if k % 2 else rng.normal(0, 0.01, size=n)
+            if k % 5 == 0:
+                v[: min(n, 16)] = 0.0  # a constant block or two
+            if k == 7:
+                v[:] = 0.001  # constant series
+            vs.append(v)
+    got = hurst_many(vs)
+    ref = [hurst_rs(v) for v in vs]
+    assert len(got) == len(ref)
+    for g, r, v in zip(got, ref, vs):
+        assert g == r or (math.isnan(g) and math.isnan(r)), (v.size, g, r)
+    assert len(set(ref)) > 100  # the series are not degenerate

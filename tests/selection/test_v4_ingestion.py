@@ -130,3 +130,83 @@ def test_invalid_logic_dropped_and_missing_direction_kept_for_the_veto():
     ctx = _ingest(with_pool(view, pool))
     assert any(d["reason"] == "invalid:logic" for d in ctx.params["dropped"])
     assert "A001_trend_NA" in ctx.raw_pool.index
+
+
+def _deduplicate_frames(df, closes, config, dropped):
+    """The frame-by-frame implementation of ``deduplicate`` (before its rewrite on row positions,
+    e53a33c), kept as the reference of the rewrite."""
+    from selection.pipeline.ingestion import _LOGICS, _vt_key, liquidity_floor, price_faults
+
+    def _drop(df, keep, reason, dropped):
+        gone = df.loc[~keep]
+        dropped.extend({"id": i, "symbol": s, "reason": reason}
+                       for i, s in zip(gone["id"].tolist(), gone["symbol"].tolist()))
+        return df.loc[keep]
+
+
+    df = _drop(df, df["logic"].isin(_LOGICS).to_numpy(), "invalid:logic", dropped)
+    has_col = df["symbol"].isin(closes.columns).to_numpy()
+    df = _drop(df, has_col, "no_prices", dropped)
+    syms = list(pd.unique(df["symbol"]))
+    empty, bad = price_faults(closes[syms].to_numpy(dtype=np.float64))
+    empty_s, bad_s = dict(zip(syms, empty.tolist())), dict(zip(syms, bad.tolist()))
+    df = _drop(df, ~df["symbol"].map(empty_s).to_numpy(dtype=bool), "no_prices", dropped)
+    df = _drop(df, ~df["symbol"].map(bad_s).to_numpy(dtype=bool), "invalid_prices", dropped)
+    dir_key = df["direction"].fillna("NA")
+    df = df.assign(_vt=_vt_key(df), _dir=dir_key, _ex=df["exchange"].astype(object).fillna("").astype(str))
+    df = df.sort_values(["symbol", "logic", "_dir", "_vt", "_ex"], kind="mergesort")
+    first = ~df.duplicated(["symbol", "logic", "_dir"], keep="first").to_numpy()
+    df = _drop(df, first, "duplicate:record", dropped)
+    passes = pd.to_numeric(df["Value.Traded"], errors="coerce").to_numpy() >= liquidity_floor(
+        df["asset_type"], config)
+    df = df.assign(_fail=(~passes).astype(np.int8))
+    df = df.sort_values(["identity", "logic", "_dir", "_fail", "_vt", "symbol"], kind="mergesort")
+    first = ~df.duplicated(["identity", "logic", "_dir"], keep="first").to_numpy()
+    df = _drop(df, first, "duplicate:venue", dropped)
+    df = df.sort_values(["logic", "_dir", "_vt", "id"], kind="mergesort")
+    rank = df.groupby(["logic", "_dir"], sort=False).cumcount().to_numpy()
+    df = _drop(df, rank < config.depth_cap, "depth_cap", dropped)
+    df = df.drop(columns=["_vt", "_dir", "_ex", "_fail"]).sort_values("id", kind="mergesort")
+    return df.set_index("id", drop=False).rename_axis("candidate")
+
+
+def test_deduplicate_equals_the_frame_by_frame_implementation():
+    """Random pools with duplicate records, several venues per identity, tied and missing
+    Value.Traded, missing exchanges/directions, invalid logics, faulty and missing prices and a
+    small depth cap: the same kept frame (values, dtypes, index, column order) and the same drops
+    in the same order."""
+    from selection.pipeline.ingestion import deduplicate, normalise_pool
+
+    rng = np.random.default_rng(11)
+    reasons: set[str] = set()
+    for seed in range(12):
+        view = make_view(seed=seed, n_assets=12)
+        closes = view.closes.copy()
+        closes.iloc[5, 3] = np.nan  # a gap: invalid_prices
+        closes.iloc[:, 4] = np.nan  # no close at all: no_prices
+        base = view.pool
+        pool = base.sample(n=3 * len(base), replace=True, random_state=seed).reset_index(drop=True)
+        k = len(pool)
+        vt = rng.choice([np.nan, 1e6, 22e6, 25e6, 40e6, 60e6, 60e6, 2e8], size=k)
+        pool["Value.Traded"] = vt
+        venues = np.array([s.replace("USDT.P", "USDT") if rng.random() < 0.4 else s for s in pool["symbol"]])
+        pool["symbol"] = venues
+        pool["asset_type"] = np.where(np.char.endswith(venues.astype(str), ".P"), "perp", "spot")
+        pool["exchange"] = rng.choice(["BINANCE", "BYBIT", "OKX"], size=k)
+        pool.loc[rng.random(k) < 0.1, "exchange"] = None
+        pool.loc[rng.random(k) < 0.05, "direction"] = None
+        pool.loc[rng.random(k) < 0.05, "logic"] = "bogus"
+        for sym in set(pool["symbol"]) - set(closes.columns):
+            if rng.random() < 0.7:
+                closes[sym] = closes.iloc[:, 0]
+        cfg = SelectionConfig(challengers=(), depth_cap=int(rng.integers(2, 6)))
+        norm = normalise_pool(pool)
+        d_new, d_ref = [], []
+        new = deduplicate(norm.copy(), closes, cfg, d_new)
+        ref = _deduplicate_frames(norm.copy(), closes, cfg, d_ref)
+        pd.testing.assert_frame_equal(new, ref, check_exact=True)
+        assert list(new.columns) == list(ref.columns) and new.index.equals(ref.index)
+        assert d_new == d_ref
+        reasons |= {d["reason"] for d in d_ref}
+    assert reasons == {"duplicate:record", "duplicate:venue", "depth_cap", "no_prices",
+                       "invalid_prices", "invalid:logic"}  # every step was exercised
