@@ -14,6 +14,7 @@ tasks (full preset: 300 cells, 252 pairs) to keep two to eight workers busy.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,3 +203,8 @@ def simulate_task(ctx, batch: SimBatch):
     from simulation import simulate
 
     return simulate(ctx.market.closes, batch.plans, batch.kind, batch.config)
+
+
+def where_task(ctx, item) -> tuple[int, int, object]:
+    """``(process id, bars in the worker's market, item)``: where a session's tasks run (tests, benchmarks)."""
+    return os.getpid(), len(ctx.market.closes.index), item

@@ -27,7 +27,7 @@ from tournament.baselines import baseline_plans, baseline_rows, selection_artifa
 from tournament.config import TournamentConfig
 from tournament.executors import Session
 from tournament.market_io import Market
-from tournament.post_tasks import SIM_BATCH, SimBatch, batches, simulate_task
+from tournament import post_tasks
 from tournament.regimes import write_regimes
 from tournament.relaxations import add_allocation_counts
 from tournament.rundir import candidates_path, write_json, write_parquet
@@ -258,7 +258,8 @@ def simulate_batched(session: Session, plans: list[CellPlan], kind: SimulatorKin
     """``simulation.simulate`` of ``plans`` as tasks of ``SIM_BATCH`` contiguous cells on the session's
     workers (closes from each worker's market), concatenated in the plans' order: the frames, summary
     and events of one call (a cell's simulation depends on its own plan and the closes only)."""
-    outs = session.map(simulate_task, [SimBatch(b, kind.value, sim_cfg) for b in batches(plans, SIM_BATCH)])
+    outs = session.map(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
+                                                  for b in post_tasks.batches(plans, post_tasks.SIM_BATCH)])
     if len(outs) == 1:
         return outs[0]
     cat = {n: pd.concat([getattr(o, n) for o in outs], ignore_index=True)
