@@ -1,10 +1,14 @@
-"""Executors: where units run (serial, a local process pool, or Dask). Never confuse with backends.
+"""Executors: where units and post-unit tasks run (serial, a local process pool, or Dask). Never
+confuse with backends.
 
-Results are yielded as units finish (order may differ across executors: the ledger order may, the
-decisions may not). Solver and BLAS threads are pinned to 1 in every executor, serial included.
-Process-pool workers exit when their driver dies, even by SIGKILL (``contracts.lifetime``); on Dask
-the market travels once to each worker in the run's plugin, which keeps one ``UnitContext`` per
-worker (``tournament.dask_units``).
+A run opens one ``Session`` (``tournament.run``) for the units and the post-unit phase: the same
+process pool or Dask client runs the units (``Session.units``: results yielded as units finish; the
+ledger order may differ across executors, the decisions may not) and then the post-unit tasks
+(``Session.map``: ordered, batched by ``tournament.post_tasks``). Solver and BLAS threads are pinned
+to 1 in every executor, serial included. Process-pool workers exit when their driver dies, even by
+SIGKILL (``contracts.lifetime``); on Dask the market travels once to each worker in the run's plugin,
+which keeps one ``UnitContext`` per worker (``tournament.dask_units``). ``execute`` (units only, a
+session of its own) is kept for callers that run units alone.
 """
 from __future__ import annotations
 

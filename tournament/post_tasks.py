@@ -206,5 +206,11 @@ def simulate_task(ctx, batch: SimBatch):
 
 
 def where_task(ctx, item) -> tuple[int, int, object]:
-    """``(process id, bars in the worker's market, item)``: where a session's tasks run (tests, benchmarks)."""
+    """``(process id, bars in the worker's market, item)``: where a session's tasks run (tests,
+    benchmarks). An item ``{"sleep": seconds, ...}`` sleeps that long first (a task to kill a worker
+    under)."""
+    if isinstance(item, dict) and "sleep" in item:
+        import time
+
+        time.sleep(float(item["sleep"]))
     return os.getpid(), len(ctx.market.closes.index), item

@@ -91,3 +91,26 @@ def test_post_unit_outputs_identical_across_executors_workers_and_batches(small_
         assert got["matrix"] == ref["matrix"], (kind, workers)
         assert got["bootstrap"] == ref["bootstrap"], (kind, workers)
         assert got["records"] == ref["records"], (kind, workers)
+
+
+def test_dask_map_survives_a_killed_worker(small_ctx):
+    """A post-unit task carries only its function and item (no scattered data): SIGKILL of a worker
+    while it runs tasks costs only those tasks, which run again elsewhere; the map completes, in
+    order."""
+    import signal
+    import threading
+    import time
+
+    with Session(small_ctx, "dask", workers=2) as s:
+        s.map(where_task, [0, 1])  # cluster and plugin up
+        pids = sorted(set(s._client.run(os.getpid).values()))
+        assert len(pids) == 2
+        items = [{"sleep": 0.4, "i": i} for i in range(12)]
+        killer = threading.Timer(1.0, os.kill, args=(pids[0], signal.SIGKILL))
+        killer.start()
+        t0 = time.perf_counter()
+        got = s.map(where_task, items)
+        killer.join()
+    assert [it for _, _, it in got] == items
+    assert time.perf_counter() - t0 > 1.0  # the kill happened while the map ran
+    assert pids[0] not in {pid for pid, _, _ in got[-4:]}  # the last tasks ran after the kill, elsewhere
