@@ -139,23 +139,25 @@ def sharpe_ci(
     )
 
 
-#: bootstrap replicates per block of ``boot_sharpe_stats`` (a block's deviations stay in cache)
-_ROWS = 64
+#: values per block of ``boot_sharpe_stats``: its deviations stay in cache, and short series (regime
+#: figures) still take few blocks (the per-call overhead of numpy dominates below ~50,000 values)
+_CELLS = 1 << 16  # replicates x observations per block (~0.5 MB of float64)
 
 
 def boot_sharpe_stats(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per replicate ``x[idx[r]]``: the per-period Sharpe and degenerate flag of ``sharpe_per_period``
     and the Mertens standard error of ``mertens_se``, with the same floating-point operations (each
     row's reductions run along the row, so they do not depend on the blocking), computed block by
-    block of ``_ROWS`` replicates with the deviations formed once (the separate calls formed the
+    block of ``_CELLS // n`` replicates with the deviations formed once (the separate calls formed the
     mean and the deviations twice over the whole R x n matrix).
     """
     r, n = idx.shape
+    rows = max(1, _CELLS // max(n, 1))
     sr = np.empty(r)
     deg = np.empty(r, dtype=bool)
     se = np.empty(r)
-    for lo in range(0, r, _ROWS):
-        xb = x[idx[lo:lo + _ROWS]]
+    for lo in range(0, r, rows):
+        xb = x[idx[lo:lo + rows]]
         d = xb - xb.mean(axis=1, keepdims=True)
         d2 = d * d
         s2 = d2.sum(axis=1)
@@ -168,8 +170,8 @@ def boot_sharpe_stats(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nd
         g3 = np.mean(d2 * d, axis=1) / safe**1.5
         g4 = np.mean(d2 * d2, axis=1) / safe**2
         v = np.maximum(1.0 - g3 * s + (g4 - 1.0) / 4.0 * s * s, 0.0) / (n - 1.0)
-        sr[lo:lo + _ROWS], deg[lo:lo + _ROWS] = s, dg
-        se[lo:lo + _ROWS] = np.where(m2 > 0.0, np.sqrt(v), 0.0)
+        sr[lo:lo + rows], deg[lo:lo + rows] = s, dg
+        se[lo:lo + rows] = np.where(m2 > 0.0, np.sqrt(v), 0.0)
     return sr, deg, se
 
 
