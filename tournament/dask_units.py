@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Iterator
+from typing import Callable, Iterator
 
 from distributed import WorkerPlugin, get_worker
 from distributed import as_completed as dask_completed
@@ -53,11 +53,13 @@ class UnitsPlugin(WorkerPlugin):
     def teardown(self, worker) -> None:
         self.ctx = None
 
-    def context(self) -> UnitContext:
+    def context(self, unit: bool = True) -> UnitContext:
+        """This worker's context of the run (built once); ``unit`` counts a unit in ``stats``, a
+        post-unit task (``run_dask_task``) counts in ``stats["tasks"]``."""
         if self.ctx is None:
             self.ctx = UnitContext(market=self.market, config=self.config, verify_windows=self.verify_windows)
             self.stats["contexts"] += 1
-        self.stats["units"] += 1
+        self.stats["units" if unit else "tasks"] = self.stats.get("units" if unit else "tasks", 0) + 1
         return self.ctx
 
 
@@ -71,15 +73,54 @@ def run_token() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def _plugin(token: str) -> UnitsPlugin:
+    plugin = get_worker().plugins.get(plugin_name(token))
+    if plugin is None:
+        raise RuntimeError(f"worker {get_worker().address}: plugin {plugin_name(token)!r} is not registered "
+                           "(tournament.dask_units.register registers it before submitting)")
+    return plugin
+
+
 def run_dask_unit(key: UnitKey, token: str) -> UnitOutput:
     """One unit on a worker, with that worker's context of the run (``UnitsPlugin``)."""
     from tournament.executors import _run_pinned
 
-    plugin = get_worker().plugins.get(plugin_name(token))
-    if plugin is None:
-        raise RuntimeError(f"worker {get_worker().address}: plugin {plugin_name(token)!r} is not registered "
-                           "(tournament.dask_units.run_units registers it before submitting)")
-    return _run_pinned(plugin.context(), key)
+    return _run_pinned(_plugin(token).context(), key)
+
+
+def run_dask_task(fn: Callable, item, token: str):
+    """One post-unit task ``fn(ctx, item)`` on a worker, with that worker's context of the run (its
+    market: the task ships only ``item``; ``tournament.executors.Session.map``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return fn(_plugin(token).context(unit=False), item)
+
+
+def register(client, ctx: UnitContext) -> str:
+    """Register one run's plugin (market, config, verification sample) on every worker, present and
+    future; returns its token (``unregister`` removes it)."""
+    token = run_token()
+    client.register_plugin(UnitsPlugin(token, ctx.market, ctx.config, ctx.verify_windows), name=plugin_name(token))
+    return token
+
+
+def unregister(client, token: str) -> None:
+    # a cluster that went away has no plugin left to remove: never mask the run's own error
+    with contextlib.suppress(Exception):
+        client.unregister_worker_plugin(plugin_name(token))
+
+
+def map_tasks(client, fn: Callable, items: list, token: str) -> list:
+    """``[fn(ctx, item) for item in items]`` on the cluster, in ``items``' order. A task carries only
+    its function (by reference) and its item, never a scattered future: a worker that dies costs only
+    the tasks it was running, which the scheduler runs again elsewhere."""
+    futs = [client.submit(run_dask_task, fn, it, token, pure=False) for it in items]
+    try:
+        return client.gather(futs)
+    finally:
+        for f in futs:
+            f.release()
 
 
 def _stats(dask_worker, name: str) -> dict:
@@ -87,14 +128,16 @@ def _stats(dask_worker, name: str) -> dict:
     return dict(plugin.stats) if plugin is not None else {}
 
 
-def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None = None) -> Iterator[UnitOutput]:
+def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None = None,
+              token: str | None = None) -> Iterator[UnitOutput]:
     """Run ``keys`` on ``client``'s cluster and yield each result as it finishes.
 
-    ``stats``, when given, receives per worker address ``{"contexts": built, "units": run}`` before
-    the run's plugin is removed."""
-    token = run_token()
+    ``token``: a plugin already registered (``register``; the caller removes it), else one is
+    registered for these units and removed after them. ``stats``, when given, receives per worker
+    address ``{"contexts": built, "units": run}`` before the plugin is removed."""
+    own = token is None
+    token = register(client, ctx) if own else token
     name = plugin_name(token)
-    client.register_plugin(UnitsPlugin(token, ctx.market, ctx.config, ctx.verify_windows), name=name)
     try:
         done = dask_completed([client.submit(run_dask_unit, k, token, pure=False) for k in keys])
         for f in done:
@@ -104,6 +147,5 @@ def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None 
         if stats is not None:
             stats.update(client.run(_stats, name=name))
     finally:
-        # a cluster that went away has no plugin left to remove: never mask the run's own error
-        with contextlib.suppress(Exception):
-            client.unregister_worker_plugin(name)
+        if own:
+            unregister(client, token)

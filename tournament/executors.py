@@ -1,16 +1,20 @@
-"""Executors: where units run (serial, a local process pool, or Dask). Never confuse with backends.
+"""Executors: where units and post-unit tasks run (serial, a local process pool, or Dask). Never
+confuse with backends.
 
-Results are yielded as units finish (order may differ across executors: the ledger order may, the
-decisions may not). Solver and BLAS threads are pinned to 1 in every executor, serial included.
-Process-pool workers exit when their driver dies, even by SIGKILL (``contracts.lifetime``); on Dask
-the market travels once to each worker in the run's plugin, which keeps one ``UnitContext`` per
-worker (``tournament.dask_units``).
+A run opens one ``Session`` (``tournament.run``) for the units and the post-unit phase: the same
+process pool or Dask client runs the units (``Session.units``: results yielded as units finish; the
+ledger order may differ across executors, the decisions may not) and then the post-unit tasks
+(``Session.map``: ordered, batched by ``tournament.post_tasks``). Solver and BLAS threads are pinned
+to 1 in every executor, serial included. Process-pool workers exit when their driver dies, even by
+SIGKILL (``contracts.lifetime``); on Dask the market travels once to each worker in the run's plugin,
+which keeps one ``UnitContext`` per worker (``tournament.dask_units``). ``execute`` (units only, a
+session of its own) is kept for callers that run units alone.
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Iterator
+from typing import Callable, Iterator
 
 from contracts.enums import ExecutorKind
 from contracts.errors import ConfigError
@@ -53,46 +57,136 @@ def _run_in_worker(key: UnitKey) -> UnitOutput:
     return _run_pinned(_WORKER_CTX["ctx"], key)
 
 
-def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,
-            scheduler: str | None = None) -> Iterator[UnitOutput]:
-    """Run ``keys`` and yield each unit's ``UnitOutput`` as it finishes."""
-    kind = ExecutorKind(kind)
-    if not keys:
-        return
-    if kind is ExecutorKind.SERIAL:
-        for k in keys:
-            yield _run_pinned(ctx, k)
-    elif kind is ExecutorKind.PROCESS:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                 initargs=(ctx.market, ctx.config, ctx.verify_windows, os.getpid())) as pool:
+def _run_task(fn: Callable, item):
+    """One post-unit task in a process-pool worker, with the worker's context (its market)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return fn(_WORKER_CTX["ctx"], item)
+
+
+class Session:
+    """One executor for a whole run: the units (``units``) and the post-unit tasks (``map``) run on
+    the same workers, opened once (``with Session(...) as s``) and closed at the run's end.
+
+    - serial: everything in this process, with ``ctx``;
+    - process: one ``ProcessPoolExecutor`` whose workers hold the market (``_init_worker``) and exit
+      when the driver dies;
+    - dask: one ``Client`` (a ``LocalCluster`` of ``workers`` processes, or ``scheduler``'s cluster)
+      and the run's ``UnitsPlugin`` (``tournament.dask_units``), which gives units and tasks the
+      market on the worker; no task depends on scattered data (a killed worker cancels nothing).
+
+    ``map(fn, items)`` runs ``fn(ctx, item)`` for each item, ``ctx`` being the worker's
+    ``UnitContext`` of the run (``ctx.market``, ``ctx.config``), and returns the results in
+    ``items``' order. ``fn`` must be a pure module-level function (pickled by reference) and each item
+    picklable; a task's result must not depend on where it ran, so outputs are identical on every
+    executor and worker count. The pool starts at the first call that needs it.
+    """
+
+    def __init__(self, ctx: UnitContext, kind: ExecutorKind | str, workers: int = 1, scheduler: str | None = None):
+        self.ctx, self.kind = ctx, ExecutorKind(kind)
+        self.workers, self.scheduler = workers, scheduler
+        self._pool: ProcessPoolExecutor | None = None
+        self._client = self._cluster = self._token = None
+        #: tasks run through ``map`` (tests, benchmarks)
+        self.n_tasks = 0
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            c = self.ctx
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker,
+                                             initargs=(c.market, c.config, c.verify_windows, os.getpid()))
+        return self._pool
+
+    def _dask(self):
+        if self._client is None:
+            from dask.distributed import Client, LocalCluster
+
+            from tournament.dask_units import register
+
+            if self.scheduler:
+                self._client = Client(self.scheduler)
+            else:
+                # no dashboard; the scheduler's HTTP routes (health, metrics) on a free loopback port, not
+                # the default 8787 on every interface (busy whenever another cluster runs on the machine)
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None,
+                                             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                             env={v: "1" for v in _THREAD_VARS})
+                self._client = Client(self._cluster)
+            self._token = register(self._client, self.ctx)  # one UnitContext per worker, reused
+        return self._client
+
+    def units(self, keys: list[UnitKey]) -> Iterator[UnitOutput]:
+        """Run ``keys`` and yield each unit's ``UnitOutput`` (``tournament.unit_output``: its files'
+        bytes, records and slim result, encoded where it ran) as it finishes (order may differ by
+        executor)."""
+        if not keys:
+            return
+        if self.kind is ExecutorKind.SERIAL:
+            for k in keys:
+                yield _run_pinned(self.ctx, k)
+        elif self.kind is ExecutorKind.PROCESS:
+            pool = self._process_pool()
             # no list of the futures: as_completed drops each one it yields, so a unit's output is
             # freed once the driver has persisted it
             for f in as_completed([pool.submit(_run_in_worker, k) for k in keys]):
                 yield f.result()
-    elif kind is ExecutorKind.DASK:
-        yield from _execute_dask(ctx, keys, workers, scheduler)
-    else:  # pragma: no cover - enum is exhaustive
-        raise ConfigError(f"unknown executor {kind}")
+        elif self.kind is ExecutorKind.DASK:
+            from tournament.dask_units import run_units
+
+            client = self._dask()
+            yield from run_units(client, self.ctx, keys, token=self._token)
+        else:  # pragma: no cover - enum is exhaustive
+            raise ConfigError(f"unknown executor {self.kind}")
+
+    def map(self, fn: Callable, items: list) -> list:
+        """``[fn(ctx, item) for item in items]`` on this session's workers, in order (see the class)."""
+        items = list(items)
+        self.n_tasks += len(items)
+        if not items:
+            return []
+        if self.kind is ExecutorKind.SERIAL:
+            return [fn(self.ctx, it) for it in items]
+        if self.kind is ExecutorKind.PROCESS:
+            futs = [self._process_pool().submit(_run_task, fn, it) for it in items]
+            return [f.result() for f in futs]
+        if self.kind is ExecutorKind.DASK:
+            from tournament.dask_units import map_tasks
+
+            return map_tasks(self._dask(), fn, items, self._token)
+        raise ConfigError(f"unknown executor {self.kind}")  # pragma: no cover - enum is exhaustive
+
+    def close(self) -> None:
+        """Stop the pool or the cluster this session started (a remote cluster's plugin is removed)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._client is not None:
+            from tournament.dask_units import unregister
+
+            try:
+                unregister(self._client, self._token)
+                self._client.close()
+            finally:
+                if self._cluster is not None:
+                    self._cluster.close()
+                self._client = self._cluster = self._token = None
 
 
-def _execute_dask(ctx: UnitContext, keys: list[UnitKey], workers: int, scheduler: str | None) -> Iterator[UnitOutput]:
-    from dask.distributed import Client, LocalCluster
+def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,
+            scheduler: str | None = None) -> Iterator[UnitOutput]:
+    """Run ``keys`` and yield each unit's ``UnitOutput`` as it finishes (a ``Session`` of its own)."""
+    kind = ExecutorKind(kind)
+    if not keys:
+        return
+    with Session(ctx, kind, workers, scheduler) as session:
+        yield from session.units(keys)
 
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        # no dashboard; the scheduler's HTTP routes (health, metrics) on a free loopback port, not the
-        # default 8787 on every interface (busy whenever another cluster runs on the machine)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                               env={v: "1" for v in _THREAD_VARS})
-        client = Client(cluster)
-    try:
-        from tournament.dask_units import run_units  # one UnitContext per worker, reused across units
 
-        yield from run_units(client, ctx, keys)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

@@ -36,13 +36,12 @@ import pandas as pd
 from scipy.stats import norm
 
 from audit.checks import VOL_BANDS, band_distance
-from audit.metrics import compute_metrics
 from audit.statistics import (cluster_trials, deflated_sharpe, effective_trials, holm_correction,
-                              model_confidence_set, paired_sharpe_test, pbo_cscv, probabilistic_sharpe, sharpe_ci,
-                              spa_test)
+                              model_confidence_set, pbo_cscv, spa_test)
 from audit.statistics._common import auto_block_length, stationary_indices
 from audit.statistics.paired import boot_size_for
 from tournament.config import TournamentConfig
+from tournament.post_tasks import CellStatsJob, PairJob, cell_stats, paired_tests, pbo_null_values
 from tournament.unit import derive_seed
 
 
@@ -52,9 +51,12 @@ def _band_text(profile) -> str:
 
 
 def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame, checks: list,
-                       P: int, degenerate: dict | None = None) -> tuple[pd.DataFrame, dict]:
+                       P: int, degenerate: dict | None = None, session=None) -> tuple[pd.DataFrame, dict]:
     """``degenerate``: (setting id, engine) -> windows whose selection is degenerate
-    (``tournament.records.degenerate_windows``); those engines' cells are excluded from the trials."""
+    (``tournament.records.degenerate_windows``); those engines' cells are excluded from the trials.
+    ``session``: the run's executor (``tournament.executors.Session``); the per-cell statistics, the
+    paired tests and the PBO null's replicates run there as batched tasks (``tournament.post_tasks``);
+    ``None``: in this process. The results do not depend on it."""
     bad = {k: list(v) for k, v in (degenerate or {}).items() if v}
     n_bad = {cid: len(bad.get((c.setting.id, c.engine), [])) for cid, (c, _) in plans.items()}
     series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
@@ -65,16 +67,17 @@ def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame
     common = _common_frame(series, trials)
     keep_trials = set(trials)
     n_eff = effective_trials(common.to_numpy()).n_effective if common.shape[1] >= 2 else np.nan
+    st = cfg.statistics
+    common_arr = common.to_numpy() if common.shape[1] > 1 else None
+    jobs = []
+    for cid in plans:
+        x = series[cid].to_numpy()
+        jobs.append(CellStatsJob(cid, x, series_seed(cfg.seed, "sharpe_ci", x), cid in trials))
+    per_cell = cell_stats(session, jobs, periods_per_year=P, n_boot=st.n_boot, alpha=st.alpha, common=common_arr,
+                          dsr_method=st.dsr_method, cluster_threshold=st.cluster_threshold)
     rows = []
-    for cid, (cell, plan) in plans.items():
-        r = series[cid]
-        m = compute_metrics(r.to_numpy(), P)
-        ci = sharpe_ci(r.to_numpy(), P, seed=series_seed(cfg.seed, "sharpe_ci", r.to_numpy()),
-                       n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha)
-        psr = probabilistic_sharpe(r.to_numpy())
-        dsr = (deflated_sharpe(r.to_numpy(), common.to_numpy(), method=cfg.statistics.dsr_method,
-                               cluster_threshold=cfg.statistics.cluster_threshold)
-               if cid in trials and common.shape[1] > 1 else None)
+    for (cid, (cell, plan)), res in zip(plans.items(), per_cell):
+        m, ci, psr, dsr = res["metrics"], res["ci"], res["psr"], res["dsr"]
         band = VOL_BANDS[cell.profile]
         rows.append({"cell_id": cid, **cell.dims(), "trial": cid in keep_trials,
                      "sharpe": ci.sharpe, "sharpe_ci_low": ci.ci_low, "sharpe_ci_high": ci.ci_high,
@@ -108,9 +111,9 @@ def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame
             pbo = pbo_cscv(common, n_splits=cfg.statistics.pbo_blocks)
             stats["pbo"] = {k: v for k, v in pbo.to_dict().items()}
             stats["pbo"]["lambdas"] = [float(x) for x in pbo.lambdas]
-            stats["pbo"]["null"] = pbo_null(cfg, common)
+            stats["pbo"]["null"] = pbo_null(cfg, common, session)
     keep = set(trials)
-    stats["paired_tests"] = _paired(cfg, plans, series, P, keep)
+    stats["paired_tests"] = _paired(cfg, plans, series, P, keep, session)
     stats["spa"], stats["mcs"] = _spa_mcs(cfg, plans, series, keep)
     return matrix, stats
 
@@ -122,7 +125,8 @@ def _common_frame(series: dict, cids: list[str]) -> pd.DataFrame:
     return df
 
 
-def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: set | None = None) -> dict:
+def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: set | None = None,
+            session=None) -> dict:
     """Paired Sharpe-difference tests between engines on trials matched on everything else."""
     idx = {}
     for cid, (c, _) in plans.items():
@@ -149,16 +153,18 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: se
                 matched.append((a, b, label, key, cid_a, cid_b))
     # the confirming bootstrap's size from the number of tests: its floor stays below alpha/m
     confirm = boot_size_for(len(matched), cfg.statistics.alpha, floor=cfg.statistics.n_boot) if matched else None
-    tests = []
+    jobs = []
     for a, b, label, key, cid_a, cid_b in matched:
         ab = pd.concat([series[cid_a], series[cid_b]], axis=1, join="inner").dropna()
-        t = paired_sharpe_test(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(), P,
-                               seed=derive_seed(cfg.seed, "paired", cid_a, cid_b),
-                               n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha,
-                               confirm_n_boot=confirm)
+        jobs.append(PairJob(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(),
+                            derive_seed(cfg.seed, "paired", cid_a, cid_b)))
+    done = paired_tests(session, jobs, periods_per_year=P, n_boot=cfg.statistics.n_boot,
+                        alpha=cfg.statistics.alpha, confirm_n_boot=confirm)
+    tests = []
+    for (a, b, label, key, cid_a, cid_b), t in zip(matched, done):
         tests.append({"comparison": label, "a": a, "b": b, "profile": key[1], "step_size": key[2],
                       "train_window": key[3], "feature_lookback": key[4], "cell_a": cid_a,
-                      "cell_b": cid_b, **t.to_dict()})
+                      "cell_b": cid_b, **t})
     if tests:
         pv = pd.Series([t["pvalue"] for t in tests], index=range(len(tests)))
         holm = holm_correction(pv, alpha=cfg.statistics.alpha)
@@ -253,7 +259,7 @@ def dsr_summary(cfg: TournamentConfig, matrix: pd.DataFrame, common: pd.DataFram
                            "significant": bool(res.dsr > 0.95)}}
 
 
-def pbo_null(cfg: TournamentConfig, common: pd.DataFrame) -> dict:
+def pbo_null(cfg: TournamentConfig, common: pd.DataFrame, session=None) -> dict:
     """PBO's null mean and spread: CSCV on ``pbo_null_reps`` stationary-bootstrap resamples (rows,
     common to all trials, so their correlation is kept) of the trials' demeaned returns (no skill).
     One run's PBO is read against this spread, not against 0.5 alone."""
@@ -264,5 +270,5 @@ def pbo_null(cfg: TournamentConfig, common: pd.DataFrame) -> dict:
     x = x - x.mean(axis=0)
     bl = auto_block_length(x, how="median")
     idx = stationary_indices(x.shape[0], bl, reps, derive_seed(cfg.seed, "pbo_null"))
-    vals = np.array([pbo_cscv(x[i], n_splits=cfg.statistics.pbo_blocks).pbo for i in idx])
+    vals = pbo_null_values(session, x, idx, cfg.statistics.pbo_blocks)  # CSCV of replicate batches as tasks
     return {"mean": float(vals.mean()), "sd": float(vals.std(ddof=1)), "reps": reps, "block_length": bl}

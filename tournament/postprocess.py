@@ -19,17 +19,19 @@ import pandas as pd
 from audit.checks import SimConventions, metrics_with_and_without, summarize_checks
 from audit.raw_audit import simulation_record_data
 from audit.run_audit import audit_run, write_checks
-from contracts.enums import Profile, RecordType, SimulatorKind, SpecVersion
+from contracts.enums import ExecutorKind, Profile, RecordType, SimulatorKind, SpecVersion
 from market.panel import simple_returns
-from simulation import CellPlan, SimulationConfig, WindowPlan, simulate
+from simulation import CellPlan, SimulationConfig, SimulationResult, WindowPlan
 from tournament.bands import apply_to_matrix, resolve_bands
 from tournament.baselines import baseline_plans, baseline_rows, selection_artifact, vs_best_trial
 from tournament.config import TournamentConfig
+from tournament.executors import Session
 from tournament.market_io import Market
+from tournament import post_tasks
 from tournament.regimes import write_regimes
 from tournament.relaxations import add_allocation_counts
 from tournament.rundir import candidates_path, write_json, write_parquet
-from tournament.unit import UnitResult, alloc_key
+from tournament.unit import UnitContext, UnitResult, alloc_key
 from tournament.verification import flag_reason, verification_frame, verification_sample, verification_summary
 
 
@@ -115,7 +117,13 @@ def _windows_frame(sched: dict, dates: pd.DatetimeIndex) -> pd.DataFrame:
 
 
 def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict,
-               results: dict[str, UnitResult], append, record_file) -> FinishOutcome:
+               results: dict[str, UnitResult], append, record_file, session: Session | None = None) -> FinishOutcome:
+    """``session``: the run's executor (``tournament.executors.Session``), which runs the simulation
+    and the per-cell and per-pair statistics as tasks (``tournament.post_tasks``); ``None``: a serial
+    session in this process."""
+    if session is None:
+        with Session(UnitContext(market=market, config=cfg), ExecutorKind.SERIAL) as serial:
+            return finish_run(run_dir, cfg, market, sched, results, append, record_file, serial)
     P = market.calendar.periods_per_year
     closes = market.closes
     sec: dict[str, float] = {}
@@ -135,7 +143,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     for kind in cfg.simulators:
         group = [p for c, p in plans.values() if c.simulator == kind]
         if group:
-            outs.append(simulate(closes, group, SimulatorKind(kind), sim_cfg))
+            outs.append(simulate_batched(session, group, SimulatorKind(kind), sim_cfg))
             tick(f"simulation:{SimulatorKind(kind).value}")
     returns = pd.concat([o.returns for o in outs], ignore_index=True)
     positions = pd.concat([o.positions for o in outs], ignore_index=True)
@@ -163,7 +171,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                         ("exposure.parquet", exposure), ("cells.parquet", cells),
                         ("verification.parquet", verification)):
         record_file(write_parquet(run_dir, name, frame))
-    regimes = write_regimes(run_dir, cfg, closes, market.benchmark, P, returns, trial_plans, record_file)  # issue 20
+    regimes = write_regimes(run_dir, cfg, closes, market.benchmark, P, returns, trial_plans, record_file,
+                            session)  # issue 20
     tick("files")
 
     _simulation_records(append, plans, returns, P)
@@ -197,7 +206,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
 
     from tournament.matrix import performance_matrix  # statistics are heavy; import late
     from tournament.records import degenerate_windows
-    matrix, stats = performance_matrix(cfg, trial_plans, returns, checks, P, degenerate_windows(results))
+    matrix, stats = performance_matrix(cfg, trial_plans, returns, checks, P, degenerate_windows(results), session)
     matrix = add_allocation_counts(matrix, trial_plans, results)  # n_relaxed, n_fallback (issue 19)
     series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
     matrix["baseline"] = False
@@ -242,6 +251,20 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     return FinishOutcome(report, _run_metrics(matrix, stats), summary_checks, tuple(audit.integrity_failures),
                          tuple(audit.no_position_cells), tuple(audit.no_position_windows),
                          len(plans) + (len(meta.cells) + len(meta.sleeve_cells) if meta is not None else 0), sec)
+
+
+def simulate_batched(session: Session, plans: list[CellPlan], kind: SimulatorKind,
+                     sim_cfg: SimulationConfig) -> SimulationResult:
+    """``simulation.simulate`` of ``plans`` as tasks of ``SIM_BATCH`` contiguous cells on the session's
+    workers (closes from each worker's market), concatenated in the plans' order: the frames, summary
+    and events of one call (a cell's simulation depends on its own plan and the closes only)."""
+    outs = session.map(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
+                                                  for b in post_tasks.batches(plans, post_tasks.SIM_BATCH)])
+    if len(outs) == 1:
+        return outs[0]
+    cat = {n: pd.concat([getattr(o, n) for o in outs], ignore_index=True)
+           for n in ("returns", "positions", "exposure", "summary")}
+    return SimulationResult(kind=kind.value, events=[e for o in outs for e in o.events], **cat)
 
 
 class _Ticker:

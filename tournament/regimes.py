@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.regimes import REGIME_ORDER, ranking_consistency, regime_figures
+from audit.regimes import REGIME_ORDER, ranking_consistency
 from market.regimes import reference_prices, regime_frame
 from tournament.config import TournamentConfig
+from tournament.post_tasks import regime_frames
 from tournament.rundir import write_parquet
-from tournament.unit import derive_seed
 
 LABEL_COLUMNS = ["date", "vol", "cut_low", "cut_high", "regime"]
 
@@ -32,21 +32,23 @@ def label_frame(cfg: TournamentConfig, closes: pd.DataFrame, benchmark: str | No
     return out[LABEL_COLUMNS], source
 
 
-def figures(cfg: TournamentConfig, returns: pd.DataFrame, labels: pd.DataFrame, periods_per_year: float) -> pd.DataFrame:
-    """``regimes.parquet``'s rows: every cell x regime (``audit.regimes.regime_figures``)."""
+def figures(cfg: TournamentConfig, returns: pd.DataFrame, labels: pd.DataFrame, periods_per_year: float,
+            session=None) -> pd.DataFrame:
+    """``regimes.parquet``'s rows: every cell x regime (``audit.regimes.regime_figures``), computed in
+    batches of cells on ``session``'s workers (``tournament.post_tasks.regime_frames``; ``None``: here)."""
     lab = pd.Series(labels["regime"].to_numpy(), index=pd.DatetimeIndex(labels["date"]), dtype="string")
-    return regime_figures(returns, lab, periods_per_year,
-                          seed_of=lambda cid, reg: derive_seed(cfg.seed, "regime_sharpe_ci", cid, reg),
-                          n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha, min_days=cfg.regimes.min_days)
+    return regime_frames(session, returns, lab, periods_per_year=periods_per_year, seed=cfg.seed,
+                         n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha, min_days=cfg.regimes.min_days)
 
 
 def write_regimes(run_dir: Path, cfg: TournamentConfig, closes: pd.DataFrame, benchmark: str | None,
-                  periods_per_year: float, returns: pd.DataFrame, trial_plans: dict, record_file) -> dict:
+                  periods_per_year: float, returns: pd.DataFrame, trial_plans: dict, record_file,
+                  session=None) -> dict:
     """Write ``regime_labels.parquet`` and ``regimes.parquet`` (each digested at once) and return the
     summary for ``bootstrap.json["regimes"]``."""
     labels, source = label_frame(cfg, closes, benchmark, periods_per_year)
     record_file(write_parquet(run_dir, "regime_labels.parquet", labels))
-    fig = figures(cfg, returns, labels, periods_per_year)
+    fig = figures(cfg, returns, labels, periods_per_year, session)
     record_file(write_parquet(run_dir, "regimes.parquet", fig))
     return summary(cfg, labels, source, fig, returns, trial_plans)
 

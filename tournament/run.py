@@ -34,7 +34,7 @@ from contracts.errors import ConfigError, LedgerError
 from market.ratings import DerivedCache
 from simulation import make_windows
 from tournament.config import TournamentConfig, dump_config
-from tournament.executors import execute, pin_threads
+from tournament.executors import Session, pin_threads
 from tournament.market_io import Market, load_market
 from tournament.records import unit_records
 from tournament.rundir import atomic_write_bytes, candidates_path, unit_path
@@ -175,6 +175,7 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
     writer = LedgerWriter(run_dir / "audit.jsonl", run_id, resume=resume is not None,
                           resume_data={"reason": "tournament run --resume",
                                        "overrides": dict(resume_overrides or {})} if resume is not None else None)
+    session = None
     try:
         existing = {r["data"].get("key") for r in writer.records}
         append = Appender(writer, existing - {None})
@@ -203,9 +204,11 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
                 results[k.id] = res.slim()
         todo = [k for k in keys if k.id not in results]
         ctx = UnitContext(market=market, config=cfg, verify_windows=frozenset(verification_sample(cfg, sched)))
+        # one executor for the units and the post-unit tasks, closed in ``finally`` (executors.Session)
+        session = Session(ctx, cfg.executor, cfg.workers, cfg.scheduler)
         n_new = 0
         t_units = time.perf_counter()
-        for out in execute(ctx, todo, cfg.executor, cfg.workers, cfg.scheduler):
+        for out in session.units(todo):
             with writer.batch():  # one fsync per unit (group commit)
                 _persist_unit(run_dir, out, record_file)
                 for rec in out.records:
@@ -223,7 +226,7 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
                 phases[f"unit:{part}"] = phases.get(f"unit:{part}", 0.0) + s
         from tournament.postprocess import finish_run  # heavy imports (vectorbt) only when needed
         with writer.batch():  # group commit: an fsync every group_max_records records, and at the end
-            fin = finish_run(run_dir, cfg, market, sched, results, append, record_file)
+            fin = finish_run(run_dir, cfg, market, sched, results, append, record_file, session)
         artifacts = _artifacts(run_dir)
         append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts,
                                                      "metrics": fin.metrics,
@@ -237,6 +240,8 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
                 if str(exc) else type(exc).__name__})
         raise
     finally:
+        if session is not None:
+            session.close()
         writer.close()
     return RunOutcome(run_dir, run_dir / "audit.jsonl", fin.report, fin.n_cells, len(results),
                       time.perf_counter() - t0, head[0], head[1], fin.checks, fin.integrity_failures,

@@ -144,7 +144,7 @@ def test_a_failure_after_the_folder_exists_marks_the_run_failed(tmp_path, monkey
         raise RuntimeError("worker lost\nsecond line")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(run_mod, "execute", boom)
+    monkeypatch.setattr(run_mod.Session, "units", boom)  # the run's executor session (executors.Session)
     with pytest.raises(RuntimeError):
         run_mod.run_tournament(small_config(), tmp_path)
     run_dir = next(tmp_path.iterdir())

@@ -1,0 +1,216 @@
+"""The post-unit phase's tasks (issue 16: every phase distributed), run by ``tournament.executors.Session.map``.
+
+Each task is a pure module-level function ``fn(ctx, item)``: ``ctx`` is the worker's ``UnitContext`` of
+the run (its market: the simulation's closes come from there, never shipped per task) and ``item`` one
+batch. Batches are cut by ``batches`` at fixed sizes (the constants below), never from the executor
+or the worker count, and every figure inside a batch is computed exactly as the driver computed it
+alone (same seeds, same calls), so the outputs are identical on every executor and worker count
+(DESIGN section 3). The run-level statistics (Holm, verdicts, SPA, MCS, PBO itself, the DSR summary),
+the ledger appends and the file writes stay in the driver.
+
+Batch sizes: a task costs about 1-5 ms of scheduling and pickling on the process pool (more on Dask);
+a cell's statistics about 30-100 ms; the sizes keep the overhead near 1% while leaving enough
+tasks (full preset: 300 cells, 252 pairs) to keep two to eight workers busy.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: cells per task of the matrix statistics (compute_metrics, sharpe_ci, PSR, DSR)
+STATS_BATCH = 16
+#: cells per task of the regime figures (three regime CIs per cell)
+REGIME_BATCH = 16
+#: pairs per task of the paired Sharpe tests
+PAIRS_BATCH = 12
+#: bootstrap replicates per task of the PBO null (a CSCV of 12,870 combinations each)
+PBO_NULL_BATCH = 5
+#: cells per task of the simulation (contiguous, in the driver's order)
+SIM_BATCH = 40
+
+
+def batches(items: list, size: int) -> list[list]:
+    """``items`` cut into contiguous batches of ``size`` (the last may be shorter)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# -- performance matrix: per-cell statistics --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CellStatsJob:
+    """One cell's series and the arguments of its statistics (``tournament.matrix``)."""
+
+    cell_id: str
+    values: np.ndarray
+    seed: int
+    trial: bool  # DSR against the common frame
+
+
+@dataclass(frozen=True)
+class StatsBatch:
+    jobs: list
+    periods_per_year: float
+    n_boot: int
+    alpha: float
+    common: np.ndarray | None  # T x N trials on common dates (DSR), None when fewer than 2 trials
+    dsr_method: str
+    cluster_threshold: float
+
+
+def cell_stats_task(ctx, batch: StatsBatch) -> list[dict]:
+    """Per cell: ``compute_metrics``, ``sharpe_ci``, ``probabilistic_sharpe`` and (trials) ``deflated_sharpe``."""
+    from audit.metrics import compute_metrics
+    from audit.statistics import deflated_sharpe, probabilistic_sharpe, sharpe_ci
+
+    out = []
+    for j in batch.jobs:
+        m = compute_metrics(j.values, batch.periods_per_year)
+        ci = sharpe_ci(j.values, batch.periods_per_year, seed=j.seed, n_boot=batch.n_boot, alpha=batch.alpha)
+        psr = probabilistic_sharpe(j.values)
+        dsr = (deflated_sharpe(j.values, batch.common, method=batch.dsr_method,
+                               cluster_threshold=batch.cluster_threshold)
+               if j.trial and batch.common is not None else None)
+        out.append({"metrics": m, "ci": ci, "psr": psr, "dsr": dsr})
+    return out
+
+
+def cell_stats(session, jobs: list[CellStatsJob], **shared) -> list[dict]:
+    """``cell_stats_task`` over ``jobs`` in batches of ``STATS_BATCH`` (results in ``jobs``' order)."""
+    chunks = [StatsBatch(jobs=b, **shared) for b in batches(jobs, STATS_BATCH)]
+    out = session.map(cell_stats_task, chunks) if session is not None else [cell_stats_task(None, c) for c in chunks]
+    return [r for part in out for r in part]
+
+
+# -- paired Sharpe tests ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PairJob:
+    a: np.ndarray
+    b: np.ndarray
+    seed: int
+
+
+@dataclass(frozen=True)
+class PairsBatch:
+    jobs: list
+    periods_per_year: float
+    n_boot: int
+    alpha: float
+    confirm_n_boot: int | None
+
+
+def paired_task(ctx, batch: PairsBatch) -> list[dict]:
+    """``paired_sharpe_test(...).to_dict()`` per pair of the batch."""
+    from audit.statistics import paired_sharpe_test
+
+    return [paired_sharpe_test(j.a, j.b, batch.periods_per_year, seed=j.seed, n_boot=batch.n_boot,
+                               alpha=batch.alpha, confirm_n_boot=batch.confirm_n_boot).to_dict()
+            for j in batch.jobs]
+
+
+def paired_tests(session, jobs: list[PairJob], **shared) -> list[dict]:
+    chunks = [PairsBatch(jobs=b, **shared) for b in batches(jobs, PAIRS_BATCH)]
+    out = session.map(paired_task, chunks) if session is not None else [paired_task(None, c) for c in chunks]
+    return [r for part in out for r in part]
+
+
+# -- PBO null replicates -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PBONullBatch:
+    x: np.ndarray          # T x N demeaned trials
+    idx: np.ndarray        # reps x T row indices (drawn in the driver)
+    n_splits: int
+
+
+def pbo_null_task(ctx, batch: PBONullBatch) -> list[float]:
+    """PBO (CSCV) of each resample ``x[i]`` of the batch."""
+    from audit.statistics import pbo_cscv
+
+    return [pbo_cscv(batch.x[i], n_splits=batch.n_splits).pbo for i in batch.idx]
+
+
+def pbo_null_values(session, x: np.ndarray, idx: np.ndarray, n_splits: int) -> np.ndarray:
+    chunks = [PBONullBatch(x=x, idx=idx[i:i + PBO_NULL_BATCH], n_splits=n_splits)
+              for i in range(0, idx.shape[0], PBO_NULL_BATCH)]
+    out = session.map(pbo_null_task, chunks) if session is not None else [pbo_null_task(None, c) for c in chunks]
+    return np.array([v for part in out for v in part])
+
+
+# -- regime figures ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RegimeBatch:
+    returns: pd.DataFrame   # columns cell_id, date, return of the batch's cells
+    labels: pd.Series       # regime per date
+    periods_per_year: float
+    seed: int
+    n_boot: int
+    alpha: float
+    min_days: int
+
+
+@dataclass(frozen=True)
+class RegimeSeed:
+    """``seed_of(cell_id, regime)`` of ``audit.regimes.regime_figures``: ``derive_seed(base,
+    "regime_sharpe_ci", cell_id, regime)`` (picklable, unlike a closure)."""
+
+    base: int
+
+    def __call__(self, cid: str, reg: str) -> int:
+        from tournament.unit import derive_seed
+
+        return derive_seed(self.base, "regime_sharpe_ci", cid, reg)
+
+
+def regime_task(ctx, batch: RegimeBatch) -> pd.DataFrame:
+    from audit.regimes import regime_figures
+
+    return regime_figures(batch.returns, batch.labels, batch.periods_per_year, seed_of=RegimeSeed(batch.seed),
+                          n_boot=batch.n_boot, alpha=batch.alpha, min_days=batch.min_days)
+
+
+def regime_frames(session, returns: pd.DataFrame, labels: pd.Series, **shared) -> pd.DataFrame:
+    """``regime_figures`` of ``returns`` in batches of ``REGIME_BATCH`` cells (sorted cell ids, the
+    order ``regime_figures`` itself uses), concatenated: the same rows as one call."""
+    from audit.regimes import FIGURE_COLUMNS
+
+    cids = sorted(str(c) for c in pd.unique(returns["cell_id"].astype(str)))
+    key = returns["cell_id"].astype(str)
+    sub = returns[["cell_id", "date", "return"]]
+    chunks = [RegimeBatch(returns=sub[key.isin(b).to_numpy()], labels=labels, **shared)
+              for b in batches(cids, REGIME_BATCH)]
+    out = session.map(regime_task, chunks) if session is not None else [regime_task(None, c) for c in chunks]
+    if not out:
+        return pd.DataFrame([], columns=FIGURE_COLUMNS)
+    return pd.concat(out, ignore_index=True)
+
+
+# -- simulation -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SimBatch:
+    plans: list
+    kind: str
+    config: object  # simulation.SimulationConfig
+
+
+def simulate_task(ctx, batch: SimBatch):
+    """``simulation.simulate`` of the batch's plans on the worker's closes (``ctx.market.closes``)."""
+    from simulation import simulate
+
+    return simulate(ctx.market.closes, batch.plans, batch.kind, batch.config)
+
+
+def where_task(ctx, item) -> tuple[int, int, object]:
+    """``(process id, bars in the worker's market, item)``: where a session's tasks run (tests,
+    benchmarks). An item ``{"sleep": seconds, ...}`` sleeps that long first (a task to kill a worker
+    under)."""
+    if isinstance(item, dict) and "sleep" in item:
+        import time
+
+        time.sleep(float(item["sleep"]))
+    return os.getpid(), len(ctx.market.closes.index), item
