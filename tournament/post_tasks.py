@@ -37,6 +37,12 @@ def batches(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def run_batches(session, fn, chunks: list) -> list:
+    """``fn(ctx, chunk)`` per chunk on ``session`` (``executors.Session.map``: in order), or in this
+    process with no context when ``session`` is None."""
+    return session.map(fn, chunks) if session is not None else [fn(None, c) for c in chunks]
+
+
 # -- performance matrix: per-cell statistics --------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def cell_stats_task(ctx, batch: StatsBatch) -> list[dict]:
 def cell_stats(session, jobs: list[CellStatsJob], **shared) -> list[dict]:
     """``cell_stats_task`` over ``jobs`` in batches of ``STATS_BATCH`` (results in ``jobs``' order)."""
     chunks = [StatsBatch(jobs=b, **shared) for b in batches(jobs, STATS_BATCH)]
-    out = session.map(cell_stats_task, chunks) if session is not None else [cell_stats_task(None, c) for c in chunks]
+    out = run_batches(session, cell_stats_task, chunks)
     return [r for part in out for r in part]
 
 
@@ -113,7 +119,7 @@ def paired_task(ctx, batch: PairsBatch) -> list[dict]:
 
 def paired_tests(session, jobs: list[PairJob], **shared) -> list[dict]:
     chunks = [PairsBatch(jobs=b, **shared) for b in batches(jobs, PAIRS_BATCH)]
-    out = session.map(paired_task, chunks) if session is not None else [paired_task(None, c) for c in chunks]
+    out = run_batches(session, paired_task, chunks)
     return [r for part in out for r in part]
 
 
@@ -136,7 +142,7 @@ def pbo_null_task(ctx, batch: PBONullBatch) -> list[float]:
 def pbo_null_values(session, x: np.ndarray, idx: np.ndarray, n_splits: int) -> np.ndarray:
     chunks = [PBONullBatch(x=x, idx=idx[i:i + PBO_NULL_BATCH], n_splits=n_splits)
               for i in range(0, idx.shape[0], PBO_NULL_BATCH)]
-    out = session.map(pbo_null_task, chunks) if session is not None else [pbo_null_task(None, c) for c in chunks]
+    out = run_batches(session, pbo_null_task, chunks)
     return np.array([v for part in out for v in part])
 
 
@@ -183,7 +189,7 @@ def regime_frames(session, returns: pd.DataFrame, labels: pd.Series, **shared) -
     sub = returns[["cell_id", "date", "return"]]
     chunks = [RegimeBatch(returns=sub[key.isin(b).to_numpy()], labels=labels, **shared)
               for b in batches(cids, REGIME_BATCH)]
-    out = session.map(regime_task, chunks) if session is not None else [regime_task(None, c) for c in chunks]
+    out = run_batches(session, regime_task, chunks)
     if not out:
         return pd.DataFrame([], columns=FIGURE_COLUMNS)
     return pd.concat(out, ignore_index=True)
