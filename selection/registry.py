@@ -103,13 +103,46 @@ def run_window(view: PastView, engines: list[str], config: SelectionConfig, seed
     every ``v4:<scorer>``, ``raw`` and ``random``; ``random`` draws as many as ``v4`` selects, seeded
     from ``seed`` and the window key. Unknown names raise ``ConfigError``.
     """
+    return run_twin_windows([view], engines, config, [seed], cache)[0]
+
+
+def same_decision_inputs(a: PastView, b: PastView) -> bool:
+    """Whether two views are *twins*: windows of different settings (or numbers) whose selection
+    inputs are the same (cut-off bar and date, train slice, pool, calendar, benchmark); only the
+    window number, step and test length may differ, which no engine reads but to label its result
+    (``window``) and to seed ``random``. The closes are compared by identity or shape plus the
+    cut-off date, as ``PastView.at`` cuts one market's closes at the cut-off."""
+    wa, wb = a.window, b.window
+    return (wa.cutoff == wb.cutoff and wa.train_start == wb.train_start
+            and a.cutoff_date == b.cutoff_date and a.closes.shape == b.closes.shape
+            and a.closes.columns.equals(b.closes.columns) and a.pool is b.pool
+            and a.calendar == b.calendar and a.benchmark == b.benchmark)
+
+
+def run_twin_windows(views: list[PastView], engines: list[str], config: SelectionConfig, seeds: list[int],
+                     cache: FeatureCache | None = None) -> list[dict[str, SelectionResult]]:
+    """``run_window`` of each of ``views`` with its seed, for twin views (``same_decision_inputs``):
+    every engine but ``random`` is computed once, on ``views[0]``, and each twin's result is that
+    result labelled with the twin's window number (what an engine computes does not depend on the
+    number: ``tests/tournament/test_twins.py`` compares with separate calls); ``random`` is drawn for
+    each twin from its own seed and window key (``selection.baselines.random_seed``) on the shared
+    context. Views that are not twins raise ``ValueError``."""
+    if not views or len(views) != len(seeds):
+        raise ValueError(f"run_twin_windows: {len(views)} view(s) and {len(seeds)} seed(s)")
+    for v in views[1:]:
+        if not same_decision_inputs(views[0], v):
+            raise ValueError(f"run_twin_windows: window {v.window.index} (cut-off {v.window.cutoff}, train "
+                             f"start {v.window.train_start}) is not a twin of window {views[0].window.index} "
+                             f"(cut-off {views[0].window.cutoff}, train start {views[0].window.train_start})")
     valid = engine_names(config)
     bad = [e for e in engines if e not in valid]
     if bad:
         raise ConfigError(f"unknown selection engine(s) {bad}; valid under this config: {valid}")
     cache = cache if cache is not None else FeatureCache()
+    view = views[0]
     out: dict[str, SelectionResult] = {}
     v4_like = [e for e in engines if e != LEGACY]
+    ctx = None
     if v4_like:
         ctx = cache.prepared(view, config)
         # the champion always runs: `random` sizes its draw on it, and every pass (synthesis included)
@@ -125,9 +158,19 @@ def run_window(view: PastView, engines: list[str], config: SelectionConfig, seed
             elif e == "raw":
                 out[e] = raw_result(ctx)
             elif e == "random":
-                out[e] = random_result(ctx, len(ctx.winners[CHAMPION].winners), seed)
+                out[e] = random_result(ctx, len(ctx.winners[CHAMPION].winners), seeds[0])
     if LEGACY in engines:
         from selection.legacy.engine import run_v34  # lazy import (see module docstring)
 
         out[LEGACY] = run_v34(view, legacy_config(config), cache.null_cache)
-    return {e: out[e] for e in engines}
+    found = [{e: out[e] for e in engines}]
+    for v, seed in zip(views[1:], seeds[1:]):
+        twin = {}
+        for e in engines:
+            if e == "random":
+                twin[e] = random_result(ctx.model_copy(update={"view": v}),
+                                        len(ctx.winners[CHAMPION].winners), seed)
+            else:
+                twin[e] = out[e].model_copy(update={"window": v.window.index})
+        found.append(twin)
+    return found

@@ -26,7 +26,7 @@ from distributed import WorkerPlugin, get_worker
 from distributed import as_completed as dask_completed
 
 from tournament.config import TournamentConfig
-from tournament.unit import UnitContext, UnitKey
+from tournament.unit import UnitContext, UnitKey, twin_groups
 from tournament.unit_output import UnitOutput
 
 PLUGIN_NAME = "wfaudit-units"
@@ -53,13 +53,14 @@ class UnitsPlugin(WorkerPlugin):
     def teardown(self, worker) -> None:
         self.ctx = None
 
-    def context(self, unit: bool = True) -> UnitContext:
-        """This worker's context of the run (built once); ``unit`` counts a unit in ``stats``, a
-        post-unit task (``run_dask_task``) counts in ``stats["tasks"]``."""
+    def context(self, unit: bool = True, n_units: int = 1) -> UnitContext:
+        """This worker's context of the run (built once); ``unit`` counts ``n_units`` units in
+        ``stats``, a post-unit task (``run_dask_task``) counts in ``stats["tasks"]``."""
         if self.ctx is None:
             self.ctx = UnitContext(market=self.market, config=self.config, verify_windows=self.verify_windows)
             self.stats["contexts"] += 1
-        self.stats["units" if unit else "tasks"] = self.stats.get("units" if unit else "tasks", 0) + 1
+        name, n = ("units", n_units) if unit else ("tasks", 1)
+        self.stats[name] = self.stats.get(name, 0) + n
         return self.ctx
 
 
@@ -81,11 +82,12 @@ def _plugin(token: str) -> UnitsPlugin:
     return plugin
 
 
-def run_dask_unit(key: UnitKey, token: str) -> UnitOutput:
-    """One unit on a worker, with that worker's context of the run (``UnitsPlugin``)."""
+def run_dask_unit(keys: list[UnitKey], token: str) -> list[UnitOutput]:
+    """Twin units (one task, ``tournament.unit.twin_groups``) on a worker, with that worker's context
+    of the run (``UnitsPlugin``)."""
     from tournament.executors import _run_pinned
 
-    return _run_pinned(_plugin(token).context(), key)
+    return _run_pinned(_plugin(token).context(n_units=len(keys)), keys)
 
 
 def run_dask_task(fn: Callable, item, token: str):
@@ -128,9 +130,10 @@ def _stats(dask_worker, name: str) -> dict:
     return dict(plugin.stats) if plugin is not None else {}
 
 
-def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None = None,
+def run_units(client, ctx: UnitContext, keys: list[UnitKey] | list[list[UnitKey]], stats: dict | None = None,
               token: str | None = None) -> Iterator[UnitOutput]:
-    """Run ``keys`` on ``client``'s cluster and yield each result as it finishes.
+    """Run ``keys`` on ``client``'s cluster and yield each result as it finishes. ``keys``: unit keys
+    (grouped here by ``tournament.unit.twin_groups``) or such groups, one task each.
 
     ``token``: a plugin already registered (``register``; the caller removes it), else one is
     registered for these units and removed after them. ``stats``, when given, receives per worker
@@ -139,11 +142,12 @@ def run_units(client, ctx: UnitContext, keys: list[UnitKey], stats: dict | None 
     token = register(client, ctx) if own else token
     name = plugin_name(token)
     try:
-        done = dask_completed([client.submit(run_dask_unit, k, token, pure=False) for k in keys])
+        groups = keys if keys and isinstance(keys[0], list) else twin_groups(keys)
+        done = dask_completed([client.submit(run_dask_unit, g, token, pure=False) for g in groups])
         for f in done:
             res = f.result()
             f.release()  # the driver has it: no worker keeps it (nor recomputes it if that worker dies)
-            yield res
+            yield from res
         if stats is not None:
             stats.update(client.run(_stats, name=name))
     finally:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from contracts.enums import ExecutorKind
 from contracts.errors import ConfigError
 from contracts.lifetime import die_with_parent
-from tournament.unit import UnitContext, UnitKey, run_unit
+from tournament.unit import UnitContext, UnitKey, run_units, twin_groups
 from tournament.unit_output import UnitOutput, unit_output
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -34,11 +34,12 @@ def pin_threads() -> None:
     threadpool_limits(1)
 
 
-def _run_pinned(ctx: UnitContext, key: UnitKey) -> UnitOutput:
-    """One unit, encoded where it ran (``tournament.unit_output``: file bytes, records, slim result)."""
+def _run_pinned(ctx: UnitContext, keys: list[UnitKey]) -> list[UnitOutput]:
+    """Twin units (``tournament.unit.twin_groups``: one task), each encoded where it ran
+    (``tournament.unit_output``: file bytes, records, slim result)."""
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
-        return unit_output(run_unit(ctx, key), ctx.market.closes.index)
+        return [unit_output(r, ctx.market.closes.index) for r in run_units(ctx, keys)]
 
 
 # Process-pool workers keep their context here: set once by the initializer in each worker process
@@ -53,8 +54,8 @@ def _init_worker(market, config, verify_windows=frozenset(), parent_pid: int | N
     _WORKER_CTX["ctx"] = UnitContext(market=market, config=config, verify_windows=verify_windows)
 
 
-def _run_in_worker(key: UnitKey) -> UnitOutput:
-    return _run_pinned(_WORKER_CTX["ctx"], key)
+def _run_in_worker(keys: list[UnitKey]) -> list[UnitOutput]:
+    return _run_pinned(_WORKER_CTX["ctx"], keys)
 
 
 def _run_task(fn: Callable, item):
@@ -126,23 +127,25 @@ class Session:
     def units(self, keys: list[UnitKey]) -> Iterator[UnitOutput]:
         """Run ``keys`` and yield each unit's ``UnitOutput`` (``tournament.unit_output``: its files'
         bytes, records and slim result, encoded where it ran) as it finishes (order may differ by
-        executor)."""
+        executor). Twin units (``tournament.unit.twin_groups``) run as one task, so that they share
+        their decisions wherever they run."""
         if not keys:
             return
+        groups = twin_groups(keys)
         if self.kind is ExecutorKind.SERIAL:
-            for k in keys:
-                yield _run_pinned(self.ctx, k)
+            for g in groups:
+                yield from _run_pinned(self.ctx, g)
         elif self.kind is ExecutorKind.PROCESS:
             pool = self._process_pool()
             # no list of the futures: as_completed drops each one it yields, so a unit's output is
             # freed once the driver has persisted it
-            for f in as_completed([pool.submit(_run_in_worker, k) for k in keys]):
-                yield f.result()
+            for f in as_completed([pool.submit(_run_in_worker, g) for g in groups]):
+                yield from f.result()
         elif self.kind is ExecutorKind.DASK:
             from tournament.dask_units import run_units
 
             client = self._dask()
-            yield from run_units(client, self.ctx, keys, token=self._token)
+            yield from run_units(client, self.ctx, groups, token=self._token)
         else:  # pragma: no cover - enum is exhaustive
             raise ConfigError(f"unknown executor {self.kind}")
 

@@ -34,7 +34,7 @@ from contracts.window import Window
 from market.gates import atom_returns, atom_returns_array
 from market.panel import simple_returns
 from market.view import PastView
-from selection.registry import LEGACY, FeatureCache, run_window
+from selection.registry import LEGACY, FeatureCache, run_twin_windows
 from tournament.config import TournamentConfig
 from tournament.market_io import Market, pool_as_of
 from tournament.verification import flag_reason
@@ -207,52 +207,104 @@ def allocation_request(view: PastView, sel: SelectionResult, periods_per_year: i
                              periods_per_year=periods_per_year)
 
 
+def twin_key(key: UnitKey) -> tuple:
+    """What a unit's decisions depend on besides its seed and window number: the cut-off, the train
+    slice, the fill gap and the feature lookback (the step and the test length only say how long the
+    decision is held). Units with equal twin keys are *twins* (``run_units``)."""
+    w = key.window
+    return (w.cutoff, w.train_start, w.gap, key.setting.feature_lookback)
+
+
+def twin_groups(keys: list[UnitKey]) -> list[list[UnitKey]]:
+    """``keys`` grouped by ``twin_key``, groups in the order of their first key, keys in their
+    order: what one task runs (``run_units``), so twins share their work on any executor."""
+    groups: dict[tuple, list[UnitKey]] = {}
+    for k in keys:
+        groups.setdefault(twin_key(k), []).append(k)
+    return list(groups.values())
+
+
 def run_unit(ctx: UnitContext, key: UnitKey) -> UnitResult:
     """Select with every engine, then allocate with every profile and backend, for one unit."""
+    return run_units(ctx, [key])[0]
+
+
+def run_units(ctx: UnitContext, keys: list[UnitKey]) -> list[UnitResult]:
+    """``[run_unit(ctx, k) for k in keys]`` for twin units (equal ``twin_key``; ``ValueError``
+    otherwise), each decision computed once: the selections of every engine but ``random``
+    (``selection.registry.run_twin_windows``) and their allocations (an allocation is a function of
+    its request, which is the same for twins: same atoms, train slice and gap) are those of the first
+    unit that computed them, labelled with each unit's window; ``random`` is drawn and allocated per
+    unit from its own seed. ``tests/tournament/test_twins.py`` compares with separate units. A unit's
+    ``seconds`` are the time spent on it (a twin's are small)."""
+    if not keys:
+        return []
+    if len({twin_key(k) for k in keys}) != 1:
+        raise ValueError(f"run_units: units {[k.id for k in keys]} are not twins (tournament.unit.twin_key)")
     m, cfg = ctx.market, ctx.config
     t0 = time.perf_counter()
-    view = PastView.at(m.closes, m.snapshots, key.window, m.calendar, m.benchmark)
-    view = dataclasses.replace(view, pool=ctx.pool_as_of(view))
-    sel_cfg = cfg.selection.for_lookback(key.setting.feature_lookback)
-    seed = derive_seed(cfg.seed, key.setting.id, key.window.index)
+    views = []
+    for key in keys:
+        view = PastView.at(m.closes, m.snapshots, key.window, m.calendar, m.benchmark)
+        views.append(dataclasses.replace(view, pool=ctx.pool_as_of(view)))
+    sel_cfg = cfg.selection.for_lookback(keys[0].setting.feature_lookback)
+    seeds = [derive_seed(cfg.seed, key.setting.id, key.window.index) for key in keys]
     # the v4 family (v4, challengers, raw, random) shares one pass; the frozen v3.4 engine runs alone:
     # two calls, timed apart for the per-phase profile (the results are those of one call)
     seconds: dict[str, float] = {}
-    found: dict[str, SelectionResult] = {}
+    found: list[dict[str, SelectionResult]] = [{} for _ in keys]
     for group, names in (("v4_family", [e for e in cfg.engines if e != LEGACY]),
                          (LEGACY, [e for e in cfg.engines if e == LEGACY])):
         if names:
             ts = time.perf_counter()
-            found.update(run_window(view, names, sel_cfg, seed, ctx.feature_cache))
+            for f, r in zip(found, run_twin_windows(views, names, sel_cfg, seeds, ctx.feature_cache)):
+                f.update(r)
             seconds[f"selection:{group}"] = time.perf_counter() - ts
-    selections = {e: found[e] for e in cfg.engines}
     t1 = time.perf_counter()
-    allocations: dict[str, Allocation] = {}
     acfg = AllocationConfig()
-    backends = ctx.backends_for(key.setting)
     ts = time.perf_counter()
-    panel = unit_panel(view)
+    panel = unit_panel(views[0])  # the same closes for twins
     seconds["allocation:requests"] = time.perf_counter() - ts
-    for engine in cfg.engines:
-        sel = selections[engine]
-        ts = time.perf_counter()
-        req = allocation_request(view, sel, m.calendar.periods_per_year, panel)
-        seconds["allocation:requests"] = seconds.get("allocation:requests", 0.0) + time.perf_counter() - ts
-        for profile in cfg.profiles:
-            for backend in backends:
+    # decisions of the group: (engine, profile, backend) -> allocation, engines but `random` (same request)
+    shared: dict[str, Allocation] = {}
+    requests: dict[str, AllocationRequest] = {}
+    out: list[UnitResult] = []
+    for i, (key, view) in enumerate(zip(keys, views)):
+        sec = dict(seconds) if i == 0 else {}
+        ta = t1 if i == 0 else time.perf_counter()
+        selections = {e: found[i][e] for e in cfg.engines}
+        allocations: dict[str, Allocation] = {}
+        backends = ctx.backends_for(key.setting)
+
+        own: dict[str, AllocationRequest] = {}  # this unit's `random` request
+
+        def alloc(engine: str, profile: str, backend) -> Allocation:
+            k = alloc_key(engine, profile, backend)
+            if engine != "random" and k in shared:
+                return shared[k]
+            reqs = own if engine == "random" else requests
+            if engine not in reqs:
                 ts = time.perf_counter()
-                allocations[alloc_key(engine, profile, backend)] = allocate(
-                    req, Profile(profile), Backend(backend), acfg, ctx.problem_cache)
-                k = f"allocation:{Backend(backend).value}"
-                seconds[k] = seconds.get(k, 0.0) + time.perf_counter() - ts
-            trial = allocations[alloc_key(engine, profile, cfg.trial_backend)]
-            if cfg.verification_backends and ctx.verifies(key.setting, key.window.index, trial):
-                for backend in cfg.verification_backends:
-                    ts = time.perf_counter()
-                    allocations[alloc_key(engine, profile, backend)] = allocate(
-                        req, Profile(profile), Backend(backend), acfg, ctx.problem_cache)
-                    k = f"allocation:{Backend(backend).value}"
-                    seconds[k] = seconds.get(k, 0.0) + time.perf_counter() - ts
-    t2 = time.perf_counter()
-    return UnitResult(key=key, selections=selections, allocations=allocations,
-                      seconds={"selection": t1 - t0, "allocation": t2 - t1, **seconds})
+                reqs[engine] = allocation_request(view, selections[engine], m.calendar.periods_per_year, panel)
+                sec["allocation:requests"] = sec.get("allocation:requests", 0.0) + time.perf_counter() - ts
+            ts = time.perf_counter()
+            a = allocate(reqs[engine], Profile(profile), Backend(backend), acfg, ctx.problem_cache)
+            name = f"allocation:{Backend(backend).value}"
+            sec[name] = sec.get(name, 0.0) + time.perf_counter() - ts
+            if engine != "random":
+                shared[k] = a
+            return a
+
+        for engine in cfg.engines:
+            for profile in cfg.profiles:
+                for backend in backends:
+                    allocations[alloc_key(engine, profile, backend)] = alloc(engine, profile, backend)
+                trial = allocations[alloc_key(engine, profile, cfg.trial_backend)]
+                if cfg.verification_backends and ctx.verifies(key.setting, key.window.index, trial):
+                    for backend in cfg.verification_backends:
+                        allocations[alloc_key(engine, profile, backend)] = alloc(engine, profile, backend)
+        t2 = time.perf_counter()
+        sel_seconds = (t1 - t0) if i == 0 else 0.0
+        out.append(UnitResult(key=key, selections=selections, allocations=allocations,
+                              seconds={"selection": sel_seconds, "allocation": t2 - ta, **sec}))
+    return out
