@@ -4,7 +4,9 @@ A unit runs every engine's selection (features and scores shared) and every prof
 allocation for that window. It is a pure function of the market, the config and the unit key, so any
 executor may run it anywhere; its result is JSON-serialisable and written atomically to
 ``units/<setting id>/<k>.json`` before its ledger records are appended (the worker that ran it
-encodes the file and its records: ``tournament.unit_output``).
+encodes the file and its records: ``tournament.unit_output``). Twin units (``twin_key``: same
+cut-off, train slice, gap and lookback in different settings) run together (``run_units``) and share
+every decision but ``random``'s; each is still its own durable unit (file, records, result).
 
 After a unit is persisted the driver keeps only its slim result (``UnitResult.slim``): what the
 post-unit phase reads. Selections keep their atoms, ``htr_stage``, ``manifest`` (``degenerate``,
