@@ -35,6 +35,7 @@ import cvxpy as cp
 import numpy as np
 
 from allocation.compiled import CompiledClarabel, compile_clarabel, solve_compiled
+from allocation.compiled_store import CompiledStore
 from allocation.constraints import Caps
 from allocation.covariance import factor
 from allocation.solve import (SOLVER_CHAIN, SolveResult, clean_weights, solver_options,
@@ -81,6 +82,9 @@ class ProblemCache:
     cov_hits: int = 0
     cov_misses: int = 0
     max_covariances: int = 64
+    #: persistent store of compiled Clarabel programs shared by processes and runs
+    #: (compiled_store.py); None compiles every shape in this process
+    store: CompiledStore | None = None
 
     def covariance(self, key: tuple, compute) -> np.ndarray:
         """The cached covariance for ``key``, else ``compute()`` stored read-only (oldest evicted)."""
@@ -199,7 +203,7 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
         _set(prob, form, kind, cov, caps, mu, bounded)
         opts = solver_options(solver, tol, n)
         if solver == "CLARABEL":
-            w = _fast(prob, opts, attempts)
+            w = _fast(prob, opts, attempts, cache.store)
             if w is not None:
                 attempts.append(f"{solver}: {cp.OPTIMAL}")
                 return SolveResult(clean_weights(w), "optimal", solver, None, attempts, hit)
@@ -222,19 +226,26 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
     return SolveResult(None, "failed", None, "; ".join(attempts), attempts, hit)
 
 
-def _fast(prob: _Problem, opts: dict, attempts: list[str]) -> np.ndarray | None:
+def _fast(prob: _Problem, opts: dict, attempts: list[str],
+          store: CompiledStore | None = None) -> np.ndarray | None:
     """Weights from the compiled Clarabel fast path (compiled.py) when Clarabel reports a clean
     ``Solved`` with finite weights; None otherwise (the caller then runs ``problem.solve``).
 
     A problem that cvxpy compiles into a form the fast path does not handle (``compile_clarabel``
     raises ValueError) is solved by ``problem.solve`` from then on; the reason is added to
-    ``attempts`` (recorded with the allocation)."""
+    ``attempts`` (recorded with the allocation). With a ``store``, the compiled program is read
+    from it when present and written to it after a compilation (the same program bit for bit)."""
+    if prob.compiled is None and prob.compile_error is None:
+        prob.compiled = store.load(prob.problem, prob.variables) if store is not None else None
     if prob.compiled is None and prob.compile_error is None:
         try:
             with solver_warnings():
                 prob.compiled = compile_clarabel(prob.problem, prob.variables)
         except ValueError as exc:
             prob.compile_error = str(exc).splitlines()[0][:200]
+        else:
+            if store is not None:
+                store.save(prob.compiled, prob.variables)
     if prob.compiled is None:
         attempts.append(f"CLARABEL fast path unavailable ({prob.compile_error}); cvxpy's problem.solve used")
         return None

@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from allocation import AllocationConfig, ProblemCache, allocate
+from allocation import AllocationConfig, CompiledStore, ProblemCache, allocate
 from contracts.allocation import Allocation, AllocationRequest
 from contracts.cell import SettingKey
 from contracts.enums import Backend, Profile
 from contracts.selection import SelectionResult
 from contracts.window import Window
+from market.entropy import EntropyNullCache
 from market.gates import atom_returns, atom_returns_array
 from market.panel import simple_returns
 from market.view import PastView
@@ -113,14 +114,34 @@ def alloc_key(engine: str, profile: Profile | str, backend: Backend | str) -> st
     return f"{engine}|{Profile(profile).value}|{Backend(backend).value}"
 
 
+def _cache_root():
+    from tournament.run import cache_dir  # tournament.run imports this module
+    return cache_dir()
+
+
+def stored_problem_cache() -> ProblemCache:
+    """A ``ProblemCache`` whose compiled Clarabel programs persist under the run cache folder
+    (``tournament.run.cache_dir() / "clarabel"``, shared by workers and runs; keyed so that a stale
+    entry is never read: allocation/compiled_store.py)."""
+    return ProblemCache(store=CompiledStore(_cache_root() / "clarabel"))
+
+
+def stored_feature_cache() -> FeatureCache:
+    """A ``FeatureCache`` whose entropy null tables persist under the run cache folder
+    (``cache_dir() / "entropy_null"``; market/entropy.py)."""
+    return FeatureCache(null_cache=EntropyNullCache(store=_cache_root() / "entropy_null"))
+
+
 @dataclass
 class UnitContext:
     """What every unit of a run shares: market, config and per-process caches (explicit objects)."""
 
     market: Market
     config: TournamentConfig
-    problem_cache: ProblemCache = field(default_factory=ProblemCache)
-    feature_cache: FeatureCache = field(default_factory=FeatureCache)
+    #: per-process caches; their compiled programs and entropy null tables also persist on disk
+    #: under the run cache folder (same values bit for bit, so decisions do not depend on it)
+    problem_cache: ProblemCache = field(default_factory=stored_problem_cache)
+    feature_cache: FeatureCache = field(default_factory=stored_feature_cache)
     #: base windows the verification backends allocate under ``verification: sampled``
     #: (``tournament.verification.verification_sample``)
     verify_windows: frozenset = frozenset()
