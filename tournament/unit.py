@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from allocation import AllocationConfig, CompiledStore, ProblemCache, allocate
+from allocation import AllocationConfig, ProblemCache, allocate
 from contracts.allocation import Allocation, AllocationRequest
 from contracts.cell import SettingKey
 from contracts.enums import Backend, Profile
@@ -119,13 +119,6 @@ def _cache_root():
     return cache_dir()
 
 
-def stored_problem_cache() -> ProblemCache:
-    """A ``ProblemCache`` whose compiled Clarabel programs persist under the run cache folder
-    (``tournament.run.cache_dir() / "clarabel"``, shared by workers and runs; keyed so that a stale
-    entry is never read: allocation/compiled_store.py)."""
-    return ProblemCache(store=CompiledStore(_cache_root() / "clarabel"))
-
-
 def stored_feature_cache() -> FeatureCache:
     """A ``FeatureCache`` whose entropy null tables persist under the run cache folder
     (``cache_dir() / "entropy_null"``; market/entropy.py)."""
@@ -138,9 +131,9 @@ class UnitContext:
 
     market: Market
     config: TournamentConfig
-    #: per-process caches; their compiled programs and entropy null tables also persist on disk
-    #: under the run cache folder (same values bit for bit, so decisions do not depend on it)
-    problem_cache: ProblemCache = field(default_factory=stored_problem_cache)
+    #: per-process caches; the entropy null tables also persist on disk under the run cache folder
+    #: (the same tables bit for bit, so decisions do not depend on it)
+    problem_cache: ProblemCache = field(default_factory=ProblemCache)
     feature_cache: FeatureCache = field(default_factory=stored_feature_cache)
     #: base windows the verification backends allocate under ``verification: sampled``
     #: (``tournament.verification.verification_sample``)
