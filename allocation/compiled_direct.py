@@ -66,69 +66,49 @@ def direct_clarabel(kind: str, params: dict, variables: list, problem) -> Compil
     r_ub = r_pos + n
     r_a = r_ub + (n if bounded else 0)
     n_rows = r_a + m
-    # M rows as (column of p, coefficient), in cvxpy's order: triu(P) | q | offset | -A | b
-    m_cols: list[int] = []
-    m_vals: list[float] = []
-    m_ptr = [0]
-
-    def row(c: int | None, v: float = 1.0) -> None:
-        if c is not None:
-            m_cols.append(c)
-            m_vals.append(v)
-        m_ptr.append(len(m_cols))
-
-    p_ind, p_ptr = [], [0]
-    for j in range(n):
-        for i in range(j + 1):
-            p_ind.append(i)
-            row(cols["P"] + i + j * n, 2.0)
-        p_ptr.append(len(p_ind))
+    # M rows (each one entry, or none for q and the offset), in cvxpy's order:
+    # triu(P) | q | offset | -A | b; P and A in CSC order (column by column, rows ascending)
+    jj, ii = np.tril_indices(n)  # (j, i) with i <= j, j outer: triu(P)'s CSC order
+    p_ind = ii
+    p_ptr = np.concatenate(([0], np.cumsum(np.arange(1, n + 1)), [n * (n + 1) // 2] if sharpe else []))
+    p_cols = cols["P"] + ii + jj * n
+    j = np.arange(n)[:, None]
+    parts = []  # (rows, columns of p, coefficients) per entry of a w/y column, each of shape (n, 1 or m)
     if sharpe:
-        p_ptr.append(len(p_ind))  # kappa: no quadratic term
-    for _ in range(n_x + 1):  # q, then the objective offset: zero
-        row(None)
-    a_ind, a_ptr = [], [0]
-    for j in range(n):
-        if sharpe:
-            a_ind += [0, 1]
-            row(cols["mu"] + j)
-            row(const)
-        else:
-            a_ind.append(0)
-            row(const)
-        a_ind.append(r_pos + j)
-        row(const, -1.0)
-        if bounded:
-            a_ind.append(r_ub + j)
-            row(const)
-        for i in range(m):
-            a_ind.append(r_a + i)
-            row(cols["A"] + i + j * m)
-        a_ptr.append(len(a_ind))
-    if sharpe:  # kappa's column
-        a_ind += [1, r_kappa]
-        row(const, -1.0)
-        row(const, -1.0)
-        for j in range(n if bounded else 0):
-            a_ind.append(r_ub + j)
-            row(cols["ub"] + j, -1.0)
-        for i in range(m):
-            a_ind.append(r_a + i)
-            row(cols["b"] + i, -1.0)
-        a_ptr.append(len(a_ind))
-    b_rows = [0]
-    row(const)
-    if not sharpe:
-        for j in range(n if bounded else 0):
-            b_rows.append(r_ub + j)
-            row(cols["ub"] + j)
-        for i in range(m):
-            b_rows.append(r_a + i)
-            row(cols["b"] + i)
-    shape = (len(m_ptr) - 1, n_param)
+        parts += [(np.zeros((n, 1)), cols["mu"] + j, 1.0), (np.ones((n, 1)), np.full((n, 1), const), 1.0)]
+    else:
+        parts.append((np.zeros((n, 1)), np.full((n, 1), const), 1.0))
+    parts.append((r_pos + j, np.full((n, 1), const), -1.0))
+    if bounded:
+        parts.append((r_ub + j, np.full((n, 1), const), 1.0))
+    if m:
+        i = np.arange(m)[None, :]
+        parts.append((np.broadcast_to(r_a + i, (n, m)), cols["A"] + i + j * m, 1.0))
+    a_rows = np.hstack([np.broadcast_to(r, (n, np.shape(r)[1])) for r, _, _ in parts]).ravel()
+    a_cols = np.hstack([np.broadcast_to(c, (n, np.shape(c)[1])) for _, c, _ in parts]).ravel()
+    a_vals = np.hstack([np.full((n, np.shape(c)[1]), v) for _, c, v in parts]).ravel()
+    per_col = sum(np.shape(c)[1] for _, c, _ in parts)
+    a_ptr = np.arange(n + 1) * per_col
+    if sharpe:  # kappa's column: sum row, kappa >= 0, -ub, -b
+        k_rows = np.concatenate(([1, r_kappa], r_ub + np.arange(n if bounded else 0), r_a + np.arange(m)))
+        k_cols = np.concatenate(([const, const], cols["ub"] + np.arange(n) if bounded else [],
+                                 cols["b"] + np.arange(m) if m else []))
+        a_rows = np.concatenate((a_rows, k_rows))
+        a_cols = np.concatenate((a_cols, k_cols))
+        a_vals = np.concatenate((a_vals, np.full(len(k_rows), -1.0)))
+        a_ptr = np.append(a_ptr, len(a_rows))
+        b_rows, b_cols = np.zeros(1), np.full(1, const)
+    else:
+        b_rows = np.concatenate(([0], r_ub + np.arange(n if bounded else 0), r_a + np.arange(m)))
+        b_cols = np.concatenate(([const], cols["ub"] + np.arange(n) if bounded else [],
+                                 cols["b"] + np.arange(m) if m else []))
+    m_cols = np.concatenate((p_cols, a_cols, b_cols))
+    m_vals = np.concatenate((np.full(len(p_cols), 2.0), a_vals, np.ones(len(b_cols))))
+    counts = np.concatenate((np.ones(len(p_cols)), np.zeros(n_x + 1), np.ones(len(a_cols) + len(b_cols))))
+    shape = (len(counts), n_param)
     idx = np.int32 if max(len(m_cols), n_param) <= _INT32_MAX else np.int64
-    M = sp.csr_array((np.asarray(m_vals, dtype=np.float64), np.asarray(m_cols, dtype=idx),
-                      np.asarray(m_ptr, dtype=idx)), shape=shape)
+    M = sp.csr_array((m_vals.astype(np.float64), m_cols.astype(idx),
+                      np.concatenate(([0], np.cumsum(counts))).astype(idx)), shape=shape)
     from clarabel import NonnegativeConeT, ZeroConeT
     cones = (ZeroConeT(n_zero), NonnegativeConeT(n_rows - n_zero))
     if sharpe:
@@ -140,5 +120,5 @@ def direct_clarabel(kind: str, params: dict, variables: list, problem) -> Compil
     return CompiledClarabel(
         problem=problem, reductions=(), params=tuple((params[k], cols[k], params[k].size) for k in order),
         n_param=n_param, const_col=const, M=M, n_x=n_x, n_rows=n_rows,
-        P_index=(_index(p_ind), _index(p_ptr)), A_index=(_index(a_ind), _index(a_ptr)),
+        P_index=(_index(p_ind), _index(p_ptr)), A_index=(_index(a_rows), _index(a_ptr)),
         b_rows=_index(b_rows), cones=cones, variables=where)

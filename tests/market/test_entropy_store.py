@@ -63,3 +63,17 @@ def test_an_unwritable_store_only_costs_the_simulation(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     cache = EntropyNullCache(n_series=N, store=tmp_path / "file" / "sub")
     assert cache.null(30).tobytes() == EntropyNullCache(n_series=N).null(30).tobytes()
+
+
+def test_a_units_context_keeps_its_tables_under_the_run_cache_folder(tmp_path, monkeypatch) -> None:
+    """``UnitContext`` (every worker's) stores the entropy null tables under
+    ``$WFAUDIT_CACHE_DIR/entropy_null``, at the default table size."""
+    from tournament.unit import UnitContext, stored_feature_cache
+
+    monkeypatch.setenv("WFAUDIT_CACHE_DIR", str(tmp_path))
+    cache = stored_feature_cache().null_cache
+    assert cache.store == tmp_path / "entropy_null"
+    assert (cache.n_series, cache.seed, cache.order) == (entropy.NULL_SERIES, entropy.NULL_SEED, entropy.ORDER)
+    cache.null(20)
+    assert len(list((tmp_path / "entropy_null").glob("*.npz"))) == 1
+    assert UnitContext.__dataclass_fields__["feature_cache"].default_factory is stored_feature_cache
