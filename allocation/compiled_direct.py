@@ -28,6 +28,7 @@ its layout would fail that test (the program here would still be the same optimi
 """
 from __future__ import annotations
 
+import clarabel
 import numpy as np
 import scipy.sparse as sp
 
@@ -109,8 +110,7 @@ def direct_clarabel(kind: str, params: dict, variables: list, problem) -> Compil
     idx = np.int32 if max(len(m_cols), n_param) <= _INT32_MAX else np.int64
     M = sp.csr_array((m_vals.astype(np.float64), m_cols.astype(idx),
                       np.concatenate(([0], np.cumsum(counts))).astype(idx)), shape=shape)
-    from clarabel import NonnegativeConeT, ZeroConeT
-    cones = (ZeroConeT(n_zero), NonnegativeConeT(n_rows - n_zero))
+    cones = (clarabel.ZeroConeT(n_zero), clarabel.NonnegativeConeT(n_rows - n_zero))
     if sharpe:
         y, kappa = variables
         where = {y.id: (0, n, y.shape, y), kappa.id: (n, n + 1, kappa.shape, kappa)}
