@@ -5,7 +5,14 @@ patterns of 5 consecutive values, divided by ``ln(5!)``; windows containing a Na
 biased low on short series, so features use its **percentile among iid-noise series of the same
 effective length** (number of valid windows + order - 1). The null distribution is simulated once per
 length with a fixed seed (uniform noise on [0, 1], 20,000 series by default) and kept in an explicit
-``EntropyNullCache`` passed by the caller (no hidden module state; hits are counted).
+``EntropyNullCache`` passed by the caller (no hidden module state; hits are counted). With a
+``store`` folder the tables also persist on disk, shared by processes and runs (~40 ms of simulation
+each at the default size; a worker of the full tournament preset meets a few hundred lengths): one
+``.npy`` file per table, its name the SHA-256 of (length, order, series, seed, the numpy version and
+this module's source, so that a changed simulation or generator never reads an old table), its
+content checked against a stored checksum; a missing, unreadable or damaged file is simulated again
+and rewritten (written to a temporary file and renamed). A stored table is the simulated one bit
+for bit.
 
 Percentile convention: mid-rank, ``(#null < raw + 0.5 #null == raw) / n`` (0..1). Raw entropy takes
 discrete values on short series, so counting ties fully (``<=``) would lift iid noise above 0.5 (0.533
@@ -14,10 +21,16 @@ at 60 bars) and bias the hardening test, which assumes noise averages 0.5. Missi
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
+import os
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -26,6 +39,9 @@ ORDER = 5
 NULL_SERIES = 20_000
 NULL_SEED = 20_240_521
 MIN_WINDOWS = 10
+#: what the stored tables depend on besides their parameters: this module's code (the simulation)
+#: and numpy's generator (``EntropyNullCache.store``)
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def _pattern_codes(windows: np.ndarray) -> np.ndarray:
@@ -124,6 +140,8 @@ class EntropyNullCache:
     tables: dict[tuple[int, int, int, int], np.ndarray] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
+    #: folder of the persistent tables (module docstring); None keeps them in this process only
+    store: Path | None = None
 
     def null(self, length: int) -> np.ndarray:
         """Sorted raw entropies of ``n_series`` uniform iid series of ``length`` values."""
@@ -132,15 +150,55 @@ class EntropyNullCache:
             self.hits += 1
             return self.tables[key]
         self.misses += 1
-        rng = np.random.default_rng([self.seed, int(length)])
+        out = self._load(key) if self.store is not None else None
+        if out is None:
+            out = self._simulate(int(length))
+            if self.store is not None:
+                self._save(key, out)
+        self.tables[key] = out
+        return out
+
+    def _simulate(self, length: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, length])
         out = np.empty(self.n_series)
         chunk = max(1, 2_000_000 // max(length, 1))
         for s in range(0, self.n_series, chunk):
             m = min(chunk, self.n_series - s)
             out[s:s + m] = permutation_entropy(rng.random((length, m)), self.order)[0]
         out.sort()
-        self.tables[key] = out
         return out
+
+    def path(self, key: tuple[int, int, int, int]) -> Path:
+        """The stored table's file for ``key`` = (length, order, n_series, seed)."""
+        desc = json.dumps({"key": list(key), "numpy": np.__version__, "source": _SOURCE_DIGEST})
+        return Path(self.store) / f"{hashlib.sha256(desc.encode()).hexdigest()}.npz"
+
+    def _load(self, key: tuple[int, int, int, int]) -> np.ndarray | None:
+        path = self.path(key)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                table, digest = z["table"], str(z["sha256"][()])
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
+            return None
+        if (table.dtype != np.float64 or table.shape != (self.n_series,)
+                or hashlib.sha256(table.tobytes()).hexdigest() != digest):
+            return None
+        return table
+
+    def _save(self, key: tuple[int, int, int, int], table: np.ndarray) -> None:
+        path = self.path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, table=table, sha256=np.array(hashlib.sha256(table.tobytes()).hexdigest()))
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except OSError:
+            return  # an unwritable folder only costs the simulation
 
     def percentile(self, raw: np.ndarray, n_windows: np.ndarray, min_windows: int = MIN_WINDOWS) -> np.ndarray:
         """Mid-rank percentile of each raw entropy in the null at its own effective length.

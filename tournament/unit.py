@@ -33,6 +33,7 @@ from contracts.cell import SettingKey
 from contracts.enums import Backend, Profile
 from contracts.selection import SelectionResult
 from contracts.window import Window
+from market.entropy import EntropyNullCache
 from market.gates import atom_returns, atom_returns_array
 from market.panel import simple_returns
 from market.view import PastView
@@ -115,14 +116,27 @@ def alloc_key(engine: str, profile: Profile | str, backend: Backend | str) -> st
     return f"{engine}|{Profile(profile).value}|{Backend(backend).value}"
 
 
+def _cache_root():
+    from tournament.run import cache_dir  # tournament.run imports this module
+    return cache_dir()
+
+
+def stored_feature_cache() -> FeatureCache:
+    """A ``FeatureCache`` whose entropy null tables persist under the run cache folder
+    (``cache_dir() / "entropy_null"``; market/entropy.py)."""
+    return FeatureCache(null_cache=EntropyNullCache(store=_cache_root() / "entropy_null"))
+
+
 @dataclass
 class UnitContext:
     """What every unit of a run shares: market, config and per-process caches (explicit objects)."""
 
     market: Market
     config: TournamentConfig
+    #: per-process caches; the entropy null tables also persist on disk under the run cache folder
+    #: (the same tables bit for bit, so decisions do not depend on it)
     problem_cache: ProblemCache = field(default_factory=ProblemCache)
-    feature_cache: FeatureCache = field(default_factory=FeatureCache)
+    feature_cache: FeatureCache = field(default_factory=stored_feature_cache)
     #: base windows the verification backends allocate under ``verification: sampled``
     #: (``tournament.verification.verification_sample``)
     verify_windows: frozenset = frozenset()

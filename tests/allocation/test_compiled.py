@@ -124,6 +124,7 @@ def test_a_form_the_fast_path_refuses_is_solved_by_cvxpy_and_recorded(monkeypatc
         raise ValueError("compile_clarabel: only QPs over zero and non-negative cones are supported")
 
     monkeypatch.setattr(native, "compile_clarabel", refuse)
+    monkeypatch.setattr(native, "direct_clarabel", lambda kind, params, variables, problem: refuse(problem, variables))
     cache = ProblemCache()
     for _ in range(2):  # refused once per problem, then problem.solve every time
         res = solve_native("min_variance", cov, caps, cache=cache, tol=TOL)

@@ -1,0 +1,98 @@
+"""The directly written compiled program of the native problems (allocation/compiled_direct.py).
+
+``direct_clarabel`` replaces cvxpy's compilation of the two native problem kinds; it must equal
+``compile_clarabel`` bit for bit (map, index arrays and their dtypes, cones, parameter columns,
+variables), so that Clarabel gets the same data and every allocation is unchanged.
+"""
+from __future__ import annotations
+
+import itertools
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import allocation.native as native
+from allocation.compiled import compile_clarabel, problem_data, solve_compiled
+from allocation.compiled_direct import direct_clarabel
+from allocation.native import ProblemCache, _build, _set, solve_native
+from allocation.solve import solver_options
+from tests.allocation.test_compiled import TOL, _case
+
+
+def _same(x: np.ndarray, y: np.ndarray) -> bool:
+    x, y = np.asarray(x), np.asarray(y)
+    return x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y)
+
+
+def _assert_equal(c, d, where: str) -> None:
+    for a, b in [(c.M.data, d.M.data), (c.M.indices, d.M.indices), (c.M.indptr, d.M.indptr),
+                 (c.b_rows, d.b_rows), *zip(c.P_index + c.A_index, d.P_index + d.A_index)]:
+        assert _same(a, b), where
+    assert type(c.M) is type(d.M) and c.M.shape == d.M.shape, where
+    assert (c.n_x, c.n_rows, c.n_param, c.const_col) == (d.n_x, d.n_rows, d.n_param, d.const_col), where
+    assert repr(c.cones) == repr(d.cones), where
+    assert [(p.id, a, s) for p, a, s in c.params] == [(p.id, a, s) for p, a, s in d.params], where
+    leaf = lambda v: (v[0], v[1], v[2], v[3] is not None and v[3].id)  # noqa: E731
+    assert {k: leaf(v) for k, v in c.variables.items()} == {k: leaf(v) for k, v in d.variables.items()}, where
+
+
+@pytest.mark.parametrize("kind", ["min_variance", "max_sharpe"])
+def test_direct_program_equals_cvxpy_compilation_bit_for_bit(kind: str) -> None:
+    """Grid: N 2..80, 0..30 cluster rows, with and without atom bounds; then the Clarabel data at
+    seeded parameter values and the solution, bit for bit."""
+    for n, m, bounded in itertools.product([2, 3, 7, 20, 41, 80], [0, 1, 2, 9, 30], [False, True]):
+        where = f"{kind} n={n} m={m} bounded={bounded}"
+        prob = _build(kind, n, m, bounded, "quad")
+        rng = np.random.default_rng(n * 100 + m * 2 + bounded)
+        g = rng.normal(size=(n, n))
+        cov = g @ g.T / n + np.eye(n) * 0.1
+        ub = np.full(n, 0.45 if bounded else 1.0)
+        A = (rng.random((m, n)) < 0.4).astype(float)
+        caps = native.Caps(A, np.full(m, 0.6), [f"c{i}" for i in range(m)], ub, None)
+        mu = rng.normal(size=n)
+        mu[0] = abs(mu).max() + 0.1
+        _set(prob, "quad", kind, cov, caps, mu, bounded)
+        c = compile_clarabel(prob.problem, prob.variables)
+        d = direct_clarabel(kind, prob.params, prob.variables, prob.problem)
+        _assert_equal(c, d, where)
+        for x, y in zip(problem_data(c), problem_data(d)):
+            if hasattr(x, "indptr"):
+                assert _same(x.data, y.data) and _same(x.indices, y.indices) and _same(x.indptr, y.indptr), where
+            else:
+                assert _same(x, y), where
+        if n <= 20:  # the solve itself (Clarabel is deterministic on equal data)
+            opts = solver_options("CLARABEL", TOL, n)
+            (sc, vc), (sd, vd) = solve_compiled(c, opts), solve_compiled(d, opts)
+            assert sc == sd and (vc is None) == (vd is None), where
+            if vc is not None:
+                assert all(_same(vc[k], vd[k]) for k in vc), where
+
+
+def test_direct_program_refuses_another_kind() -> None:
+    prob = _build("min_variance", 3, 0, False, "quad")
+    with pytest.raises(ValueError, match="unknown kind"):
+        direct_clarabel("max_return", prob.params, prob.variables, prob.problem)
+
+
+@pytest.mark.parametrize("kind", ["min_variance", "max_sharpe"])
+def test_solve_native_gives_the_cvxpy_compilation_bits(kind: str, monkeypatch) -> None:
+    """solve_native on the direct program gives the weights (bytes), statuses and attempts of the
+    same solves on cvxpy's compilation (the previous path), over windows of several shapes."""
+    cases = [_case(n, t, seed, rows, bounded) for n, t, seed, rows, bounded in
+             [(12, 120, 1, True, True), (5, 60, 2, False, False), (12, 120, 3, True, True),
+              (30, 252, 4, True, False), (9, 12, 5, False, True)]]
+
+    def run() -> list:
+        cache = ProblemCache()
+        out = []
+        for cov, caps, mu in cases:
+            r = solve_native(kind, cov, caps, mu, cache=cache, tol=TOL)
+            out.append((None if r.weights is None else r.weights.tobytes(), r.status, r.solver, r.attempts))
+        return out
+
+    direct = run()
+    monkeypatch.setattr(native, "direct_clarabel",
+                        lambda kind, params, variables, problem: compile_clarabel(problem, variables))
+    assert direct == run()
+    assert all(d[1] == "optimal" for d in direct)
