@@ -28,8 +28,13 @@ REGIME_BATCH = 16
 PAIRS_BATCH = 12
 #: bootstrap replicates per task of the PBO null (a CSCV of 12,870 combinations each)
 PBO_NULL_BATCH = 5
-#: cells per task of the simulation (contiguous, in the driver's order)
-SIM_BATCH = 40
+#: memory budget of one simulation task, bytes: its cells' ``bars x columns x SIM_BYTES_PER_VALUE``
+#: (``sim_batches``); the number of cells per task follows the market's width, not a fixed count
+SIM_BATCH_BYTES = 256 * 2**20
+#: bytes one (bar, column) of a cell costs a simulation task at its peak, measured on the large preset
+#: (the vectorbt call's dense arrays, the long positions and exposure frames built from them and
+#: their encoded copy); ``simulation.engine``'s own chunking estimate is 128 for vectorbt
+SIM_BYTES_PER_VALUE = 128
 
 
 def batches(items: list, size: int) -> list[list]:
@@ -197,6 +202,32 @@ def regime_frames(session, returns: pd.DataFrame, labels: pd.Series, **shared) -
 
 # -- simulation -------------------------------------------------------------------------------------------
 
+def sim_columns(plan) -> int:
+    """Columns a cell's plan gives the simulation: its distinct (atom id, symbol) pairs with a positive
+    weight in some window, plus one (``simulation.schedule.chunk_plans``' count)."""
+    return len({(a.id, a.symbol) for wp in plan.windows for a in wp.atoms if wp.weights.get(a.id, 0.0) > 0}) + 1
+
+
+def sim_batches(plans: list, n_bars: int, budget: int | None = None) -> list[list]:
+    """``plans`` cut into contiguous batches whose ``n_bars x columns x SIM_BYTES_PER_VALUE`` summed over
+    their cells stays within ``budget`` (default ``SIM_BATCH_BYTES``); a cell above the budget alone
+    forms its own batch. Depends on the plans and the market's bars only (never on the executor)."""
+    budget = SIM_BATCH_BYTES if budget is None else budget
+    out: list[list] = []
+    cur: list = []
+    used = 0
+    for p in plans:
+        cost = n_bars * sim_columns(p) * SIM_BYTES_PER_VALUE
+        if cur and used + cost > budget:
+            out.append(cur)
+            cur, used = [], 0
+        cur.append(p)
+        used += cost
+    if cur:
+        out.append(cur)
+    return out
+
+
 @dataclass(frozen=True)
 class SimBatch:
     plans: list
@@ -204,11 +235,39 @@ class SimBatch:
     config: object  # simulation.SimulationConfig
 
 
-def simulate_task(ctx, batch: SimBatch):
+@dataclass(frozen=True)
+class SimPart:
+    """One simulation task's output: ``returns``, ``summary`` and ``events`` as ``simulation.simulate``
+    gives them; its ``positions`` and ``exposure`` frames (already checked against their schemas) as
+    zstd-compressed Arrow IPC streams (``encode_frame``), which the driver appends to the files batch by
+    batch (``tournament.rundir.write_parquet_parts``) without holding every cell's rows decoded."""
+
+    returns: pd.DataFrame
+    summary: pd.DataFrame
+    events: list
+    positions: bytes
+    exposure: bytes
+
+
+def encode_frame(frame: pd.DataFrame) -> bytes:
+    """``frame`` as an Arrow IPC stream (zstd buffers; ``pa.Table.from_pandas(frame, preserve_index=False)``,
+    the table ``DataFrame.to_parquet(index=False)`` writes): decoded, the same table."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def simulate_task(ctx, batch: SimBatch) -> SimPart:
     """``simulation.simulate`` of the batch's plans on the worker's closes (``ctx.market.closes``)."""
     from simulation import simulate
 
-    return simulate(ctx.market.closes, batch.plans, batch.kind, batch.config)
+    res = simulate(ctx.market.closes, batch.plans, batch.kind, batch.config)
+    pos, exp = encode_frame(res.positions), encode_frame(res.exposure)
+    return SimPart(returns=res.returns, summary=res.summary, events=res.events, positions=pos, exposure=exp)
 
 
 def where_task(ctx, item) -> tuple[int, int, object]:
