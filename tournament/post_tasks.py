@@ -208,21 +208,26 @@ def sim_columns(plan) -> int:
     return len({(a.id, a.symbol) for wp in plan.windows for a in wp.atoms if wp.weights.get(a.id, 0.0) > 0}) + 1
 
 
-def sim_batches(plans: list, n_bars: int, budget: int | None = None) -> list[list]:
-    """``plans`` cut into contiguous batches whose ``n_bars x columns x SIM_BYTES_PER_VALUE`` summed over
-    their cells stays within ``budget`` (default ``SIM_BATCH_BYTES``); a cell above the budget alone
-    forms its own batch. Depends on the plans and the market's bars only (never on the executor)."""
+def sim_batches(plans: list, budget: int | None = None) -> list[list]:
+    """``plans`` cut into contiguous batches whose dense simulation arrays stay within ``budget``
+    (default ``SIM_BATCH_BYTES``): a batch costs ``bars x columns x SIM_BYTES_PER_VALUE``, its bars the
+    span from its earliest first cut-off to its latest last test bar, its columns its cells'
+    ``sim_columns`` summed. A cell above the budget alone forms its own batch. Depends on the plans
+    only (never on the executor or the worker count)."""
     budget = SIM_BATCH_BYTES if budget is None else budget
     out: list[list] = []
     cur: list = []
-    used = 0
+    lo = hi = cols = 0
     for p in plans:
-        cost = n_bars * sim_columns(p) * SIM_BYTES_PER_VALUE
-        if cur and used + cost > budget:
+        c = sim_columns(p)
+        if cur:
+            n_lo, n_hi, n_cols = min(lo, p.start_bar), max(hi, p.end_bar), cols + c
+            if (n_hi - n_lo + 1) * n_cols * SIM_BYTES_PER_VALUE <= budget:
+                cur.append(p)
+                lo, hi, cols = n_lo, n_hi, n_cols
+                continue
             out.append(cur)
-            cur, used = [], 0
-        cur.append(p)
-        used += cost
+        cur, lo, hi, cols = [p], p.start_bar, p.end_bar, c
     if cur:
         out.append(cur)
     return out

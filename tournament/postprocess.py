@@ -143,7 +143,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     for kind in cfg.simulators:
         group = [p for c, p in plans.values() if c.simulator == kind]
         if group:
-            parts += simulate_batched(session, group, SimulatorKind(kind), sim_cfg, len(closes.index))
+            parts += simulate_batched(session, group, SimulatorKind(kind), sim_cfg)
             tick(f"simulation:{SimulatorKind(kind).value}")
     returns = pd.concat([o.returns for o in parts], ignore_index=True)
     summary = pd.concat([o.summary for o in parts], ignore_index=True).set_index("cell_id")
@@ -257,15 +257,14 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                          len(plans) + (len(meta.cells) + len(meta.sleeve_cells) if meta is not None else 0), sec)
 
 
-def simulate_batched(session: Session, plans: list[CellPlan], kind: SimulatorKind, sim_cfg: SimulationConfig,
-                     n_bars: int) -> list[post_tasks.SimPart]:
+def simulate_batched(session: Session, plans: list[CellPlan], kind: SimulatorKind,
+                     sim_cfg: SimulationConfig) -> list[post_tasks.SimPart]:
     """``simulation.simulate`` of ``plans`` as tasks on the session's workers (closes from each worker's
     market), one per batch of contiguous cells cut by ``post_tasks.sim_batches`` (a memory budget of
-    ``n_bars`` x columns, the market's bars), in the plans' order: concatenated, the parts' frames,
-    summaries and events are those of one call (a cell's simulation depends on its own plan and the
-    closes only)."""
+    bars x columns), in the plans' order: concatenated, the parts' frames, summaries and events are
+    those of one call (a cell's simulation depends on its own plan and the closes only)."""
     return session.map(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
-                                                  for b in post_tasks.sim_batches(plans, n_bars)])
+                                                  for b in post_tasks.sim_batches(plans)])
 
 
 def _drain(items: list):

@@ -75,34 +75,31 @@ def test_no_parts_is_an_error(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_sim_batches_follow_the_budget():
-    """Batches are contiguous, cover every plan once, and stay within the budget of bars x columns x
-    ``SIM_BYTES_PER_VALUE`` (a plan above it alone); a wider market gives fewer cells per batch."""
+def test_sim_batches_follow_the_budget(monkeypatch):
+    """Batches are contiguous, cover every plan once, and stay within the budget of bars (the batch's
+    span) x columns x ``SIM_BYTES_PER_VALUE`` (a plan above it alone); a wider market (more columns per
+    cell) gives fewer cells per batch, a longer span too."""
 
-    class P:  # what sim_batches reads of a plan (through sim_columns)
-        def __init__(self, k):
-            self.k = k
+    class P:  # what sim_batches reads of a plan: its span, and its columns (through sim_columns)
+        def __init__(self, k, start=0, end=99):
+            self.k, self.start_bar, self.end_bar = k, start, end
 
-    def cols(p):
-        return p.k
-
+    monkeypatch.setattr(post_tasks, "sim_columns", lambda p: p.k)
+    per = 100 * post_tasks.SIM_BYTES_PER_VALUE  # one column over 100 bars
     plans = [P(k) for k in (3, 10, 1, 50, 2, 2, 2, 7)]
-    orig = post_tasks.sim_columns
-    post_tasks.sim_columns = cols
-    try:
-        per = 100 * post_tasks.SIM_BYTES_PER_VALUE
-        got = post_tasks.sim_batches(plans, 100, budget=12 * per)
-        narrow = post_tasks.sim_batches(plans, 100, budget=60 * per)
-    finally:
-        post_tasks.sim_columns = orig
+    got = post_tasks.sim_batches(plans, budget=12 * per)
     assert [p for b in got for p in b] == plans
     assert [[p.k for p in b] for b in got] == [[3], [10, 1], [50], [2, 2, 2], [7]]
-    assert all(sum(p.k for p in b) <= 12 or len(b) == 1 for b in got)
-    assert len(narrow) < len(got)
+    assert len(post_tasks.sim_batches(plans, budget=60 * per)) < len(got)
+    wider = [P(2 * p.k) for p in plans]
+    assert len(post_tasks.sim_batches(wider, budget=12 * per)) > len(got)
+    # spans: two cells of 1 column over bars 0-99 and 100-199 cost 200 bars x 2 columns together
+    assert len(post_tasks.sim_batches([P(1, 0, 99), P(1, 100, 199)], budget=2 * per)) == 2
+    assert len(post_tasks.sim_batches([P(1, 0, 99), P(1, 100, 199)], budget=4 * per)) == 1
 
 
 def test_finish_run_files_equal_one_simulate_call_per_simulator(small_run, tmp_path, monkeypatch):
-    """``finish_run`` with many small simulation tasks (a budget of about two cells) writes returns,
+    """``finish_run`` with one simulation task per cell (a budget below any cell) writes returns,
     positions and exposure files byte-identical to the previous code's: one ``simulate`` call per
     simulator over every cell (the run's plans and order), concatenated, ``write_parquet``."""
     from contracts.enums import SimulatorKind
@@ -118,13 +115,12 @@ def test_finish_run_files_equal_one_simulate_call_per_simulator(small_run, tmp_p
     for p in sorted((dst / "units").rglob("*.json")):
         res = UnitResult.from_json(json.loads(p.read_text()))
         results[res.key.id] = res
-    n_bars = len(market.closes.index)
-    monkeypatch.setattr(post_tasks, "SIM_BATCH_BYTES", 2 * 30 * n_bars * post_tasks.SIM_BYTES_PER_VALUE)
+    monkeypatch.setattr(post_tasks, "SIM_BATCH_BYTES", 1)  # every cell alone: the most parts
     calls = []
     orig = post_tasks.simulate_task
     monkeypatch.setattr(post_tasks, "simulate_task", lambda ctx, b: calls.append(len(b.plans)) or orig(ctx, b))
     finish_run(dst, cfg, market, sched, results, lambda *rec: None, lambda path: None)
-    assert len(calls) > 4 and max(calls) < 20, calls  # many tasks of a few cells each
+    assert len(calls) > 20 and max(calls) == 1, calls  # one task per cell
 
     # the previous code: one call per simulator, frames concatenated, write_parquet
     plans = {**build_plans(cfg, sched, results), **baseline_plans(cfg, market, sched, results)[0]}
