@@ -265,13 +265,14 @@ def _directional(cells: pd.DataFrame, selections: list[SelectionArtifact], weigh
         by_engine_setting.setdefault((s.engine, s.setting_id), {})[s.window] = s.atoms
     w_by_cell = {str(cid): g for cid, g in weights.groupby("cell_id", sort=False)}
     empty_w = weights.iloc[:0]
-    out = []
-    for row in cells.sort_values("cell_id", kind="stable").itertuples(index=False):
-        cid = str(row.cell_id)
+    rows = {str(row.cell_id): row for row in cells.sort_values("cell_id", kind="stable").itertuples(index=False)}
+    out = {}
+    for cid in positions.file_order(rows):  # each row group of positions.parquet decoded about once
+        row = rows[cid]
         atoms = by_engine_setting.get((str(row.engine), _setting_id(row)), {})
-        out.append(check_directional(cid, atoms, w_by_cell.get(cid, empty_w).reset_index(drop=True),
-                                     positions.cell(cid), checked=True))
-    return out
+        out[cid] = check_directional(cid, atoms, w_by_cell.get(cid, empty_w).reset_index(drop=True),
+                                     positions.cell(cid), checked=True)
+    return [out[cid] for cid in rows]  # by cell id
 
 
 def simulator_disagreement(cid: str, other: str, a: pd.DataFrame, r: pd.DataFrame) -> CheckResult:

@@ -64,3 +64,25 @@ def test_rows_without_a_cell_are_dropped_as_grouping_drops_them(tmp_path):
     by = PositionsByCell(path)
     for cid, g in whole.groupby("cell_id", sort=False):
         pd.testing.assert_frame_equal(by.cell(str(cid)), g.reset_index(drop=True), check_exact=True)
+
+
+def test_file_order_reads_each_row_group_about_once(tmp_path, monkeypatch):
+    """Cells stored contiguously (as the tournament writes them) and asked for in ``file_order``:
+    each row group is decoded once by ``cell``; the frames are those of the sorted order."""
+    import pyarrow.parquet as pq
+
+    df = _positions(600, 5).sort_values("cell_id", kind="stable", key=lambda s: s.map(lambda c: -int(c[1:])))
+    path = tmp_path / "positions.parquet"
+    df.to_parquet(path, index=False, row_group_size=50)
+    by = PositionsByCell(path)
+    reads = []
+    orig = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, i, *a, **k: reads.append(i) or orig(self, i, *a, **k))
+    order = by.file_order(sorted(by.held_cells()))
+    assert order == sorted(by.held_cells(), key=lambda c: -int(c[1:]))
+    got = {c: by.cell(c) for c in order}
+    assert sorted(reads) == list(range(pq.ParquetFile(path).num_row_groups))
+    whole = check_frame(pd.read_parquet(path), "positions.parquet")
+    for cid, g in whole.groupby("cell_id", sort=False):
+        pd.testing.assert_frame_equal(got[str(cid)], g.reset_index(drop=True), check_exact=True)
