@@ -2,15 +2,20 @@
 
 Each task is a pure module-level function ``fn(ctx, item)``: ``ctx`` is the worker's ``UnitContext`` of
 the run (its market: the simulation's closes come from there, never shipped per task) and ``item`` one
-batch. Batches are cut by ``batches`` at fixed sizes (the constants below), never from the executor
-or the worker count, and every figure inside a batch is computed exactly as the driver computed it
+batch. Batches are cut by ``batches`` at fixed sizes (the constants below), the simulation's by
+``sim_batches`` under a memory budget (``SIM_BATCH_BYTES``), never from the executor or the worker
+count, and every figure inside a batch is computed exactly as the driver computed it
 alone (same seeds, same calls), so the outputs are identical on every executor and worker count
 (DESIGN section 3). The run-level statistics (Holm, verdicts, SPA, MCS, PBO itself, the DSR summary),
 the ledger appends and the file writes stay in the driver.
 
 Batch sizes: a task costs about 1-5 ms of scheduling and pickling on the process pool (more on Dask);
 a cell's statistics about 30-100 ms; the sizes keep the overhead near 1% while leaving enough
-tasks (full preset: 300 cells, 252 pairs) to keep two to eight workers busy.
+tasks (full preset: 300 cells, 252 pairs) to keep two to eight workers busy. A simulation task's
+memory grows with its cells' bars x columns (dense arrays, then one row per held atom and bar), so
+its batches are cut by that product: on the large preset's 1,000-candidate market most cells
+(hundreds to thousands of atom columns over up to 2,190 bars) form a task alone. Its positions and exposure rows go back to the driver encoded
+(``SimPart``), the only form the driver holds them in until it writes them.
 """
 from __future__ import annotations
 
@@ -31,9 +36,9 @@ PBO_NULL_BATCH = 5
 #: memory budget of one simulation task, bytes: its cells' ``bars x columns x SIM_BYTES_PER_VALUE``
 #: (``sim_batches``); the number of cells per task follows the market's width, not a fixed count
 SIM_BATCH_BYTES = 256 * 2**20
-#: bytes one (bar, column) of a cell costs a simulation task at its peak, measured on the large preset
-#: (the vectorbt call's dense arrays, the long positions and exposure frames built from them and
-#: their encoded copy); ``simulation.engine``'s own chunking estimate is 128 for vectorbt
+#: bytes per (bar, column) of the estimate: ``simulation.engine``'s own estimate for its vectorbt chunks
+#: (16 float64 arrays of bars x columns); the reference simulator's arrays are half of it. The long
+#: positions and exposure frames hold one row per held atom and bar, at most bars x columns rows
 SIM_BYTES_PER_VALUE = 128
 
 
