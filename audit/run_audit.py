@@ -50,6 +50,7 @@ from audit.checks.mismatch import MismatchTolerance, SimConventions, check_metri
 from audit.checks.quarantine import quarantine_windows
 from audit.checks.result import CheckResult, CheckStatus, make_result
 from audit.checks.vol_bands import check_volatility_band
+from audit.positions_by_cell import PositionsByCell
 from audit.raw_audit import check_ledger_vs_returns
 from contracts.enums import Direction, RecordType, SpecVersion
 from contracts.errors import ConfigError, DataError
@@ -226,7 +227,7 @@ def audit_run(run_dir: str | os.PathLike, *,
     cells = check_frame(pd.read_parquet(root / "cells.parquet"), "cells.parquet")
     returns = check_frame(pd.read_parquet(root / "returns.parquet"), "returns.parquet")
     weights = check_frame(pd.read_parquet(root / "weights.parquet"), "weights.parquet")
-    positions = check_frame(pd.read_parquet(root / "positions.parquet"), "positions.parquet")
+    positions = PositionsByCell(root / "positions.parquet")  # one cell's rows decoded at a time
     windows = check_frame(pd.read_parquet(root / "windows.parquet"), "windows.parquet")
     vpath = root / "verification.parquet"  # absent in run folders of schema 1.0
     verification = check_frame(pd.read_parquet(vpath), "verification.parquet") if vpath.is_file() else None
@@ -252,27 +253,26 @@ def audit_run(run_dir: str | os.PathLike, *,
     checks += _verification(cells, returns, weights, trial_simulator, verification)
     if raw_returns:
         checks.append(check_ledger_vs_returns(root, returns))
-    held = positions.loc[positions["units"].to_numpy(dtype=np.float64) != 0.0, "cell_id"]
-    no_pos_cells = sorted(set(cells["cell_id"].astype(str)) - {str(c) for c in held.unique()})
+    no_pos_cells = sorted(set(cells["cell_id"].astype(str)) - positions.held_cells())
     no_pos_windows = sorted(f"{s.setting_id}/{s.window}:{s.engine}" for s in selections if not s.atoms)
     return RunAudit(checks, quarantined, no_pos_cells, no_pos_windows)
 
 
 def _directional(cells: pd.DataFrame, selections: list[SelectionArtifact], weights: pd.DataFrame,
-                 positions: pd.DataFrame) -> list[CheckResult]:
+                 positions: PositionsByCell) -> list[CheckResult]:
     by_engine_setting: dict[tuple[str, str], dict[int, tuple[SelectedAtom, ...]]] = {}
     for s in selections:
         by_engine_setting.setdefault((s.engine, s.setting_id), {})[s.window] = s.atoms
     w_by_cell = {str(cid): g for cid, g in weights.groupby("cell_id", sort=False)}
-    p_by_cell = {str(cid): g for cid, g in positions.groupby("cell_id", sort=False)}
-    empty_w, empty_p = weights.iloc[:0], positions.iloc[:0]
-    out = []
-    for row in cells.sort_values("cell_id", kind="stable").itertuples(index=False):
-        cid = str(row.cell_id)
+    empty_w = weights.iloc[:0]
+    rows = {str(row.cell_id): row for row in cells.sort_values("cell_id", kind="stable").itertuples(index=False)}
+    out = {}
+    for cid in positions.file_order(rows):  # each row group of positions.parquet decoded about once
+        row = rows[cid]
         atoms = by_engine_setting.get((str(row.engine), _setting_id(row)), {})
-        out.append(check_directional(cid, atoms, w_by_cell.get(cid, empty_w).reset_index(drop=True),
-                                     p_by_cell.get(cid, empty_p).reset_index(drop=True), checked=True))
-    return out
+        out[cid] = check_directional(cid, atoms, w_by_cell.get(cid, empty_w).reset_index(drop=True),
+                                     positions.cell(cid), checked=True)
+    return [out[cid] for cid in rows]  # by cell id
 
 
 def simulator_disagreement(cid: str, other: str, a: pd.DataFrame, r: pd.DataFrame) -> CheckResult:

@@ -2,15 +2,20 @@
 
 Each task is a pure module-level function ``fn(ctx, item)``: ``ctx`` is the worker's ``UnitContext`` of
 the run (its market: the simulation's closes come from there, never shipped per task) and ``item`` one
-batch. Batches are cut by ``batches`` at fixed sizes (the constants below), never from the executor
-or the worker count, and every figure inside a batch is computed exactly as the driver computed it
+batch. Batches are cut by ``batches`` at fixed sizes (the constants below), the simulation's by
+``sim_batches`` under a memory budget (``SIM_BATCH_BYTES``), never from the executor or the worker
+count, and every figure inside a batch is computed exactly as the driver computed it
 alone (same seeds, same calls), so the outputs are identical on every executor and worker count
 (DESIGN section 3). The run-level statistics (Holm, verdicts, SPA, MCS, PBO itself, the DSR summary),
 the ledger appends and the file writes stay in the driver.
 
 Batch sizes: a task costs about 1-5 ms of scheduling and pickling on the process pool (more on Dask);
 a cell's statistics about 30-100 ms; the sizes keep the overhead near 1% while leaving enough
-tasks (full preset: 300 cells, 252 pairs) to keep two to eight workers busy.
+tasks (full preset: 300 cells, 252 pairs) to keep two to eight workers busy. A simulation task's
+memory grows with its cells' bars x columns (dense arrays, then one row per held atom and bar), so
+its batches are cut by that product: on the large preset's 1,000-candidate market most cells
+(hundreds to thousands of atom columns over up to 2,190 bars) form a task alone. Its positions and exposure rows go back to the driver encoded
+(``SimPart``), the only form the driver holds them in until it writes them.
 """
 from __future__ import annotations
 
@@ -28,8 +33,13 @@ REGIME_BATCH = 16
 PAIRS_BATCH = 12
 #: bootstrap replicates per task of the PBO null (a CSCV of 12,870 combinations each)
 PBO_NULL_BATCH = 5
-#: cells per task of the simulation (contiguous, in the driver's order)
-SIM_BATCH = 40
+#: memory budget of one simulation task, bytes: its cells' ``bars x columns x SIM_BYTES_PER_VALUE``
+#: (``sim_batches``); the number of cells per task follows the market's width, not a fixed count
+SIM_BATCH_BYTES = 256 * 2**20
+#: bytes per (bar, column) of the estimate: ``simulation.engine``'s own estimate for its vectorbt chunks
+#: (16 float64 arrays of bars x columns); the reference simulator's arrays are half of it. The long
+#: positions and exposure frames hold one row per held atom and bar, at most bars x columns rows
+SIM_BYTES_PER_VALUE = 128
 
 
 def batches(items: list, size: int) -> list[list]:
@@ -197,6 +207,37 @@ def regime_frames(session, returns: pd.DataFrame, labels: pd.Series, **shared) -
 
 # -- simulation -------------------------------------------------------------------------------------------
 
+def sim_columns(plan) -> int:
+    """Columns a cell's plan gives the simulation: its distinct (atom id, symbol) pairs with a positive
+    weight in some window, plus one (``simulation.schedule.chunk_plans``' count)."""
+    return len({(a.id, a.symbol) for wp in plan.windows for a in wp.atoms if wp.weights.get(a.id, 0.0) > 0}) + 1
+
+
+def sim_batches(plans: list, budget: int | None = None) -> list[list]:
+    """``plans`` cut into contiguous batches whose dense simulation arrays stay within ``budget``
+    (default ``SIM_BATCH_BYTES``): a batch costs ``bars x columns x SIM_BYTES_PER_VALUE``, its bars the
+    span from its earliest first cut-off to its latest last test bar, its columns its cells'
+    ``sim_columns`` summed. A cell above the budget alone forms its own batch. Depends on the plans
+    only (never on the executor or the worker count)."""
+    budget = SIM_BATCH_BYTES if budget is None else budget
+    out: list[list] = []
+    cur: list = []
+    lo = hi = cols = 0
+    for p in plans:
+        c = sim_columns(p)
+        if cur:
+            n_lo, n_hi, n_cols = min(lo, p.start_bar), max(hi, p.end_bar), cols + c
+            if (n_hi - n_lo + 1) * n_cols * SIM_BYTES_PER_VALUE <= budget:
+                cur.append(p)
+                lo, hi, cols = n_lo, n_hi, n_cols
+                continue
+            out.append(cur)
+        cur, lo, hi, cols = [p], p.start_bar, p.end_bar, c
+    if cur:
+        out.append(cur)
+    return out
+
+
 @dataclass(frozen=True)
 class SimBatch:
     plans: list
@@ -204,11 +245,39 @@ class SimBatch:
     config: object  # simulation.SimulationConfig
 
 
-def simulate_task(ctx, batch: SimBatch):
+@dataclass(frozen=True)
+class SimPart:
+    """One simulation task's output: ``returns``, ``summary`` and ``events`` as ``simulation.simulate``
+    gives them; its ``positions`` and ``exposure`` frames (already checked against their schemas) as
+    zstd-compressed Arrow IPC streams (``encode_frame``), which the driver appends to the files batch by
+    batch (``tournament.rundir.write_parquet_parts``) without holding every cell's rows decoded."""
+
+    returns: pd.DataFrame
+    summary: pd.DataFrame
+    events: list
+    positions: bytes
+    exposure: bytes
+
+
+def encode_frame(frame: pd.DataFrame) -> bytes:
+    """``frame`` as an Arrow IPC stream (zstd buffers; ``pa.Table.from_pandas(frame, preserve_index=False)``,
+    the table ``DataFrame.to_parquet(index=False)`` writes): decoded, the same table."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def simulate_task(ctx, batch: SimBatch) -> SimPart:
     """``simulation.simulate`` of the batch's plans on the worker's closes (``ctx.market.closes``)."""
     from simulation import simulate
 
-    return simulate(ctx.market.closes, batch.plans, batch.kind, batch.config)
+    res = simulate(ctx.market.closes, batch.plans, batch.kind, batch.config)
+    pos, exp = encode_frame(res.positions), encode_frame(res.exposure)
+    return SimPart(returns=res.returns, summary=res.summary, events=res.events, positions=pos, exposure=exp)
 
 
 def where_task(ctx, item) -> tuple[int, int, object]:

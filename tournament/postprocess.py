@@ -21,7 +21,7 @@ from audit.raw_audit import simulation_record_data
 from audit.run_audit import audit_run, write_checks
 from contracts.enums import ExecutorKind, Profile, RecordType, SimulatorKind, SpecVersion
 from market.panel import simple_returns
-from simulation import CellPlan, SimulationConfig, SimulationResult, WindowPlan
+from simulation import CellPlan, SimulationConfig, WindowPlan
 from tournament.bands import apply_to_matrix, resolve_bands
 from tournament.baselines import baseline_plans, baseline_rows, selection_artifact, vs_best_trial
 from tournament.config import TournamentConfig
@@ -30,7 +30,7 @@ from tournament.market_io import Market
 from tournament import post_tasks
 from tournament.regimes import write_regimes
 from tournament.relaxations import add_allocation_counts
-from tournament.rundir import candidates_path, write_json, write_parquet
+from tournament.rundir import candidates_path, write_json, write_parquet, write_parquet_parts
 from tournament.unit import UnitContext, UnitResult, alloc_key
 from tournament.verification import flag_reason, verification_frame, verification_sample, verification_summary
 
@@ -139,22 +139,23 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     tick("plans")
     sim_cfg = SimulationConfig(fees=cfg.costs.fees, slippage=cfg.costs.slippage,
                                liquidation_floor=cfg.liquidation_floor, periods_per_year=P, gap=cfg.gap)
-    outs = []
+    parts: list[post_tasks.SimPart] = []  # every simulator's batches, in the order of the files' rows
     for kind in cfg.simulators:
         group = [p for c, p in plans.values() if c.simulator == kind]
         if group:
-            outs.append(simulate_batched(session, group, SimulatorKind(kind), sim_cfg))
+            parts += simulate_batched(session, group, SimulatorKind(kind), sim_cfg)
             tick(f"simulation:{SimulatorKind(kind).value}")
-    returns = pd.concat([o.returns for o in outs], ignore_index=True)
-    positions = pd.concat([o.positions for o in outs], ignore_index=True)
-    exposure = pd.concat([o.exposure for o in outs], ignore_index=True)
-    summary = pd.concat([o.summary for o in outs], ignore_index=True).set_index("cell_id")
+    returns = pd.concat([o.returns for o in parts], ignore_index=True)
+    summary = pd.concat([o.summary for o in parts], ignore_index=True).set_index("cell_id")
+    events = [e for o in parts for e in o.events]
+    # positions and exposure stay encoded per batch until their files are written (write_parquet_parts)
+    encoded = {"positions.parquet": [o.positions for o in parts], "exposure.parquet": [o.exposure for o in parts]}
+    del parts
     meta = None
     if cfg.meta is not None:  # issue 17: the meta-portfolio's cells join returns.parquet (tournament.meta)
         from tournament.meta_hooks import meta_after_simulation
         meta, returns = meta_after_simulation(run_dir, cfg, market, returns, P, record_file)
         tick("meta")
-    events = [e for o in outs for e in o.events]
 
     weights = _weights_frame(plans)
     base_windows = [w.index for w in sched[base.id]]
@@ -167,10 +168,13 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                            "liquidated": bool(summary.at[cid, "liquidated"]),
                            "n_windows": int(summary.at[cid, "n_windows"])} for cid, (c, _) in plans.items()])
     for name, frame in (("windows.parquet", _windows_frame(sched, closes.index)), ("weights.parquet", weights),
-                        ("returns.parquet", returns), ("positions.parquet", positions),
-                        ("exposure.parquet", exposure), ("cells.parquet", cells),
-                        ("verification.parquet", verification)):
-        record_file(write_parquet(run_dir, name, frame))
+                        ("returns.parquet", returns), ("positions.parquet", None), ("exposure.parquet", None),
+                        ("cells.parquet", cells), ("verification.parquet", verification)):
+        if frame is None:  # batch by batch, each batch's rows freed once written
+            blobs = encoded.pop(name)
+            record_file(write_parquet_parts(run_dir, name, _drain(blobs)))
+        else:
+            record_file(write_parquet(run_dir, name, frame))
     regimes = write_regimes(run_dir, cfg, closes, market.benchmark, P, returns, trial_plans, record_file,
                             session)  # issue 20
     tick("files")
@@ -254,17 +258,21 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
 
 
 def simulate_batched(session: Session, plans: list[CellPlan], kind: SimulatorKind,
-                     sim_cfg: SimulationConfig) -> SimulationResult:
-    """``simulation.simulate`` of ``plans`` as tasks of ``SIM_BATCH`` contiguous cells on the session's
-    workers (closes from each worker's market), concatenated in the plans' order: the frames, summary
-    and events of one call (a cell's simulation depends on its own plan and the closes only)."""
-    outs = session.map(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
-                                                  for b in post_tasks.batches(plans, post_tasks.SIM_BATCH)])
-    if len(outs) == 1:
-        return outs[0]
-    cat = {n: pd.concat([getattr(o, n) for o in outs], ignore_index=True)
-           for n in ("returns", "positions", "exposure", "summary")}
-    return SimulationResult(kind=kind.value, events=[e for o in outs for e in o.events], **cat)
+                     sim_cfg: SimulationConfig) -> list[post_tasks.SimPart]:
+    """``simulation.simulate`` of ``plans`` as tasks on the session's workers (closes from each worker's
+    market), one per batch of contiguous cells cut by ``post_tasks.sim_batches`` (a memory budget of
+    bars x columns), in the plans' order: concatenated, the parts' frames, summaries and events are
+    those of one call (a cell's simulation depends on its own plan and the closes only)."""
+    return session.map(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
+                                                  for b in post_tasks.sim_batches(plans)])
+
+
+def _drain(items: list):
+    """Yield ``items`` from the front, removing each from the list first (so the caller's list does not
+    keep it alive once the consumer is done with it)."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 class _Ticker:

@@ -66,7 +66,7 @@ def _finish(small_run, dst, kind, workers, monkeypatch=None, small_batches=False
     appended = []
     with monkeypatch.context() as mp:
         if small_batches:  # batches are cut in the driver: many small tasks of every kind
-            for name, size in (("SIM_BATCH", 5), ("STATS_BATCH", 3), ("REGIME_BATCH", 4), ("PAIRS_BATCH", 2),
+            for name, size in (("SIM_BATCH_BYTES", 2**19), ("STATS_BATCH", 3), ("REGIME_BATCH", 4), ("PAIRS_BATCH", 2),
                                ("PBO_NULL_BATCH", 2)):
                 mp.setattr(post_tasks, name, size)
         with Session(UnitContext(market=market, config=cfg), kind, workers=workers) as s:
