@@ -130,10 +130,13 @@ class Session:
 
                 # no dashboard; the scheduler's HTTP routes (health, metrics) on a free loopback port, not
                 # the default 8787 on every interface (busy whenever another cluster runs on the machine);
-                # workers forked from this process (LOCAL_START_METHOD)
+                # workers forked from this process (LOCAL_START_METHOD), with no memory limit, as the
+                # process pool's: a forked worker's RSS counts the driver's pages it shares, so Dask's
+                # thresholds (pause at 80% of total/workers, restart at 95%) would measure the driver;
+                # no task keeps data on a worker to spill (results are released once read)
                 with dask.config.set({"distributed.worker.multiprocessing-method": LOCAL_START_METHOD}):
                     self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                                 dashboard_address=None,
+                                                 memory_limit=0, dashboard_address=None,
                                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                                  env={v: "1" for v in _THREAD_VARS})
                 self._client = Client(self._cluster)

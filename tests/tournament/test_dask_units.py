@@ -115,7 +115,8 @@ def test_local_cluster_workers_are_forked_and_close_cleanly(units):
     they hold the driver's modules before running anything (spawned workers re-imported the toolkit:
     the cluster took 24 s to start at load 11, 1.5 s forked), and they exit when the session closes
     (spawned workers outlived the nanny's 4 s close timeout every time and were killed: "Worker
-    process still alive after 4.0 seconds, killing")."""
+    process still alive after 4.0 seconds, killing"). They have no memory limit, as the process pool's
+    workers: Dask's pause and restart thresholds would count the driver's pages a forked worker shares."""
     import tabnanny  # noqa: F401  (a module only this driver imports: in a worker only if inherited)
 
     cfg, market, keys = units
@@ -125,9 +126,12 @@ def test_local_cluster_workers_are_forked_and_close_cleanly(units):
         with Session(UnitContext(market=market, config=cfg), ExecutorKind.DASK, workers=2) as s:
             client = s._dask()
             inherited = client.run(lambda: "tabnanny" in sys.modules)
+            limits = client.run(lambda dask_worker: dask_worker.memory_manager.memory_limit)
             pids = set(client.run(os.getpid).values())
             assert len(list(s.units(keys[:2]))) == 2
         assert list(inherited.values()) == [True, True], inherited
+        # no memory limit, as the process pool: a forked worker's RSS counts the driver's shared pages
+        assert list(limits.values()) == [None, None], limits
         assert not [m for m in nanny_log.messages if "still alive" in m], nanny_log.messages
         assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     finally:
