@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Iterator
 
@@ -134,7 +135,12 @@ class Session:
                 # process pool's: a forked worker's RSS counts the driver's pages it shares, so Dask's
                 # thresholds (pause at 80% of total/workers, restart at 95%) would measure the driver;
                 # no task keeps data on a worker to spill (results are released once read)
-                with dask.config.set({"distributed.worker.multiprocessing-method": LOCAL_START_METHOD}):
+                # (Python >= 3.12 warns at any fork of a multi-threaded process; the fork here is
+                # deliberate, see LOCAL_START_METHOD)
+                with dask.config.set({"distributed.worker.multiprocessing-method": LOCAL_START_METHOD}), \
+                        warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)",
+                                            category=DeprecationWarning)
                     self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                                  memory_limit=0, dashboard_address=None,
                                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
