@@ -5,7 +5,9 @@ the run (its market: the simulation's closes come from there, never shipped per 
 batch. Batches are cut by ``batches`` at fixed sizes (the constants below), never from the executor
 or the worker count, and every figure inside a batch is computed exactly as the driver computed it
 alone (same seeds, same calls), so the outputs are identical on every executor and worker count
-(DESIGN section 3). The run-level statistics (Holm, verdicts, SPA, MCS, PBO itself, the DSR summary),
+(DESIGN section 3). SPA, the MCS and PBO itself are one task each (``call_task``: the driver's call,
+made on a worker). ``submit_*`` queue a kind's tasks without waiting (``executors.Session.submit``) so
+the driver writes files and runs the checks meanwhile (issue 23). Holm, the verdicts, the DSR summary,
 the ledger appends and the file writes stay in the driver.
 
 Batch sizes: a task costs about 1-5 ms of scheduling and pickling on the process pool (more on Dask);
