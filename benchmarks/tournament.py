@@ -162,9 +162,10 @@ def bench_full(preset: str, overrides: dict | None = None) -> dict:
             "target_seconds": 300, "target_gib": 8}
 
 
-#: post-unit phases of ``finish_run`` in the order they run (``report`` is off in these runs)
-POST_PHASES = ("plans", "simulation:vectorbt", "simulation:reference", "files", "ledger", "checks",
-               "statistics")
+#: post-unit phases of ``finish_run`` in the order they start (``report`` is off in these runs; ``meta``: the
+#: meta-portfolio of the quick preset; ``statistics``: queued before the files, gathered after the checks)
+POST_PHASES = ("plans", "simulation:vectorbt", "simulation:reference", "meta", "statistics", "files", "ledger",
+               "checks")
 
 
 def phase_profile(raw: dict, wall: float) -> dict:

@@ -91,8 +91,10 @@ def selection_artifact(plans: dict, setting_id: str, window: int) -> dict[str, A
 
 
 def baseline_rows(cfg: TournamentConfig, plans: dict, series: dict[str, pd.Series], P: int,
-                  columns: list[str]) -> pd.DataFrame:
-    """Matrix rows of the baseline cells (the matrix's columns; statistics of trials left blank)."""
+                  columns: list[str], figures: dict | None = None) -> pd.DataFrame:
+    """Matrix rows of the baseline cells (the matrix's columns; statistics of trials left blank).
+    ``figures``: per cell id, ``{"metrics", "ci"}`` computed already by the same calls (the matrix's
+    per-cell tasks, ``tournament.post_tasks.cell_stats_task``); else computed here."""
     from audit.metrics import compute_metrics
     from audit.statistics import sharpe_ci
     from tournament.matrix import series_seed
@@ -100,9 +102,12 @@ def baseline_rows(cfg: TournamentConfig, plans: dict, series: dict[str, pd.Serie
     rows = []
     for cid, (cell, plan) in plans.items():
         r = series[cid].to_numpy()
-        m = compute_metrics(r, P)
-        ci = sharpe_ci(r, P, seed=series_seed(cfg.seed, "sharpe_ci", r), n_boot=cfg.statistics.n_boot,
-                       alpha=cfg.statistics.alpha)  # one CI per distinct series, as for every cell
+        if figures is not None and cid in figures:
+            m, ci = figures[cid]["metrics"], figures[cid]["ci"]
+        else:
+            m = compute_metrics(r, P)
+            ci = sharpe_ci(r, P, seed=series_seed(cfg.seed, "sharpe_ci", r), n_boot=cfg.statistics.n_boot,
+                           alpha=cfg.statistics.alpha)  # one CI per distinct series, as for every cell
         rows.append({"cell_id": cid, **cell.dims(), "trial": False, "sharpe": ci.sharpe,
                      "sharpe_ci_low": ci.ci_low, "sharpe_ci_high": ci.ci_high, "cagr": m["cagr"],
                      "max_drawdown": m["max_drawdown"], "annual_volatility": m["annual_volatility"],

@@ -192,6 +192,32 @@ class Session:
             return map_tasks(self._dask(), fn, items, self._token)
         raise ConfigError(f"unknown executor {self.kind}")  # pragma: no cover - enum is exhaustive
 
+    def submit(self, fn: Callable, items: list) -> "Pending":
+        """``map`` without waiting: the tasks are queued on the workers now and ``.result()`` returns
+        what ``map`` would have (in order), so the driver works meanwhile (serial: they run at
+        ``.result()``, in this process). Tasks queue in submission order."""
+        items = list(items)
+        self.n_tasks += len(items)
+        if not items or self.kind is ExecutorKind.SERIAL:
+            return Pending(lambda: [fn(self.ctx, it) for it in items])
+        if self.kind is ExecutorKind.PROCESS:
+            futs = [self._process_pool().submit(_run_task, fn, it) for it in items]
+            return Pending(lambda: [f.result() for f in futs])
+        if self.kind is ExecutorKind.DASK:
+            from tournament.dask_units import run_dask_task
+
+            client = self._dask()
+            futs = [client.submit(run_dask_task, fn, it, self._token, pure=False) for it in items]
+
+            def gather():
+                try:
+                    return list(client.gather(futs))
+                finally:
+                    for f in futs:
+                        f.release()
+            return Pending(gather)
+        raise ConfigError(f"unknown executor {self.kind}")  # pragma: no cover - enum is exhaustive
+
     def close(self) -> None:
         """Stop the pool or the cluster this session started (a remote cluster's plugin is removed)."""
         if self._pool is not None:
@@ -207,6 +233,18 @@ class Session:
                 if self._cluster is not None:
                     self._cluster.close()
                 self._client = self._cluster = self._token = None
+
+
+class Pending:
+    """Tasks of ``Session.submit``: ``result()`` waits for them once and returns their results in order."""
+
+    def __init__(self, gather: Callable[[], list]):
+        self._gather, self._out = gather, None
+
+    def result(self) -> list:
+        if self._gather is not None:
+            self._out, self._gather = self._gather(), None
+        return self._out
 
 
 def execute(ctx: UnitContext, keys: list[UnitKey], kind: ExecutorKind, workers: int = 1,

@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,8 @@ from audit.statistics import (cluster_trials, deflated_sharpe, effective_trials,
 from audit.statistics._common import auto_block_length, stationary_indices
 from audit.statistics.paired import boot_size_for
 from tournament.config import TournamentConfig
-from tournament.post_tasks import CellStatsJob, PairJob, cell_stats, paired_tests, pbo_null_values
+from tournament.post_tasks import (Call, CellStatsJob, PairJob, call_task, submit_batches, submit_cell_stats,
+                                   submit_paired_tests, submit_pbo_null)
 from tournament.unit import derive_seed
 
 
@@ -50,31 +52,86 @@ def _band_text(profile) -> str:
     return f"{lo:.2f}" if lo == hi else f"{lo:.2f}-{hi:.2f}"
 
 
+@dataclass
+class QueuedMatrix:
+    """The matrix's statistics queued on the run's workers (``submit_matrix``), gathered by
+    ``finish_matrix``: the driver works in between (issue 23)."""
+
+    cfg: TournamentConfig
+    plans: dict
+    P: int
+    series: dict
+    liquidated: dict
+    n_bad: dict
+    bad: dict
+    excluded: list
+    trials: list
+    common: pd.DataFrame
+    eff: object                       # effective_trials of the common frame (None: fewer than 2 trials)
+    per_cell: object                  # executors.Pending: cell_stats of the plans, then of ``extra``
+    extra_ids: list
+    pbo: object                       # None or a Pending of [pbo_cscv(common)]
+    pbo_null: tuple | None            # (reps, block length, Pending of the replicates' PBOs)
+    pairs: tuple                      # (matched, confirm, Pending of the tests)
+    spa_mcs: tuple                    # (SPA profiles, Pending of [spa..., mcs])
+
+
 def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame, checks: list,
                        P: int, degenerate: dict | None = None, session=None) -> tuple[pd.DataFrame, dict]:
     """``degenerate``: (setting id, engine) -> windows whose selection is degenerate
     (``tournament.records.degenerate_windows``); those engines' cells are excluded from the trials.
     ``session``: the run's executor (``tournament.executors.Session``); the per-cell statistics, the
-    paired tests and the PBO null's replicates run there as batched tasks (``tournament.post_tasks``);
-    ``None``: in this process. The results do not depend on it."""
+    paired tests, PBO and its null's replicates, SPA and the MCS run there as tasks
+    (``tournament.post_tasks``); ``None``: in this process. The results do not depend on it."""
+    return finish_matrix(submit_matrix(cfg, plans, returns, P, degenerate, session), checks)[:2]
+
+
+def submit_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame, P: int,
+                  degenerate: dict | None = None, session=None,
+                  extra: dict[str, pd.Series] | None = None, series: dict | None = None) -> QueuedMatrix:
+    """Queue every statistic of ``performance_matrix`` that does not need the checks on ``session``
+    (see there) and return at once. ``extra``: more series (cell id -> returns) whose per-cell figures
+    (``compute_metrics``, ``sharpe_ci``; never trials) come back from ``finish_matrix`` (the baselines).
+    ``series``: ``returns`` per cell, sorted by date (computed here when None)."""
     bad = {k: list(v) for k, v in (degenerate or {}).items() if v}
     n_bad = {cid: len(bad.get((c.setting.id, c.engine), [])) for cid, (c, _) in plans.items()}
-    series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
+    if series is None:
+        series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
     liquidated = {cid: bool(g["liquidated"].any()) for cid, g in returns.groupby("cell_id")}
-    drift = {c.cell_id: c.details.get("flag") == "DRIFT" for c in checks if c.name == "volatility_band"}
     excluded = sorted(cid for cid, (c, _) in plans.items() if cfg.is_trial(c) and n_bad[cid])
     trials = [cid for cid, (c, _) in plans.items() if cfg.is_trial(c) and not n_bad[cid]]
     common = _common_frame(series, trials)
-    keep_trials = set(trials)
-    n_eff = effective_trials(common.to_numpy()).n_effective if common.shape[1] >= 2 else np.nan
     st = cfg.statistics
     common_arr = common.to_numpy() if common.shape[1] > 1 else None
     jobs = []
     for cid in plans:
         x = series[cid].to_numpy()
         jobs.append(CellStatsJob(cid, x, series_seed(cfg.seed, "sharpe_ci", x), cid in trials))
-    per_cell = cell_stats(session, jobs, periods_per_year=P, n_boot=st.n_boot, alpha=st.alpha, common=common_arr,
-                          dsr_method=st.dsr_method, cluster_threshold=st.cluster_threshold)
+    for cid, r in (extra or {}).items():
+        x = r.to_numpy()
+        jobs.append(CellStatsJob(cid, x, series_seed(cfg.seed, "sharpe_ci", x), False))
+    per_cell = submit_cell_stats(session, jobs, periods_per_year=P, n_boot=st.n_boot, alpha=st.alpha,
+                                 common=common_arr, dsr_method=st.dsr_method, cluster_threshold=st.cluster_threshold)
+    pbo = pbo_n = None
+    if common.shape[1] >= 2 and common.shape[0] >= st.pbo_blocks * 2:
+        pbo = submit_batches(session, call_task, [Call(pbo_cscv, (common,), {"n_splits": st.pbo_blocks})])
+        pbo_n = pbo_null(cfg, common, session, queued=True)
+    pairs = _paired_jobs(cfg, plans, series, P, set(trials), session)
+    spa_mcs = _spa_mcs_jobs(cfg, plans, series, set(trials), session)
+    eff = effective_trials(common.to_numpy()) if common.shape[1] >= 2 else None
+    return QueuedMatrix(cfg, plans, P, series, liquidated, n_bad, bad, excluded, trials, common, eff, per_cell,
+                        list(extra or {}), pbo, pbo_n, pairs, spa_mcs)
+
+
+def finish_matrix(q: QueuedMatrix, checks: list) -> tuple[pd.DataFrame, dict, dict]:
+    """``performance_matrix``'s matrix and stats from the queued tasks (waits for them) and the run's
+    checks; third, the ``extra`` series' per-cell figures by cell id (``{"metrics", "ci", ...}``)."""
+    cfg, plans = q.cfg, q.plans
+    drift = {c.cell_id: c.details.get("flag") == "DRIFT" for c in checks if c.name == "volatility_band"}
+    keep_trials = set(q.trials)
+    n_eff = q.eff.n_effective if q.eff is not None else np.nan
+    done = q.per_cell.result()
+    per_cell, extra = done[:len(plans)], dict(zip(q.extra_ids, done[len(plans):]))
     rows = []
     for (cid, (cell, plan)), res in zip(plans.items(), per_cell):
         m, ci, psr, dsr = res["metrics"], res["ci"], res["psr"], res["dsr"]
@@ -91,31 +148,31 @@ def performance_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame
                      "n_trials": dsr.n_trials_raw if dsr else np.nan,
                      "n_trials_clustered": dsr.n_trials_clustered if dsr else np.nan,
                      "n_trials_effective": n_eff if dsr else np.nan,
-                     "liquidated": liquidated[cid], "drift": drift.get(cid, False),
+                     "liquidated": q.liquidated[cid], "drift": drift.get(cid, False),
                      "n_windows": len(plan.windows), "degenerate": ci.degenerate,
-                     "selection_degenerate_windows": n_bad[cid]})
+                     "selection_degenerate_windows": q.n_bad[cid]})
     matrix = pd.DataFrame(rows)
-    stats = {"n_trials": len(trials), "common_dates": int(common.shape[0])}
-    if excluded:
+    common = q.common
+    stats = {"n_trials": len(q.trials), "common_dates": int(common.shape[0])}
+    if q.excluded:
         stats["excluded_trials"] = {
-            "n": len(excluded), "cells": excluded,
-            "windows": {f"{sid}|{e}": w for (sid, e), w in bad.items()},
+            "n": len(q.excluded), "cells": q.excluded,
+            "windows": {f"{sid}|{e}": w for (sid, e), w in q.bad.items()},
             "reason": "degenerate selection (the engine could not decide in these windows, e.g. an "
                       "unfitted challenger recruiting by candidate id): left out of the trial count, "
                       "DSR, PBO, the paired verdicts, SPA and the MCS"}
     if common.shape[1] >= 2:
-        eff = effective_trials(common.to_numpy())
-        stats["effective_trials"] = eff.to_dict()
+        stats["effective_trials"] = q.eff.to_dict()
         stats["dsr"] = dsr_summary(cfg, matrix, common)
-        if common.shape[0] >= cfg.statistics.pbo_blocks * 2:
-            pbo = pbo_cscv(common, n_splits=cfg.statistics.pbo_blocks)
+        if q.pbo is not None:
+            pbo = q.pbo.result()[0]
             stats["pbo"] = {k: v for k, v in pbo.to_dict().items()}
             stats["pbo"]["lambdas"] = [float(x) for x in pbo.lambdas]
-            stats["pbo"]["null"] = pbo_null(cfg, common, session)
-    keep = set(trials)
-    stats["paired_tests"] = _paired(cfg, plans, series, P, keep, session)
-    stats["spa"], stats["mcs"] = _spa_mcs(cfg, plans, series, keep)
-    return matrix, stats
+            reps, bl, vals = q.pbo_null
+            stats["pbo"]["null"] = _pbo_null_dict(reps, bl, vals.result()) if vals is not None else {}
+    stats["paired_tests"] = _paired_finish(cfg, *q.pairs)
+    stats["spa"], stats["mcs"] = _spa_mcs_finish(*q.spa_mcs)
+    return matrix, stats, extra
 
 
 def _common_frame(series: dict, cids: list[str]) -> pd.DataFrame:
@@ -128,6 +185,12 @@ def _common_frame(series: dict, cids: list[str]) -> pd.DataFrame:
 def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: set | None = None,
             session=None) -> dict:
     """Paired Sharpe-difference tests between engines on trials matched on everything else."""
+    return _paired_finish(cfg, *_paired_jobs(cfg, plans, series, P, trials, session))
+
+
+def _paired_jobs(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: set | None = None,
+                 session=None) -> tuple:
+    """``_paired``'s matched pairs, the confirming bootstrap's size and the tests queued on ``session``."""
     idx = {}
     for cid, (c, _) in plans.items():
         if cfg.is_trial(c) and (trials is None or cid in trials):
@@ -158,8 +221,13 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: se
         ab = pd.concat([series[cid_a], series[cid_b]], axis=1, join="inner").dropna()
         jobs.append(PairJob(ab.iloc[:, 0].to_numpy(), ab.iloc[:, 1].to_numpy(),
                             derive_seed(cfg.seed, "paired", cid_a, cid_b)))
-    done = paired_tests(session, jobs, periods_per_year=P, n_boot=cfg.statistics.n_boot,
-                        alpha=cfg.statistics.alpha, confirm_n_boot=confirm)
+    done = submit_paired_tests(session, jobs, periods_per_year=P, n_boot=cfg.statistics.n_boot,
+                               alpha=cfg.statistics.alpha, confirm_n_boot=confirm)
+    return matched, confirm, done
+
+
+def _paired_finish(cfg: TournamentConfig, matched: list, confirm, queued) -> dict:
+    done = queued.result()
     tests = []
     for (a, b, label, key, cid_a, cid_b), t in zip(matched, done):
         tests.append({"comparison": label, "a": a, "b": b, "profile": key[1], "step_size": key[2],
@@ -200,10 +268,17 @@ def _paired(cfg: TournamentConfig, plans: dict, series: dict, P: int, trials: se
 
 
 def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict, trials: set | None = None) -> tuple[dict, dict]:
+    return _spa_mcs_finish(*_spa_mcs_jobs(cfg, plans, series, trials))
+
+
+def _spa_mcs_jobs(cfg: TournamentConfig, plans: dict, series: dict, trials: set | None = None,
+                  session=None) -> tuple[list, bool, object]:
+    """Hansen's SPA per profile and the MCS (see the module docstring) as ``call_task`` tasks on
+    ``session`` (None: here, at ``result()``): the profiles tested, whether the MCS runs, the tasks."""
     base = cfg.settings()[0]
     base_trials = {cid: c for cid, (c, _) in plans.items() if cfg.is_trial(c) and c.setting == base
                    and (trials is None or cid in trials)}
-    spa = {}
+    calls, profiles = [], []
     if "random" in cfg.engines:
         for profile in cfg.profiles:
             bench = [cid for cid, c in base_trials.items() if c.engine == "random" and c.profile == profile]
@@ -213,16 +288,21 @@ def _spa_mcs(cfg: TournamentConfig, plans: dict, series: dict, trials: set | Non
             df = pd.DataFrame({e: series[cid] for e, cid in models.items()})
             df["__bench"] = series[bench[0]]
             df = df.dropna()
-            res = spa_test(df.pop("__bench").to_numpy(), df, seed=derive_seed(cfg.seed, "spa", profile.value),
-                           n_boot=cfg.statistics.n_boot)
-            spa[profile.value] = res.to_dict()
-    mcs = {}
-    if len(base_trials) >= 2:
+            calls.append(Call(spa_test, (df.pop("__bench").to_numpy(), df),
+                              {"seed": derive_seed(cfg.seed, "spa", profile.value), "n_boot": cfg.statistics.n_boot}))
+            profiles.append(profile.value)
+    has_mcs = len(base_trials) >= 2
+    if has_mcs:
         labels = {cid: f"{c.engine}|{c.profile.value}" for cid, c in base_trials.items()}
         df = pd.DataFrame({labels[cid]: series[cid] for cid in base_trials}).dropna()
-        mcs = model_confidence_set(df, seed=derive_seed(cfg.seed, "mcs"), n_boot=cfg.statistics.n_boot,
-                                   loss="sharpe").to_dict()
-    return spa, mcs
+        calls.append(Call(model_confidence_set, (df,), {"seed": derive_seed(cfg.seed, "mcs"),
+                                                        "n_boot": cfg.statistics.n_boot, "loss": "sharpe"}))
+    return profiles, has_mcs, submit_batches(session, call_task, calls)
+
+
+def _spa_mcs_finish(profiles: list, has_mcs: bool, queued) -> tuple[dict, dict]:
+    out = [r.to_dict() for r in queued.result()]
+    return dict(zip(profiles, out)), (out[-1] if has_mcs else {})
 
 
 def series_seed(base: int, purpose: str, values: np.ndarray) -> int:
@@ -259,16 +339,21 @@ def dsr_summary(cfg: TournamentConfig, matrix: pd.DataFrame, common: pd.DataFram
                            "significant": bool(res.dsr > 0.95)}}
 
 
-def pbo_null(cfg: TournamentConfig, common: pd.DataFrame, session=None) -> dict:
+def pbo_null(cfg: TournamentConfig, common: pd.DataFrame, session=None, queued: bool = False):
     """PBO's null mean and spread: CSCV on ``pbo_null_reps`` stationary-bootstrap resamples (rows,
     common to all trials, so their correlation is kept) of the trials' demeaned returns (no skill).
-    One run's PBO is read against this spread, not against 0.5 alone."""
+    One run's PBO is read against this spread, not against 0.5 alone. ``queued``: return
+    ``(reps, block length, Pending of the replicates' PBOs)`` at once instead (``finish_matrix``)."""
     reps = cfg.statistics.pbo_null_reps
     if reps < 2:
-        return {}
+        return (reps, None, None) if queued else {}
     x = common.to_numpy()
     x = x - x.mean(axis=0)
     bl = auto_block_length(x, how="median")
     idx = stationary_indices(x.shape[0], bl, reps, derive_seed(cfg.seed, "pbo_null"))
-    vals = pbo_null_values(session, x, idx, cfg.statistics.pbo_blocks)  # CSCV of replicate batches as tasks
+    vals = submit_pbo_null(session, x, idx, cfg.statistics.pbo_blocks)  # CSCV of replicate batches as tasks
+    return (reps, bl, vals) if queued else _pbo_null_dict(reps, bl, vals.result())
+
+
+def _pbo_null_dict(reps: int, bl, vals: np.ndarray) -> dict:
     return {"mean": float(vals.mean()), "sd": float(vals.std(ddof=1)), "reps": reps, "block_length": bl}

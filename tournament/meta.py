@@ -65,6 +65,18 @@ class MetaOutcome:
     summaries: pd.DataFrame                            # cells.parquet-like frame of the added cells
     own_returns: pd.DataFrame                          # walked-forward sleeves on their own calendars
     events: list = field(default_factory=list)
+    #: ex-ante diversification ratio per allocator and window (``ex_ante_ratios``; computed once, read
+    #: by the ledger records and ``bootstrap.json["meta"]``)
+    ex_ante: dict = field(default_factory=dict)
+
+    def ex_ante_ratios(self) -> dict[str, list[float | None]]:
+        """``diversification_ratio`` of every decision, per allocator in window order (computed at the
+        first call; the ledger's ``meta_allocation`` records and ``meta_stats.meta_summary`` read it)."""
+        if not self.ex_ante:
+            series = {s.spec.name: s.returns for s in self.sleeves}
+            self.ex_ante.update({a: [diversification_ratio(series, self.calendar, w, d, self)
+                                     for w, d in zip(self.windows, ds)] for a, ds in self.decisions.items()})
+        return self.ex_ante
 
     def marker(self) -> dict[str, str]:
         """``meta`` column of the matrix: ``meta:<allocator>`` or ``sleeve:<name>``."""
@@ -112,12 +124,13 @@ def meta_windows(series: dict[str, pd.Series], cal: pd.DatetimeIndex, step: int,
 
 
 def run_meta(cfg: TournamentConfig, market, main_returns: pd.DataFrame, run_P: int,
-             derived_cache=None) -> MetaOutcome:
-    """Sleeves, meta windows, decisions and the simulated meta cells (see module docstring)."""
+             derived_cache=None, walked: dict | None = None) -> MetaOutcome:
+    """Sleeves, meta windows, decisions and the simulated meta cells (see module docstring).
+    ``walked``: sleeves already walked forward by name (``meta_sleeves.sleeve_task``)."""
     from tournament.meta_sleeves import sleeve_returns
 
     spec = cfg.meta
-    sleeves = sleeve_returns(cfg, market, main_returns, derived_cache)
+    sleeves = sleeve_returns(cfg, market, main_returns, derived_cache, walked)
     series = {s.spec.name: s.returns for s in sleeves}
     cal, P = meta_calendar(sleeves)
     if P != run_P:
@@ -222,16 +235,17 @@ def ledger_records(append, outcome: MetaOutcome) -> None:
                                   "returns_sha256": series_sha256(s.returns), "n_oos": int(len(s.returns)),
                                   "panel_sha256": s.provenance.get("panel_sha256")} for s in outcome.sleeves}})
     series = {s.spec.name: s.returns for s in outcome.sleeves}
+    ratios = outcome.ex_ante_ratios()
     for a, ds in outcome.decisions.items():
         cids = sorted(c for c, k in outcome.cells.items() if k.engine.split(":")[1] == a)
-        for w, d in zip(outcome.windows, ds):
+        for w, d, dr in zip(outcome.windows, ds, ratios[a]):
             seen = {n: series_sha256(r[r.index <= cal[w.cutoff]]) for n, r in series.items()}
             append(RecordType.ALLOCATION, SpecVersion.RUN, {
                 "key": f"meta_allocation:{a}/{w.index}", "kind": "meta_allocation", "allocator": a, "cells": cids,
                 "window": w.index, "cutoff": cal[w.cutoff].isoformat(), "fill": cal[w.fill_bar].isoformat(),
                 "weights": d.weights, "eligible": list(d.eligible), "n_history": d.n_history, "n_obs": d.n_obs,
                 "sleeve_returns_sha256": seen,
-                "diversification_ratio": diversification_ratio(series, cal, w, d, outcome)})
+                "diversification_ratio": dr})
     groups = [("meta", outcome.returns[outcome.returns.cell_id.isin(list(outcome.cells))])]
     for cid, c in outcome.sleeve_cells.items():
         groups.append((c.engine, outcome.returns[outcome.returns.cell_id == cid]))

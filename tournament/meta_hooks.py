@@ -12,14 +12,33 @@ from contracts.schemas import check_frame
 from tournament.rundir import write_json
 
 
+def submit_sleeves(session, cfg: TournamentConfig):
+    """Queue the walk-forward of every sleeve that does not depend on the run's returns
+    (``meta_sleeves.walked_sleeves``) on the run's workers, one task per sleeve, before the units
+    (``tournament.run``): they run beside the units instead of after them in the driver (issue 23).
+    ``None`` without a ``meta:`` block or such a sleeve; else an ``executors.Pending``."""
+    from tournament.meta_sleeves import sleeve_task, walked_sleeves
+
+    specs = walked_sleeves(cfg) if cfg.meta is not None else []
+    return session.submit(sleeve_task, specs) if specs else None
+
+
+def warm_imports() -> None:
+    """Import vectorbt (``simulation.vbt_adapter``; a few seconds) for the meta cells' simulation in
+    the driver: ``tournament.run`` calls it in a thread while the workers run the units."""
+    import simulation.vbt_adapter  # noqa: F401
+
+
 def meta_after_simulation(run_dir: Path, cfg: TournamentConfig, market, returns: pd.DataFrame, P: int,
-                          record_file) -> tuple[MetaOutcome, pd.DataFrame]:
+                          record_file, walked=None) -> tuple[MetaOutcome, pd.DataFrame]:
     """Run the meta layer on the run's simulated returns; write ``meta/weights.parquet`` and
-    ``meta/sleeves.json`` (digested at once); return it and ``returns`` with the added cells' rows."""
+    ``meta/sleeves.json`` (digested at once); return it and ``returns`` with the added cells' rows.
+    ``walked``: the ``submit_sleeves`` tasks (or None: every sleeve is walked here)."""
     from market.ratings import DerivedCache
     from tournament.run import cache_dir
 
-    out = run_meta(cfg, market, returns, P, derived_cache=DerivedCache(cache_dir() / "derived"))
+    done = {s.spec.name: s for s in walked.result()} if walked is not None else None
+    out = run_meta(cfg, market, returns, P, derived_cache=DerivedCache(cache_dir() / "derived"), walked=done)
     (run_dir / "meta").mkdir(exist_ok=True)
     wpath = run_dir / "meta" / "weights.parquet"
     check_frame(weights_frame(out), "meta/weights.parquet").to_parquet(wpath, index=False)

@@ -142,9 +142,46 @@ def walk_forward(cfg: TournamentConfig, m: Market, spec: SleeveSpec
     return cell, out.returns, {**summary, "n_windows": len(wps)}, weights
 
 
+def walked_sleeves(cfg: TournamentConfig) -> list[SleeveSpec]:
+    """The sleeves walked forward whatever the run's returns (every one but a ``source: run`` sleeve
+    whose cell the run has): ``sleeve_task`` can walk them while the units run (issue 23)."""
+    ids = {c.id for c in cfg.cells()}
+    return [s for s in cfg.sleeves if not (s.source == "run" and not s.filtered and reuse_key(cfg, s).id in ids)]
+
+
+def walk_sleeve(cfg: TournamentConfig, market: Market, spec: SleeveSpec, derived_cache=None) -> SleeveRun:
+    """One sleeve walked forward on its own market (``sleeve_market``, ``walk_forward``)."""
+    m = sleeve_market(cfg, market, spec, derived_cache)
+    cell, frame, summary, weights = walk_forward(cfg, m, spec)
+    prov = {k: m.provenance.get(k) for k in ("source", "seed", "panel_sha256", "calendar", "first_date",
+                                              "last_date", "n_symbols", "sleeve_filter")}
+    return _sleeve_run(spec, cell, False, m, frame, summary, weights, prov)
+
+
+def sleeve_task(ctx, spec: SleeveSpec) -> SleeveRun:
+    """``walk_sleeve`` of ``spec`` on a worker (``executors.Session.submit``): the run's config and
+    market from the worker's context, the derived fields from the run's cache folder."""
+    from market.ratings import DerivedCache
+    from tournament.run import cache_dir
+
+    return walk_sleeve(ctx.config, ctx.market, spec, DerivedCache(cache_dir() / "derived"))
+
+
+def _sleeve_run(spec: SleeveSpec, cell: CellKey, reused: bool, m: Market, frame: pd.DataFrame, summary: dict,
+                weights: pd.DataFrame, prov: dict) -> SleeveRun:
+    idx = pd.DatetimeIndex(frame["date"])
+    r = pd.Series(frame["return"].to_numpy(dtype=np.float64), index=idx, name=spec.name)
+    wins = pd.Series(frame["window"].to_numpy(dtype=np.int64), index=idx)
+    liq = pd.Series(frame["liquidated"].to_numpy(dtype=bool), index=idx)
+    return SleeveRun(spec=spec, cell=cell, reused=reused, calendar=m.calendar.name, returns=r,
+                     windows=wins, liquidated=liq, summary=summary, weights=weights,
+                     provenance={**prov, "benchmark": m.benchmark, "periods_per_year": m.calendar.periods_per_year})
+
+
 def sleeve_returns(cfg: TournamentConfig, market: Market, main_returns: pd.DataFrame,
-                   derived_cache=None) -> list[SleeveRun]:
-    """Every sleeve's OOS returns (reused or walked forward), in config order."""
+                   derived_cache=None, walked: dict[str, SleeveRun] | None = None) -> list[SleeveRun]:
+    """Every sleeve's OOS returns (reused or walked forward), in config order. ``walked``: sleeves
+    already walked forward (``sleeve_task``), by name; the others are walked here."""
     have = set(main_returns["cell_id"].astype(str).unique())
     out = []
     for spec in cfg.sleeves:
@@ -152,19 +189,9 @@ def sleeve_returns(cfg: TournamentConfig, market: Market, main_returns: pd.DataF
         if spec.source == "run" and not spec.filtered and key.id in have:
             g = main_returns[main_returns["cell_id"] == key.id].sort_values("date")
             prov = {"source": "run", "panel_sha256": market.provenance.get("panel_sha256")}
-            cell, frame, summary, m, reused, weights = key, g, {}, market, True, pd.DataFrame()
+            out.append(_sleeve_run(spec, key, True, market, g, {}, pd.DataFrame(), prov))
+        elif walked is not None and spec.name in walked:
+            out.append(walked[spec.name])
         else:
-            m = sleeve_market(cfg, market, spec, derived_cache)
-            cell, frame, summary, weights = walk_forward(cfg, m, spec)
-            prov = {k: m.provenance.get(k) for k in ("source", "seed", "panel_sha256", "calendar", "first_date",
-                                                      "last_date", "n_symbols", "sleeve_filter")}
-            reused = False
-        idx = pd.DatetimeIndex(frame["date"])
-        r = pd.Series(frame["return"].to_numpy(dtype=np.float64), index=idx, name=spec.name)
-        wins = pd.Series(frame["window"].to_numpy(dtype=np.int64), index=idx)
-        liq = pd.Series(frame["liquidated"].to_numpy(dtype=bool), index=idx)
-        out.append(SleeveRun(spec=spec, cell=cell, reused=reused, calendar=m.calendar.name, returns=r,
-                             windows=wins, liquidated=liq, summary=summary, weights=weights,
-                             provenance={**prov, "benchmark": m.benchmark,
-                                         "periods_per_year": m.calendar.periods_per_year}))
+            out.append(walk_sleeve(cfg, market, spec, derived_cache))
     return out

@@ -145,7 +145,7 @@ def meta_summary(cfg: TournamentConfig, matrix: pd.DataFrame, out: MetaOutcome, 
     cal = out.calendar
     trial_sim = cfg.trial_simulator
     sleeve_cell = {s.spec.name: s.cell_id for s in out.sleeves}
-    ex_ante = {a: [_dr(d, out, w) for w, d in zip(out.windows, ds)] for a, ds in out.decisions.items()}
+    ex_ante = out.ex_ante_ratios()
     cells = {}
     for cid, c in sorted(out.cells.items()):
         if c.simulator != trial_sim:
@@ -178,9 +178,3 @@ def meta_summary(cfg: TournamentConfig, matrix: pd.DataFrame, out: MetaOutcome, 
             "trials": {"n_tournament": int(matrix["trial"].astype(bool).sum()),
                        "n_walked_forward_sleeves": len(out.sleeve_cells),
                        "n_meta_configurations": len(cfg.meta.allocators)}}
-
-
-def _dr(d, out: MetaOutcome, w) -> float | None:
-    from tournament.meta import diversification_ratio
-
-    return diversification_ratio({s.spec.name: s.returns for s in out.sleeves}, out.calendar, w, d, out)

@@ -6,7 +6,9 @@ batch. Batches are cut by ``batches`` at fixed sizes (the constants below), the 
 ``sim_batches`` under a memory budget (``SIM_BATCH_BYTES``), never from the executor or the worker
 count, and every figure inside a batch is computed exactly as the driver computed it
 alone (same seeds, same calls), so the outputs are identical on every executor and worker count
-(DESIGN section 3). The run-level statistics (Holm, verdicts, SPA, MCS, PBO itself, the DSR summary),
+(DESIGN section 3). SPA, the MCS and PBO itself are one task each (``call_task``: the driver's call,
+made on a worker). ``submit_*`` queue a kind's tasks without waiting (``executors.Session.submit``) so
+the driver writes files and runs the checks meanwhile (issue 23). Holm, the verdicts, the DSR summary,
 the ledger appends and the file writes stay in the driver.
 
 Batch sizes: a task costs about 1-5 ms of scheduling and pickling on the process pool (more on Dask);
@@ -53,6 +55,38 @@ def run_batches(session, fn, chunks: list) -> list:
     return session.map(fn, chunks) if session is not None else [fn(None, c) for c in chunks]
 
 
+def submit_batches(session, fn, chunks: list, then=None):
+    """``run_batches`` without waiting (``executors.Session.submit``): an ``executors.Pending`` whose
+    ``result()`` is ``then(results)`` (default: the results). ``session`` None: run at ``result()``
+    in this process."""
+    from tournament.executors import Pending
+
+    if session is None:
+        p = Pending(lambda: [fn(None, c) for c in chunks])
+    else:
+        p = session.submit(fn, chunks)
+    return p if then is None else Pending(lambda: then(p.result()))
+
+
+def _flat(parts: list) -> list:
+    return [r for part in parts for r in part]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One run-level statistic as a task (``call_task``): ``fn(*args, **kwargs)``, ``fn`` a
+    module-level function (pickled by reference), e.g. ``audit.statistics.spa_test``."""
+
+    fn: object
+    args: tuple = ()
+    kwargs: dict | None = None
+
+
+def call_task(ctx, call: Call):
+    """``call.fn(*call.args, **call.kwargs)`` on a worker (the same call the driver would make)."""
+    return call.fn(*call.args, **(call.kwargs or {}))
+
+
 # -- performance matrix: per-cell statistics --------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -95,9 +129,13 @@ def cell_stats_task(ctx, batch: StatsBatch) -> list[dict]:
 
 def cell_stats(session, jobs: list[CellStatsJob], **shared) -> list[dict]:
     """``cell_stats_task`` over ``jobs`` in batches of ``STATS_BATCH`` (results in ``jobs``' order)."""
+    return submit_cell_stats(session, jobs, **shared).result()
+
+
+def submit_cell_stats(session, jobs: list[CellStatsJob], **shared):
+    """``cell_stats`` without waiting (``submit_batches``)."""
     chunks = [StatsBatch(jobs=b, **shared) for b in batches(jobs, STATS_BATCH)]
-    out = run_batches(session, cell_stats_task, chunks)
-    return [r for part in out for r in part]
+    return submit_batches(session, cell_stats_task, chunks, _flat)
 
 
 # -- paired Sharpe tests ------------------------------------------------------------------------------------
@@ -128,9 +166,13 @@ def paired_task(ctx, batch: PairsBatch) -> list[dict]:
 
 
 def paired_tests(session, jobs: list[PairJob], **shared) -> list[dict]:
+    return submit_paired_tests(session, jobs, **shared).result()
+
+
+def submit_paired_tests(session, jobs: list[PairJob], **shared):
+    """``paired_tests`` without waiting (``submit_batches``)."""
     chunks = [PairsBatch(jobs=b, **shared) for b in batches(jobs, PAIRS_BATCH)]
-    out = run_batches(session, paired_task, chunks)
-    return [r for part in out for r in part]
+    return submit_batches(session, paired_task, chunks, _flat)
 
 
 # -- PBO null replicates -----------------------------------------------------------------------------------
@@ -150,10 +192,14 @@ def pbo_null_task(ctx, batch: PBONullBatch) -> list[float]:
 
 
 def pbo_null_values(session, x: np.ndarray, idx: np.ndarray, n_splits: int) -> np.ndarray:
+    return submit_pbo_null(session, x, idx, n_splits).result()
+
+
+def submit_pbo_null(session, x: np.ndarray, idx: np.ndarray, n_splits: int):
+    """``pbo_null_values`` without waiting (``submit_batches``)."""
     chunks = [PBONullBatch(x=x, idx=idx[i:i + PBO_NULL_BATCH], n_splits=n_splits)
               for i in range(0, idx.shape[0], PBO_NULL_BATCH)]
-    out = run_batches(session, pbo_null_task, chunks)
-    return np.array([v for part in out for v in part])
+    return submit_batches(session, pbo_null_task, chunks, lambda out: np.array(_flat(out)))
 
 
 # -- regime figures ---------------------------------------------------------------------------------------
@@ -192,14 +238,22 @@ def regime_task(ctx, batch: RegimeBatch) -> pd.DataFrame:
 def regime_frames(session, returns: pd.DataFrame, labels: pd.Series, **shared) -> pd.DataFrame:
     """``regime_figures`` of ``returns`` in batches of ``REGIME_BATCH`` cells (sorted cell ids, the
     order ``regime_figures`` itself uses), concatenated: the same rows as one call."""
-    from audit.regimes import FIGURE_COLUMNS
+    return submit_regime_frames(session, returns, labels, **shared).result()
 
+
+def submit_regime_frames(session, returns: pd.DataFrame, labels: pd.Series, **shared):
+    """``regime_frames`` without waiting (``submit_batches``)."""
     cids = sorted(str(c) for c in pd.unique(returns["cell_id"].astype(str)))
     key = returns["cell_id"].astype(str)
     sub = returns[["cell_id", "date", "return"]]
     chunks = [RegimeBatch(returns=sub[key.isin(b).to_numpy()], labels=labels, **shared)
               for b in batches(cids, REGIME_BATCH)]
-    out = run_batches(session, regime_task, chunks)
+    return submit_batches(session, regime_task, chunks, _concat_regimes)
+
+
+def _concat_regimes(out: list) -> pd.DataFrame:
+    from audit.regimes import FIGURE_COLUMNS
+
     if not out:
         return pd.DataFrame([], columns=FIGURE_COLUMNS)
     return pd.concat(out, ignore_index=True)

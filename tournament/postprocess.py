@@ -28,7 +28,7 @@ from tournament.config import TournamentConfig
 from tournament.executors import Session
 from tournament.market_io import Market
 from tournament import post_tasks
-from tournament.regimes import write_regimes
+from tournament.regimes import submit_regimes, write_regimes
 from tournament.relaxations import add_allocation_counts
 from tournament.rundir import candidates_path, write_json, write_parquet, write_parquet_parts
 from tournament.unit import UnitContext, UnitResult, alloc_key
@@ -117,13 +117,15 @@ def _windows_frame(sched: dict, dates: pd.DatetimeIndex) -> pd.DataFrame:
 
 
 def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict,
-               results: dict[str, UnitResult], append, record_file, session: Session | None = None) -> FinishOutcome:
+               results: dict[str, UnitResult], append, record_file, session: Session | None = None,
+               sleeves=None) -> FinishOutcome:
     """``session``: the run's executor (``tournament.executors.Session``), which runs the simulation
     and the per-cell and per-pair statistics as tasks (``tournament.post_tasks``); ``None``: a serial
-    session in this process."""
+    session in this process. ``sleeves``: the meta sleeves' walk-forwards submitted before the units
+    (``tournament.meta_hooks.submit_sleeves``; None: walked here)."""
     if session is None:
         with Session(UnitContext(market=market, config=cfg), ExecutorKind.SERIAL) as serial:
-            return finish_run(run_dir, cfg, market, sched, results, append, record_file, serial)
+            return finish_run(run_dir, cfg, market, sched, results, append, record_file, serial, sleeves)
     P = market.calendar.periods_per_year
     closes = market.closes
     sec: dict[str, float] = {}
@@ -154,8 +156,17 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     meta = None
     if cfg.meta is not None:  # issue 17: the meta-portfolio's cells join returns.parquet (tournament.meta)
         from tournament.meta_hooks import meta_after_simulation
-        meta, returns = meta_after_simulation(run_dir, cfg, market, returns, P, record_file)
+        meta, returns = meta_after_simulation(run_dir, cfg, market, returns, P, record_file, sleeves)
         tick("meta")
+    # issue 23: every statistic that needs only the returns is queued on the workers now (regime figures
+    # first: the driver needs them first), while the driver writes the files and runs the checks
+    regimes_q = submit_regimes(cfg, closes, market.benchmark, P, returns, session)
+    from tournament.matrix import finish_matrix, submit_matrix  # statistics are heavy; import late
+    from tournament.records import degenerate_windows
+    series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
+    matrix_q = submit_matrix(cfg, trial_plans, returns, P, degenerate_windows(results), session,
+                             extra={cid: series[cid] for cid in bl_plans}, series=series)
+    tick("statistics")
 
     weights = _weights_frame(plans)
     base_windows = [w.index for w in sched[base.id]]
@@ -176,7 +187,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         else:
             record_file(write_parquet(run_dir, name, frame))
     regimes = write_regimes(run_dir, cfg, closes, market.benchmark, P, returns, trial_plans, record_file,
-                            session)  # issue 20
+                            session, regimes_q)  # issue 20
     tick("files")
 
     _simulation_records(append, plans, returns, P)
@@ -208,13 +219,10 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     with_without = metrics_with_and_without(returns[returns.cell_id.isin(base_cells)], quarantined, P)
     tick("checks")
 
-    from tournament.matrix import performance_matrix  # statistics are heavy; import late
-    from tournament.records import degenerate_windows
-    matrix, stats = performance_matrix(cfg, trial_plans, returns, checks, P, degenerate_windows(results), session)
+    matrix, stats, bl_figures = finish_matrix(matrix_q, checks)
     matrix = add_allocation_counts(matrix, trial_plans, results)  # n_relaxed, n_fallback (issue 19)
-    series = {cid: g.sort_values("date").set_index("date")["return"] for cid, g in returns.groupby("cell_id")}
     matrix["baseline"] = False
-    bl_rows = baseline_rows(cfg, bl_plans, series, P, list(matrix.columns)).assign(baseline=True)
+    bl_rows = baseline_rows(cfg, bl_plans, series, P, list(matrix.columns), bl_figures).assign(baseline=True)
     for col in ("n_relaxed", "n_fallback"):
         if col in bl_rows:
             bl_rows[col] = 0

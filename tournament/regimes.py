@@ -14,7 +14,7 @@ import pandas as pd
 from audit.regimes import REGIME_ORDER, ranking_consistency
 from market.regimes import reference_prices, regime_frame
 from tournament.config import TournamentConfig
-from tournament.post_tasks import regime_frames
+from tournament.post_tasks import submit_regime_frames
 from tournament.rundir import write_parquet
 
 LABEL_COLUMNS = ["date", "vol", "cut_low", "cut_high", "regime"]
@@ -32,23 +32,39 @@ def label_frame(cfg: TournamentConfig, closes: pd.DataFrame, benchmark: str | No
     return out[LABEL_COLUMNS], source
 
 
+def submit_figures(cfg: TournamentConfig, returns: pd.DataFrame, labels: pd.DataFrame, periods_per_year: float,
+                   session=None):
+    """``regimes.parquet``'s rows: every cell x regime (``audit.regimes.regime_figures``), queued in
+    batches of cells on ``session``'s workers (``tournament.post_tasks.submit_regime_frames``; ``None``:
+    here, at ``result()``); an ``executors.Pending`` of the frame."""
+    lab = pd.Series(labels["regime"].to_numpy(), index=pd.DatetimeIndex(labels["date"]), dtype="string")
+    return submit_regime_frames(session, returns, lab, periods_per_year=periods_per_year, seed=cfg.seed,
+                                n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha,
+                                min_days=cfg.regimes.min_days)
+
+
 def figures(cfg: TournamentConfig, returns: pd.DataFrame, labels: pd.DataFrame, periods_per_year: float,
             session=None) -> pd.DataFrame:
-    """``regimes.parquet``'s rows: every cell x regime (``audit.regimes.regime_figures``), computed in
-    batches of cells on ``session``'s workers (``tournament.post_tasks.regime_frames``; ``None``: here)."""
-    lab = pd.Series(labels["regime"].to_numpy(), index=pd.DatetimeIndex(labels["date"]), dtype="string")
-    return regime_frames(session, returns, lab, periods_per_year=periods_per_year, seed=cfg.seed,
-                         n_boot=cfg.statistics.n_boot, alpha=cfg.statistics.alpha, min_days=cfg.regimes.min_days)
+    """``submit_figures``, waited for."""
+    return submit_figures(cfg, returns, labels, periods_per_year, session).result()
+
+
+def submit_regimes(cfg: TournamentConfig, closes: pd.DataFrame, benchmark: str | None, periods_per_year: float,
+                   returns: pd.DataFrame, session=None) -> tuple[pd.DataFrame, str, object]:
+    """The labels, the reference's description and the figures' tasks (``submit_figures``) for
+    ``write_regimes(..., queued=...)``: the figures run while the driver does other work (issue 23)."""
+    labels, source = label_frame(cfg, closes, benchmark, periods_per_year)
+    return labels, source, submit_figures(cfg, returns, labels, periods_per_year, session)
 
 
 def write_regimes(run_dir: Path, cfg: TournamentConfig, closes: pd.DataFrame, benchmark: str | None,
                   periods_per_year: float, returns: pd.DataFrame, trial_plans: dict, record_file,
-                  session=None) -> dict:
+                  session=None, queued=None) -> dict:
     """Write ``regime_labels.parquet`` and ``regimes.parquet`` (each digested at once) and return the
-    summary for ``bootstrap.json["regimes"]``."""
-    labels, source = label_frame(cfg, closes, benchmark, periods_per_year)
+    summary for ``bootstrap.json["regimes"]``. ``queued``: ``submit_regimes``' result (None: now)."""
+    labels, source, fig = queued or submit_regimes(cfg, closes, benchmark, periods_per_year, returns, session)
     record_file(write_parquet(run_dir, "regime_labels.parquet", labels))
-    fig = figures(cfg, returns, labels, periods_per_year, session)
+    fig = fig.result()
     record_file(write_parquet(run_dir, "regimes.parquet", fig))
     return summary(cfg, labels, source, fig, returns, trial_plans)
 

@@ -206,6 +206,13 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         ctx = UnitContext(market=market, config=cfg, verify_windows=frozenset(verification_sample(cfg, sched)))
         # one executor for the units and the post-unit tasks, closed in ``finally`` (executors.Session)
         session = Session(ctx, cfg.executor, cfg.workers, cfg.scheduler)
+        sleeves = None
+        if cfg.meta is not None:  # issue 23: the meta sleeves' own walk-forwards run beside the units, as tasks
+            import threading
+
+            from tournament.meta_hooks import submit_sleeves, warm_imports
+            sleeves = submit_sleeves(session, cfg)
+            threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
         n_new = 0
         t_units = time.perf_counter()
         for out in session.units(todo):
@@ -226,7 +233,7 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
                 phases[f"unit:{part}"] = phases.get(f"unit:{part}", 0.0) + s
         from tournament.postprocess import finish_run  # heavy imports (vectorbt) only when needed
         with writer.batch():  # group commit: an fsync every group_max_records records, and at the end
-            fin = finish_run(run_dir, cfg, market, sched, results, append, record_file, session)
+            fin = finish_run(run_dir, cfg, market, sched, results, append, record_file, session, sleeves)
         artifacts = _artifacts(run_dir)
         append(RecordType.RUN_END, SpecVersion.RUN, {"key": "run_end", "artifacts": artifacts,
                                                      "metrics": fin.metrics,

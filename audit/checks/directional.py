@@ -45,20 +45,16 @@ def check_directional(cell_id: str, atoms_by_window: Mapping[int, Sequence[Strat
             if direction.setdefault(a.id, a.direction) is not a.direction:
                 violations.append({"stage": "selection", "window": int(k), "atom_id": a.id,
                                    "issue": "atom id selected with both directions"})
-    # weights rows, in file order: each looked up in its window's selection (vectorised; only the
-    # violating rows are turned into dicts)
-    sel_key = pd.MultiIndex.from_tuples(
-        [(int(k), a.id) for k, atoms in atoms_by_window.items() for a in atoms], names=["window", "atom_id"])
-    sel_dir = pd.Series([a.direction.value for atoms in atoms_by_window.values() for a in atoms],
-                        index=sel_key, dtype=object)
-    sel_dir = sel_dir[~sel_dir.index.duplicated(keep="last")]
+    # weights rows, in file order: each looked up in its window's selection (one dict lookup per row;
+    # an atom listed twice in a window keeps its last direction; only the violating rows become dicts)
+    sel_dir = {(int(k), a.id): a.direction.value for k, atoms in atoms_by_window.items() for a in atoms}
     wk = w["window"].to_numpy(dtype="int64")
     wa = w["atom_id"].astype(str).to_numpy(dtype=object)
     wd = w["direction"].astype(str).to_numpy(dtype=object)
     ww = w["weight"].to_numpy(dtype="float64")
-    pos_in_sel = sel_dir.index.get_indexer(pd.MultiIndex.from_arrays([wk, wa]))
-    expected = np.append(sel_dir.to_numpy(dtype=object), None)[pos_in_sel]   # -1 (not selected) -> None
-    missing = pos_in_sel < 0
+    expected = np.empty(len(wk), dtype=object)   # not selected -> None
+    expected[:] = [sel_dir.get(key) for key in zip(wk.tolist(), wa.tolist())]
+    missing = np.array([e is None for e in expected], dtype=bool)
     flipped = ~missing & (wd != expected)
     negative = ~missing & ~(ww >= -WEIGHT_NEG_TOL)
     for i in np.flatnonzero(missing | flipped | negative):

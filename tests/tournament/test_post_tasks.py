@@ -114,3 +114,54 @@ def test_dask_map_survives_a_killed_worker(small_ctx):
     assert [it for _, _, it in got] == items
     assert time.perf_counter() - t0 > 1.0  # the kill happened while the map ran
     assert pids[0] not in {pid for pid, _, _ in got[-4:]}  # the last tasks ran after the kill, elsewhere
+
+
+@pytest.mark.parametrize("kind", ["serial", "process", "dask"])
+def test_session_submit_returns_at_once_and_gathers_what_map_gives(small_ctx, kind):
+    """``Session.submit`` (issue 23) queues the tasks and returns before they finish (serial: they run
+    at ``result()``); ``result()`` is ``map``'s list, in order, from the workers, and two submissions
+    queue side by side."""
+    import time
+
+    with Session(small_ctx, kind, workers=2) as s:
+        s.map(where_task, [0])  # pool or cluster up
+        t0 = time.perf_counter()
+        a = s.submit(where_task, [{"sleep": 0.3, "i": i} for i in range(4)])
+        b = s.submit(where_task, ["x", "y"])
+        queued = time.perf_counter() - t0
+        got_b, got_a = b.result(), a.result()
+        assert a.result() is got_a  # gathered once
+    assert queued < 0.25, queued  # four 0.3 s tasks on two workers take >= 0.6 s
+    assert [it for _, _, it in got_a] == [{"sleep": 0.3, "i": i} for i in range(4)]
+    assert [it for _, _, it in got_b] == ["x", "y"]
+    pids = {pid for pid, _, _ in got_a + got_b}
+    assert (pids == {os.getpid()}) if kind == "serial" else (os.getpid() not in pids)
+
+
+def test_statistics_are_queued_before_the_checks_run(small_run, tmp_path, monkeypatch):
+    """Issue 23: the per-cell statistics, paired tests, PBO and its null, SPA and the MCS are queued on
+    the workers before the driver writes the files and runs the audit checks (they overlap), not after
+    the checks as a barrier of their own."""
+    from tournament import postprocess
+
+    seen = {}
+    real_audit = postprocess.audit_run
+
+    def audit_spy(*a, **kw):
+        seen["tasks_at_audit"] = seen["session"].n_tasks
+        return real_audit(*a, **kw)
+
+    monkeypatch.setattr(postprocess, "audit_run", audit_spy)
+    shutil.copytree(small_run.run_dir, tmp_path / "run")
+    cfg = small_config()
+    market = load_market(cfg.market)
+    sched = schedules(cfg, len(market.closes.index))
+    results = {}
+    for p in sorted((tmp_path / "run" / "units").rglob("*.json")):
+        res = UnitResult.from_json(json.loads(p.read_text()))
+        results[res.key.id] = res
+    with Session(UnitContext(market=market, config=cfg), "process", workers=2) as s:
+        seen["session"] = s
+        postprocess.finish_run(tmp_path / "run", cfg, market, sched, results, lambda *rec: None, lambda path: None, s)
+        total = s.n_tasks
+    assert seen["tasks_at_audit"] == total, "statistics tasks were submitted after the audit checks"
