@@ -14,7 +14,7 @@ from tournament.rundir import write_json
 
 def submit_sleeves(session, cfg: TournamentConfig):
     """Queue the walk-forward of every sleeve that does not depend on the run's returns
-    (``meta_sleeves.walked_sleeves``) on the run's workers, one task per sleeve, before the units
+    (``meta_sleeves.walked_sleeves``) on the run's workers, one task per sleeve, queued behind the units
     (``tournament.run``): they run beside the units instead of after them in the driver (issue 23).
     ``None`` without a ``meta:`` block or such a sleeve; else an ``executors.Pending``."""
     from tournament.meta_sleeves import sleeve_task, walked_sleeves

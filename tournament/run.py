@@ -207,15 +207,19 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
         # one executor for the units and the post-unit tasks, closed in ``finally`` (executors.Session)
         session = Session(ctx, cfg.executor, cfg.workers, cfg.scheduler)
         sleeves = None
-        if cfg.meta is not None:  # issue 23: the meta sleeves' own walk-forwards run beside the units, as tasks
-            import threading
-
-            from tournament.meta_hooks import submit_sleeves, warm_imports
-            sleeves = submit_sleeves(session, cfg)
-            threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
         n_new = 0
         t_units = time.perf_counter()
         for out in session.units(todo):
+            if n_new == 0 and cfg.meta is not None:
+                # issue 23: the meta sleeves' own walk-forwards run as tasks queued behind the units (every
+                # unit is queued once the first is out), filling the units' tail; the driver imports
+                # vectorbt meanwhile in a thread, started only now that the workers exist (a fork while
+                # another thread imports could deadlock the child)
+                import threading
+
+                from tournament.meta_hooks import submit_sleeves, warm_imports
+                sleeves = submit_sleeves(session, cfg)
+                threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
             with writer.batch():  # one fsync per unit (group commit)
                 _persist_unit(run_dir, out, record_file)
                 for rec in out.records:
@@ -228,6 +232,9 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
                 return RunOutcome(run_dir, run_dir / "audit.jsonl", None, 0, len(results), time.perf_counter() - t0,
                                   writer.next_seq - 1, writer.last_hash)
         phases["units"] = time.perf_counter() - t_units
+        if n_new == 0 and cfg.meta is not None:  # no unit ran (a resume): the sleeves' tasks now
+            from tournament.meta_hooks import submit_sleeves
+            sleeves = submit_sleeves(session, cfg)
         for res in results.values():
             for part, s in res.seconds.items():
                 phases[f"unit:{part}"] = phases.get(f"unit:{part}", 0.0) + s

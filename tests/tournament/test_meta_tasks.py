@@ -1,4 +1,4 @@
-"""The meta sleeves' own walk-forwards as tasks on the run's workers (issue 23): queued before the
+"""The meta sleeves' own walk-forwards as tasks on the run's workers (issue 23): queued behind the
 units, identical to the walk in the driver."""
 import pandas as pd
 
