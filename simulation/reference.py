@@ -27,12 +27,39 @@ from simulation.schedule import Batch
 
 @dataclass(frozen=True)
 class RawRun:
-    """What a simulator returns for one batch: arrays over the batch's rows."""
+    """What a simulator returns for one batch: arrays over the batch's rows.
 
-    values: np.ndarray   # (n, G) end-of-bar portfolio value (after trades and costs)
-    units: np.ndarray    # (n, C) units held after the bar's trade
-    trade: np.ndarray    # (n, C) units traded at the bar's close (signed)
-    cost: np.ndarray     # (n, C) fees + slippage paid at the bar, currency
+    Trades and costs are order records, not (n, C) arrays (a cell trades at a few hundred of its
+    (bar, column) elements): ``order_row``/``order_col`` (batch row, column), ``trade`` (units traded
+    at that close, signed) and ``cost`` (fees + slippage paid, currency), sorted by (cell, row,
+    column), at most one record per (row, column); a (row, column) without a record has trade 0 and
+    cost 0. ``records`` builds them.
+    """
+
+    values: np.ndarray      # (n, G) end-of-bar portfolio value (after trades and costs)
+    units: np.ndarray       # (n, C) units held after the bar's trade
+    order_row: np.ndarray   # (K,) int64
+    order_col: np.ndarray   # (K,) int64
+    trade: np.ndarray       # (K,) float64 units traded at the bar's close (signed)
+    cost: np.ndarray        # (K,) float64 fees + slippage paid at the bar, currency
+
+
+def records(row: np.ndarray, col: np.ndarray, trade: np.ndarray, cost: np.ndarray, col_group: np.ndarray,
+            n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Order records sorted by (cell, row, column); the (row, column) pairs must be unique."""
+    row = np.asarray(row, dtype=np.int64)
+    col = np.asarray(col, dtype=np.int64)
+    key = (np.asarray(col_group, dtype=np.int64)[col] * n_rows + row) * max(len(col_group), 1) + col
+    o = np.argsort(key, kind="stable")
+    return row[o], col[o], np.asarray(trade, dtype=np.float64)[o], np.asarray(cost, dtype=np.float64)[o]
+
+
+def records_from_dense(trade: np.ndarray, cost: np.ndarray, col_group: np.ndarray):
+    """Order records of (n, C) trade and cost arrays: every element whose trade or cost is not +0.0
+    (bitwise, so a -0.0 is kept as it is)."""
+    mask = (trade.view(np.int64) != 0) | (cost.view(np.int64) != 0)
+    r, c = np.nonzero(mask)
+    return records(r, c, trade[r, c], cost[r, c], col_group, trade.shape[0])
 
 
 def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
@@ -91,4 +118,5 @@ def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
             cash[newly] = hwm[newly] * (1.0 + floor)
             liq |= newly
         units_out[i] = units
-    return RawRun(values=values, units=units_out, trade=trade_out, cost=cost_out)
+    row, col, trade, cost = records_from_dense(trade_out, cost_out, grp)
+    return RawRun(values=values, units=units_out, order_row=row, order_col=col, trade=trade, cost=cost)

@@ -118,25 +118,31 @@ def _sum_like_numpy(buf, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, run_lo, sym):  # pragma: no cover
+def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, values, lo, hi, start, end, perm, run_lo,
+                  sym):  # pragma: no cover - compiled
     """Positions and exposure rows of a batch, each ordered by cell, row, then column or symbol.
 
-    Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]``. Positions: (cell, row,
-    column, units, trade, cost) where units != 0 or a trade happened. Exposure: (cell, row, symbol code,
-    net exposure) where some column of the cell on the symbol holds units; ``perm`` lists each cell's
+    Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]`` (``cgrp``: cell of each
+    column). Positions: (cell, row, column, units, trade, cost) where units != 0 or a trade happened;
+    trades and costs are the order records ``o_*`` (sorted by cell, row, column, unique (row, column);
+    0 where there is none), merged into the scan in that order. Exposure: (cell, row, symbol code, net
+    exposure) where some column of the cell on the symbol holds units; ``perm`` lists each cell's
     columns by symbol code (stable), cut into runs of one symbol at ``run_lo`` (run ``r`` is
     ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs are contiguous and cover ``lo[g]:hi[g]``), ``sym``:
     symbol code per column. Net exposure: the run's ``units * price`` summed in run order with the float
     order of ``np.add.reduceat`` (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``.
     """
-    n_pos = 0
     n_held = 0
     for g in range(len(lo)):
         for i in range(start[g], end[g] + 1):
             for j in range(lo[g], hi[g]):
-                hu = units[i, j] != 0.0
-                n_pos += hu | (trade[i, j] != 0.0)
-                n_held += hu
+                n_held += units[i, j] != 0.0
+    n_pos = n_held
+    for k in range(len(o_row)):   # a record with a trade where no units are held adds a row
+        i, j = o_row[k], o_col[k]
+        g = cgrp[j]
+        if start[g] <= i <= end[g] and units[i, j] == 0.0 and o_trade[k] != 0.0:
+            n_pos += 1
     p_cell = np.empty(n_pos, np.int64)
     p_row = np.empty(n_pos, np.int64)
     p_col = np.empty(n_pos, np.int64)
@@ -151,21 +157,30 @@ def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, r
     k = 0
     m = 0
     r0 = 0
+    o = 0                                 # next order record
+    n_ord = len(o_row)
     for g in range(len(lo)):
         r1 = r0
         while r1 < len(run_lo) - 1 and run_lo[r1] < hi[g]:
             r1 += 1                       # runs r0..r1-1 belong to cell g
+        while o < n_ord and (cgrp[o_col[o]] < g or (cgrp[o_col[o]] == g and o_row[o] < start[g])):
+            o += 1                        # records of earlier cells or before this cell's range
         for i in range(start[g], end[g] + 1):
             for j in range(lo[g], hi[g]):
                 u = units[i, j]
-                t = trade[i, j]
+                t = 0.0
+                c = 0.0
+                if o < n_ord and o_row[o] == i and o_col[o] == j:
+                    t = o_trade[o]
+                    c = o_cost[o]
+                    o += 1
                 if u != 0.0 or t != 0.0:
                     p_cell[k] = g
                     p_row[k] = i
                     p_col[k] = j
                     p_u[k] = u
                     p_t[k] = t
-                    p_c[k] = cost[i, j]
+                    p_c[k] = c
                     k += 1
             if r1 - r0 == hi[g] - lo[g]:      # one column per symbol: no run to sum
                 for q in range(lo[g], hi[g]):
@@ -201,7 +216,8 @@ def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, r
                     x_net[m] = _sum_like_numpy(buf, q1 - q0) / values[i, g]
                     m += 1
         r0 = r1
-    return (p_cell, p_row, p_col, p_u, p_t, p_c), (x_cell[:m], x_row[:m], x_sym[:m], x_net[:m])
+    return (p_cell[:k], p_row[:k], p_col[:k], p_u[:k], p_t[:k], p_c[:k]), (x_cell[:m], x_row[:m], x_sym[:m],
+                                                                           x_net[:m])
 
 
 def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: dict[int, int],
@@ -249,9 +265,11 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
     run_lo = np.flatnonzero(np.r_[True, (ps[1:] != ps[:-1]) | (pg[1:] != pg[:-1])]) if len(perm) else np.zeros(0, np.int64)
     run_lo = np.r_[run_lo, len(perm)].astype(np.int64)
     f64 = np.float64
+    i64 = np.int64
     (p_cell, p_row, pcol, p_units, p_trade, p_cost), (x_cell, x_row, x_sym, x_net) = _long_rows_nb(
-        np.ascontiguousarray(run.units, dtype=f64), np.ascontiguousarray(run.trade, dtype=f64),
-        np.ascontiguousarray(run.cost, dtype=f64), np.ascontiguousarray(batch.price, dtype=f64),
+        np.ascontiguousarray(run.units, dtype=f64), np.ascontiguousarray(run.order_row, dtype=i64),
+        np.ascontiguousarray(run.order_col, dtype=i64), np.ascontiguousarray(run.trade, dtype=f64),
+        np.ascontiguousarray(run.cost, dtype=f64), col_group, np.ascontiguousarray(batch.price, dtype=f64),
         np.ascontiguousarray(run.values, dtype=f64), lo, hi, start, end, perm, run_lo, sym_code)
 
     def cat(parts, dtype):

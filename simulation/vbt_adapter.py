@@ -49,7 +49,7 @@ from vectorbt.portfolio.enums import OrderSide, SizeType
 from simulation import packing
 from simulation.config import SimulationConfig
 from simulation.floor import INITIAL_CAPITAL, drawdown_breached
-from simulation.reference import RawRun
+from simulation.reference import RawRun, records
 from simulation.schedule import Batch
 
 FREQ = "1D"
@@ -135,22 +135,32 @@ def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: 
         values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price, batch.col_group,
                                                                   n_groups, config)
     values = values[:, :len(batch.cell_ids)]
-    trade = np.zeros((n, n_cols))
-    cost = np.zeros((n, n_cols))
-    # vectorbt fills at most one order per (bar, column), and a logical column is in one slot per bar
-    trade[idx, col] = np.where(side == OrderSide.Buy, sz, -sz)
-    cost[idx, col] = fee + sz * np.abs(px - batch.price[idx, col])
-    for j in np.flatnonzero(batch.bust_row >= 0):  # book the close at 0 that vectorbt cannot fill
-        b = int(batch.bust_row[j])
-        trade[b, j] -= units[b, j]
-        units[b:, j] = 0.0
-    return values, units, trade, cost
+    # order records: vectorbt fills at most one order per (bar, column), and a logical column is in
+    # one slot per bar, so the (row, column) pairs are unique
+    trade = np.where(side == OrderSide.Buy, sz, -sz)
+    cost = fee + sz * np.abs(px - batch.price[idx, col])
+    bust = np.flatnonzero(batch.bust_row >= 0)
+    if len(bust):  # book the close at 0 that vectorbt cannot fill
+        b = batch.bust_row[bust].astype(np.int64)
+        held = units[b, bust]               # units held into the bust bar (no order fills at price 0)
+        new = np.ones(len(bust), dtype=bool)
+        key = idx * n_cols + col
+        for q, (j, r) in enumerate(zip(bust, b)):
+            hit = np.flatnonzero(key == r * n_cols + j)
+            if len(hit):                    # cannot happen (no order at a price of 0); kept general
+                trade[hit] -= held[q]
+                new[q] = False
+            units[r:, j] = 0.0
+        idx, col = np.r_[idx, b[new]], np.r_[col, bust[new]]
+        trade, cost = np.r_[trade, 0.0 - held[new]], np.r_[cost, np.zeros(int(new.sum()))]
+    idx, col, trade, cost = records(idx, col, trade, cost, batch.col_group, n)
+    return values, units, idx, col, trade, cost
 
 
 def run_vectorbt(batch: Batch, config: SimulationConfig) -> RawRun:
-    """First pass over the whole batch (value path, positions, trades, costs)."""
-    values, units, trade, cost = _simulate(batch, batch.target, config)
-    return RawRun(values=values, units=units, trade=trade, cost=cost)
+    """First pass over the whole batch (value path, positions, order records)."""
+    values, units, row, col, trade, cost = _simulate(batch, batch.target, config)
+    return RawRun(values=values, units=units, order_row=row, order_col=col, trade=trade, cost=cost)
 
 
 def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: SimulationConfig,
@@ -165,23 +175,39 @@ def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: Simulation
     """
     if not liq_rows:
         return first
-    units, trade, cost = first.units.copy(), first.trade.copy(), first.cost.copy()
+    units = first.units.copy()
+    row_r, col_r, trade_r, cost_r = first.order_row, first.order_col, first.trade, first.cost
+    keep = np.ones(len(row_r), dtype=bool)
+    add_row, add_col, add_trade, add_cost = [], [], [], []
     floor = config.liquidation_floor
     for g, row in liq_rows.items():
         cols = np.flatnonzero(batch.col_group == g)
+        in_cell = (col_r >= cols[0]) & (col_r <= cols[-1]) if len(cols) else np.zeros(len(col_r), dtype=bool)
+        at = np.flatnonzero(in_cell & (row_r == row))
+        cost_row = np.zeros(len(cols))            # the cell's costs at the liquidation close, column order
+        cost_row[col_r[at] - cols[0]] = cost_r[at]
         s = int(batch.start_row[g])
         path = first.values[s + 1:row + 1, g]
         hwm_before = max(INITIAL_CAPITAL, float(path[:-1].max())) if len(path) > 1 else INITIAL_CAPITAL
-        v_pre = first.values[row, g] + cost[row, cols].sum()
+        v_pre = first.values[row, g] + cost_row.sum()
         pre = bool(drawdown_breached(np.array([v_pre]), np.array([max(hwm_before, v_pre)]), floor)[0])
         held_before = units[row - 1, cols] if row > 0 else np.zeros(len(cols))
-        trade[row, cols] = -held_before
         if pre:
-            cost[row, cols] = 0.0
+            cost_row[:] = 0.0
+        # every column of the cell gets a record at the liquidation close; later records are dropped
+        keep &= ~(in_cell & (row_r >= row))
+        add_row.append(np.full(len(cols), row, dtype=np.int64))
+        add_col.append(cols.astype(np.int64))
+        add_trade.append(-held_before)
+        add_cost.append(cost_row)
         units[row:, cols] = 0.0
-        trade[row + 1:, cols] = 0.0
-        cost[row + 1:, cols] = 0.0
-    return RawRun(values=first.values, units=units, trade=trade, cost=cost)
+    row_r, col_r, trade_r, cost_r = records(np.concatenate([row_r[keep], *add_row]),
+                                            np.concatenate([col_r[keep], *add_col]),
+                                            np.concatenate([trade_r[keep], *add_trade]),
+                                            np.concatenate([cost_r[keep], *add_cost]), batch.col_group,
+                                            units.shape[0])
+    return RawRun(values=first.values, units=units, order_row=row_r, order_col=col_r, trade=trade_r,
+                  cost=cost_r)
 
 
 def vbt_summary(returns_wide: pd.DataFrame, config: SimulationConfig) -> pd.DataFrame:

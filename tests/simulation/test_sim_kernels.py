@@ -112,6 +112,15 @@ def test_sum_like_numpy_matches_reduceat(n):
     assert _sum_like_numpy(x, n) == np.add.reduceat(x[None, :], [0], axis=1)[0, 0]
 
 
+def _dense(run, shape):
+    """(n, C) trade and cost arrays of a run's order records (0 where there is no record)."""
+    trade, cost = np.zeros(shape), np.zeros(shape)
+    assert len(set(zip(run.order_row.tolist(), run.order_col.tolist()))) == len(run.order_row)
+    trade[run.order_row, run.order_col] = run.trade
+    cost[run.order_row, run.order_col] = run.cost
+    return trade, cost
+
+
 def _old_long_frames(batch, run, labels):
     """Positions and exposure as the numpy code before issue 23 built them (per cell: nonzero, then a
     stable sort by symbol and ``np.add.reduceat`` when several atoms share a symbol)."""
@@ -124,7 +133,8 @@ def _old_long_frames(batch, run, labels):
     for g in range(n_groups):
         s, e = int(batch.start_row[g]), int(batch.end_row[g])
         lo, hi = int(bounds[g]), int(bounds[g + 1])
-        u, t, c = run.units[s:e + 1, lo:hi], run.trade[s:e + 1, lo:hi], run.cost[s:e + 1, lo:hi]
+        trade, cost = _dense(run, batch.shape)
+        u, t, c = run.units[s:e + 1, lo:hi], trade[s:e + 1, lo:hi], cost[s:e + 1, lo:hi]
         held = u != 0
         ri, ci = np.nonzero(held | (t != 0))
         P.append(pd.DataFrame({"cell": cell_code[g], "row": s + ri, "col": lo + ci, "units": u[ri, ci],

@@ -91,7 +91,7 @@ def _cut_close_batch() -> Batch:
     target[1, :2] = [0.5, -0.5]
     target[4] = [0.0, 0.0, 1.0]
     return Batch(b0=0, dates=pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC"), price=price,
-                 tradable=np.ones((n, 3), dtype=bool), target=target, bust_row=np.full(3, -1),
+                 target=target, bust_row=np.full(3, -1),
                  delist_row=np.full(3, -1), col_group=np.zeros(3, dtype=np.int64), col_atom=["A", "B", "C"],
                  col_symbol=["A", "B", "C"], col_sign=np.array([1.0, -1.0, 1.0]), cell_ids=["c0"],
                  start_row=np.array([0]), end_row=np.array([n - 1]), window_of_row=[np.zeros(n - 1, dtype=np.int64)],
