@@ -189,7 +189,7 @@ def pack(target: np.ndarray, col_group: np.ndarray, n_groups: int) -> Packing:
 
 
 @numba.njit(cache=True)
-def _packed_orders_nb(target, price, occ, src):  # pragma: no cover - compiled
+def _packed_orders_nb(target, price, col_sym, occ, src):  # pragma: no cover - compiled
     n, n_s = occ.shape
     size = np.empty((n, n_s))
     px = np.empty((n, n_s))
@@ -197,17 +197,24 @@ def _packed_orders_nb(target, price, occ, src):  # pragma: no cover - compiled
         for s in range(n_s):
             j = occ[i, s]
             size[i, s] = target[i, j] if j >= 0 else np.nan
-            px[i, s] = price[i, src[i, s]]
+            px[i, s] = price[i, col_sym[src[i, s]]]
     return size, px
 
 
-def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing) -> tuple[np.ndarray, np.ndarray]:
-    """Target and price arrays of the slot columns: (n, S) each (NaN = no order)."""
+def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing,
+                  col_sym: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Target and price arrays of the slot columns: (n, S) each (NaN = no order).
+
+    ``price``: (n, C) price per logical column, or with ``col_sym`` (column -> price column) an (n, K)
+    array per symbol (``Batch.sym_price``), read without building the (n, C) array."""
     n = target.shape[0]
     if not pk.n_slots:
         return np.full((n, 0), np.nan), np.zeros((n, 0))
+    if col_sym is None:
+        col_sym = np.arange(target.shape[1], dtype=np.int64)
     return _packed_orders_nb(np.ascontiguousarray(target, dtype=np.float64),
-                             np.ascontiguousarray(price, dtype=np.float64), pk.occ, pk.src)
+                             np.ascontiguousarray(price, dtype=np.float64),
+                             np.ascontiguousarray(col_sym, dtype=np.int64), pk.occ, pk.src)
 
 
 @numba.njit(cache=True)

@@ -83,8 +83,9 @@ def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
     def group_sum(x: np.ndarray) -> np.ndarray:
         return np.bincount(grp, weights=x, minlength=n_groups)
 
+    price = batch.price_matrix()
     for i in range(n):
-        p = batch.price[i]
+        p = price[i]
         v_pre = cash + group_sum(units * p)
         live = (batch.start_row < i) & (i <= batch.end_row) & ~liq
         hwm_pre = np.where(live, np.maximum(hwm, v_pre), hwm)

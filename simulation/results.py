@@ -87,7 +87,7 @@ def _close_events(batch: Batch, run: RawRun, g: int, lo: int, hi: int, s: int, e
             if held != 0:
                 events.append({"type": kind, "cell_id": batch.cell_ids[g], "atom_id": batch.col_atom[j],
                                "symbol": batch.col_symbol[j], "date": batch.dates[bk].isoformat(),
-                               "bar": batch.b0 + bk, "units": float(held), "price": float(batch.price[bk, j])})
+                               "bar": batch.b0 + bk, "units": float(held), "price": float(batch.sym_price[bk, batch.col_sym[j]])})
     return events
 
 
@@ -118,8 +118,8 @@ def _sum_like_numpy(buf, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, values, lo, hi, start, end, perm, run_lo,
-                  sym):  # pragma: no cover - compiled
+def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, values, lo, hi, start, end, perm,
+                  run_lo, sym):  # pragma: no cover - compiled
     """Positions and exposure rows of a batch, each ordered by cell, row, then column or symbol.
 
     Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]`` (``cgrp``: cell of each
@@ -130,7 +130,8 @@ def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, values, lo,
     columns by symbol code (stable), cut into runs of one symbol at ``run_lo`` (run ``r`` is
     ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs are contiguous and cover ``lo[g]:hi[g]``), ``sym``:
     symbol code per column. Net exposure: the run's ``units * price`` summed in run order with the float
-    order of ``np.add.reduceat`` (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``.
+    order of ``np.add.reduceat`` (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``;
+    the price of column ``j`` at row ``i`` is ``price[i, col_sym[j]]`` (``Batch.sym_price``).
     """
     n_held = 0
     for g in range(len(lo)):
@@ -190,7 +191,7 @@ def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, values, lo,
                         x_cell[m] = g
                         x_row[m] = i
                         x_sym[m] = sym[j]
-                        x_net[m] = u * price[i, j] / values[i, g]
+                        x_net[m] = u * price[i, col_sym[j]] / values[i, g]
                         m += 1
                 continue
             for r in range(r0, r1):
@@ -201,14 +202,14 @@ def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, values, lo,
                         x_cell[m] = g
                         x_row[m] = i
                         x_sym[m] = sym[j]
-                        x_net[m] = units[i, j] * price[i, j] / values[i, g]
+                        x_net[m] = units[i, j] * price[i, col_sym[j]] / values[i, g]
                         m += 1
                     continue
                 held = False
                 for q in range(q0, q1):
                     j = perm[q]
                     held = held or units[i, j] != 0.0
-                    buf[q - q0] = units[i, j] * price[i, j]
+                    buf[q - q0] = units[i, j] * price[i, col_sym[j]]
                 if held:
                     x_cell[m] = g
                     x_row[m] = i
@@ -269,7 +270,8 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
     (p_cell, p_row, pcol, p_units, p_trade, p_cost), (x_cell, x_row, x_sym, x_net) = _long_rows_nb(
         np.ascontiguousarray(run.units, dtype=f64), np.ascontiguousarray(run.order_row, dtype=i64),
         np.ascontiguousarray(run.order_col, dtype=i64), np.ascontiguousarray(run.trade, dtype=f64),
-        np.ascontiguousarray(run.cost, dtype=f64), col_group, np.ascontiguousarray(batch.price, dtype=f64),
+        np.ascontiguousarray(run.cost, dtype=f64), col_group, np.ascontiguousarray(batch.sym_price, dtype=f64),
+        np.ascontiguousarray(batch.col_sym, dtype=i64),
         np.ascontiguousarray(run.values, dtype=f64), lo, hi, start, end, perm, run_lo, sym_code)
 
     def cat(parts, dtype):

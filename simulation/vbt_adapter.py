@@ -124,7 +124,7 @@ def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: 
     n_groups = _n_sim_groups(batch)
     if pack:
         pk = packing.pack(target, batch.col_group, len(batch.cell_ids))
-        size, price = packing.packed_orders(target, batch.price, pk)
+        size, price = packing.packed_orders(target, batch.sym_price, pk, batch.col_sym)
         values, units_s, col, idx, sz, px, fee, side = _from_orders(size, price, pk.slot_group, n_groups, config)
         if len(packing.unclosed_pieces(units_s, pk)):
             # a close was cut (cash): the slot is not free after it, so run one column per atom
@@ -132,13 +132,13 @@ def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: 
         units = packing.unpack_units(units_s, pk, n_cols)
         col = pk.occ[idx, col]
     else:
-        values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price, batch.col_group,
+        values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price_matrix(), batch.col_group,
                                                                   n_groups, config)
     values = values[:, :len(batch.cell_ids)]
     # order records: vectorbt fills at most one order per (bar, column), and a logical column is in
     # one slot per bar, so the (row, column) pairs are unique
     trade = np.where(side == OrderSide.Buy, sz, -sz)
-    cost = fee + sz * np.abs(px - batch.price[idx, col])
+    cost = fee + sz * np.abs(px - batch.sym_price[idx, batch.col_sym[col]])
     bust = np.flatnonzero(batch.bust_row >= 0)
     if len(bust):  # book the close at 0 that vectorbt cannot fill
         b = batch.bust_row[bust].astype(np.int64)

@@ -98,11 +98,11 @@ def test_target_kernel_equals_numpy_schedule(case):
 def test_packed_orders_kernel_equals_fancy_indexing(case):
     *_, batch = case
     pk = packing.pack(batch.target, batch.col_group, len(batch.cell_ids))
-    size, px = packing.packed_orders(batch.target, batch.price, pk)
+    size, px = packing.packed_orders(batch.target, batch.sym_price, pk, batch.col_sym)
     rows = np.arange(batch.shape[0])[:, None]
     assert np.array_equal(size, np.where(pk.occ >= 0, batch.target[rows, np.maximum(pk.occ, 0)], np.nan),
                           equal_nan=True)
-    assert np.array_equal(px, batch.price[rows, pk.src])
+    assert np.array_equal(px, batch.price_matrix()[rows, pk.src])
 
 
 @pytest.mark.parametrize("n", list(range(1, 20)) + [64, 128, 129])
@@ -142,7 +142,7 @@ def _old_long_frames(batch, run, labels):
         sc = sym_code[lo:hi]
         by_sym = np.argsort(sc, kind="stable")
         usym = sc[by_sym]
-        pv = (u * batch.price[s:e + 1, lo:hi])[:, by_sym]
+        pv = (u * batch.price_matrix()[s:e + 1, lo:hi])[:, by_sym]
         hs = held[:, by_sym]
         if len(usym) > 1 and np.any(usym[1:] == usym[:-1]):
             starts = np.flatnonzero(np.r_[True, usym[1:] != usym[:-1]])

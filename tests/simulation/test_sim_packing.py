@@ -90,7 +90,8 @@ def _cut_close_batch() -> Batch:
     target = np.full((n, 3), np.nan)
     target[1, :2] = [0.5, -0.5]
     target[4] = [0.0, 0.0, 1.0]
-    return Batch(b0=0, dates=pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC"), price=price,
+    return Batch(b0=0, dates=pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC"), sym_price=price,
+                 col_sym=np.arange(3),
                  target=target, bust_row=np.full(3, -1),
                  delist_row=np.full(3, -1), col_group=np.zeros(3, dtype=np.int64), col_atom=["A", "B", "C"],
                  col_symbol=["A", "B", "C"], col_sign=np.array([1.0, -1.0, 1.0]), cell_ids=["c0"],
@@ -102,7 +103,7 @@ def test_a_close_cut_by_cash_falls_back_to_one_column_per_atom():
     batch = _cut_close_batch()
     cfg = SimulationConfig(fees=0.01, slippage=0.0, credit_line=1e-9)
     pk = packing.pack(batch.target, batch.col_group, 1)
-    size, price = packing.packed_orders(batch.target, batch.price, pk)
+    size, price = packing.packed_orders(batch.target, batch.sym_price, pk, batch.col_sym)
     out = vbt_adapter._from_orders(size, price, pk.slot_group, 2, cfg)
     assert len(packing.unclosed_pieces(out[1], pk)) == 1      # B still holds units after its close
     a = vbt_adapter._simulate(batch, batch.target, cfg, pack=True)

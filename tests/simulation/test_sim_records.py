@@ -31,7 +31,7 @@ def _batch(px, plans, cfg):
 def _old_simulate(batch, cfg):
     """``vbt_adapter._simulate`` before issue 23's records (packed path): dense trade and cost."""
     n, n_cols = batch.shape
-    price_m = batch.price
+    price_m = batch.price_matrix()
     pk = packing.pack(batch.target, batch.col_group, len(batch.cell_ids))
     size, price = packing.packed_orders(batch.target, price_m, pk)
     values, units_s, col, idx, sz, px, fee, side = vbt_adapter._from_orders(
