@@ -106,9 +106,13 @@ def check_plans(closes: pd.DataFrame, plans: list[CellPlan], config: SimulationC
 def compute_gates(closes: pd.DataFrame, plans: list[CellPlan], gap: int) -> tuple[np.ndarray, dict]:
     """Gates of every distinct (symbol, logic, direction) in the plans: (bars, K) array and key->column."""
     atoms, keys = [], {}
+    seen: set[int] = set()   # atom objects already keyed (plans reuse one object across windows)
     for p in plans:
         for wp in p.windows:
             for a in wp.atoms:
+                if id(a) in seen:
+                    continue
+                seen.add(id(a))
                 k = _gate_key(a)
                 if k not in keys:
                     keys[k] = len(atoms)
