@@ -217,22 +217,6 @@ def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing,
                              np.ascontiguousarray(col_sym, dtype=np.int64), pk.occ, pk.src)
 
 
-@numba.njit(cache=True)
-def _unpack_nb(units_slots, p_col, p_slot, p_start, p_end, n_cols):  # pragma: no cover - compiled
-    out = np.zeros((units_slots.shape[0], n_cols))
-    for p in range(len(p_col)):
-        j, s = p_col[p], p_slot[p]
-        for i in range(p_start[p], p_end[p] + 1):
-            out[i, j] = units_slots[i, s]
-    return out
-
-
-def unpack_units(units_slots: np.ndarray, pk: Packing, n_cols: int) -> np.ndarray:
-    """Units per logical column (n, C) from the slots' units: each piece's rows, 0 elsewhere."""
-    return _unpack_nb(np.ascontiguousarray(units_slots, dtype=np.float64), pk.piece_col, pk.piece_slot,
-                      pk.piece_start, pk.piece_end, int(n_cols))
-
-
 def unclosed_pieces(units_slots: np.ndarray, pk: Packing) -> np.ndarray:
     """Indices of pieces that end with a zero-target order but where the slot still holds units."""
     held = units_slots[pk.piece_end, pk.piece_slot]

@@ -29,6 +29,12 @@ from simulation.schedule import Batch
 class RawRun:
     """What a simulator returns for one batch: arrays over the batch's rows.
 
+    Units: ``units`` is (n, C), one column per logical column, when ``slot_col`` is None (the reference
+    simulator, vectorbt unpacked); otherwise it is vectorbt's (n, S) packed slots
+    (``simulation.packing``): ``slot_col[i, s]`` is the logical column in slot ``s`` at row ``i`` (-1:
+    idle) and ``slot_cell`` the cell of each slot (a cell's slots contiguous). A logical column holds 0
+    units wherever it occupies no slot. ``unit_at`` / ``dense_units`` read them either way.
+
     Trades and costs are order records, not (n, C) arrays (a cell trades at a few hundred of its
     (bar, column) elements): ``order_row``/``order_col`` (batch row, column), ``trade`` (units traded
     at that close, signed) and ``cost`` (fees + slippage paid, currency), sorted by (cell, row,
@@ -37,11 +43,29 @@ class RawRun:
     """
 
     values: np.ndarray      # (n, G) end-of-bar portfolio value (after trades and costs)
-    units: np.ndarray       # (n, C) units held after the bar's trade
+    units: np.ndarray       # (n, C) units held after the bar's trade, or (n, S) per slot (see above)
     order_row: np.ndarray   # (K,) int64
     order_col: np.ndarray   # (K,) int64
     trade: np.ndarray       # (K,) float64 units traded at the bar's close (signed)
     cost: np.ndarray        # (K,) float64 fees + slippage paid at the bar, currency
+    slot_col: np.ndarray | None = None    # (n, S) int64, packed units only
+    slot_cell: np.ndarray | None = None   # (S,) int64, packed units only
+
+    def unit_at(self, i: int, j: int) -> float:
+        """Units of logical column ``j`` after row ``i``'s trade."""
+        if self.slot_col is None:
+            return float(self.units[i, j])
+        hit = np.flatnonzero(self.slot_col[i] == j)
+        return float(self.units[i, hit[0]]) if len(hit) else 0.0
+
+    def dense_units(self, n_cols: int) -> np.ndarray:
+        """(n, C) units per logical column (a new array when packed)."""
+        if self.slot_col is None:
+            return self.units
+        out = np.zeros((self.units.shape[0], n_cols))
+        r, s = np.nonzero(self.slot_col >= 0)
+        out[r, self.slot_col[r, s]] = self.units[r, s]
+        return out
 
 
 def records(row: np.ndarray, col: np.ndarray, trade: np.ndarray, cost: np.ndarray, col_group: np.ndarray,

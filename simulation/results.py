@@ -83,7 +83,7 @@ def _close_events(batch: Batch, run: RawRun, g: int, lo: int, hi: int, s: int, e
         b = rowarr[lo:hi]
         for k in np.flatnonzero((b >= s) & (b <= e)):
             j, bk = lo + k, int(b[k])
-            held = run.units[bk - 1, j] if bk > 0 else 0.0
+            held = run.unit_at(bk - 1, j) if bk > 0 else 0.0
             if held != 0:
                 events.append({"type": kind, "cell_id": batch.cell_ids[g], "atom_id": batch.col_atom[j],
                                "symbol": batch.col_symbol[j], "date": batch.dates[bk].isoformat(),
@@ -118,32 +118,36 @@ def _sum_like_numpy(buf, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, values, lo, hi, start, end, perm,
-                  run_lo, sym):  # pragma: no cover - compiled
+def _long_rows_nb(units, dense, slot_col, slo, shi, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, values,
+                  lo, hi, start, end, perm, run_lo, sym):  # pragma: no cover - compiled
     """Positions and exposure rows of a batch, each ordered by cell, row, then column or symbol.
 
     Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]`` (``cgrp``: cell of each
-    column). Positions: (cell, row, column, units, trade, cost) where units != 0 or a trade happened;
-    trades and costs are the order records ``o_*`` (sorted by cell, row, column, unique (row, column);
-    0 where there is none), merged into the scan in that order. Exposure: (cell, row, symbol code, net
-    exposure) where some column of the cell on the symbol holds units; ``perm`` lists each cell's
-    columns by symbol code (stable), cut into runs of one symbol at ``run_lo`` (run ``r`` is
-    ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs are contiguous and cover ``lo[g]:hi[g]``), ``sym``:
-    symbol code per column. Net exposure: the run's ``units * price`` summed in run order with the float
-    order of ``np.add.reduceat`` (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``;
-    the price of column ``j`` at row ``i`` is ``price[i, col_sym[j]]`` (``Batch.sym_price``).
+    column). Units: with ``dense``, ``units[i, j]`` per logical column; otherwise per slot, cell ``g``'s
+    slots ``slo[g]:shi[g]`` carrying logical column ``slot_col[i, s]`` (-1: idle; a column in no slot
+    holds 0): each row of a cell is first written into a buffer of its columns. Positions: (cell, row,
+    column, units, trade, cost) where units != 0 or a trade happened; trades and costs are the order
+    records ``o_*`` (sorted by cell, row, column, unique (row, column); 0 where there is none), merged
+    into the scan in that order. Exposure: (cell, row, symbol code, net exposure) where some column of
+    the cell on the symbol holds units; ``perm`` lists each cell's columns by symbol code (stable), cut
+    into runs of one symbol at ``run_lo`` (run ``r`` is ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs
+    are contiguous and cover ``lo[g]:hi[g]``), ``sym``: symbol code per column. Net exposure: the run's
+    ``units * price`` summed in run order with the float order of ``np.add.reduceat``
+    (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``; the price of column ``j``
+    at row ``i`` is ``price[i, col_sym[j]]`` (``Batch.sym_price``).
     """
     n_held = 0
+    width = 1
     for g in range(len(lo)):
+        width = max(width, hi[g] - lo[g])
         for i in range(start[g], end[g] + 1):
-            for j in range(lo[g], hi[g]):
-                n_held += units[i, j] != 0.0
-    n_pos = n_held
-    for k in range(len(o_row)):   # a record with a trade where no units are held adds a row
-        i, j = o_row[k], o_col[k]
-        g = cgrp[j]
-        if start[g] <= i <= end[g] and units[i, j] == 0.0 and o_trade[k] != 0.0:
-            n_pos += 1
+            if dense:
+                for j in range(lo[g], hi[g]):
+                    n_held += units[i, j] != 0.0
+            else:
+                for s in range(slo[g], shi[g]):
+                    n_held += (slot_col[i, s] >= 0) & (units[i, s] != 0.0)
+    n_pos = n_held + len(o_row)           # an upper bound: every record may add a row
     p_cell = np.empty(n_pos, np.int64)
     p_row = np.empty(n_pos, np.int64)
     p_col = np.empty(n_pos, np.int64)
@@ -155,6 +159,7 @@ def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, va
     x_sym = np.empty(n_held, np.int64)
     x_net = np.empty(n_held)
     buf = np.empty(max(len(perm), 1))
+    ru = np.zeros(width)                  # the units of one row of one cell, by column - lo[g]
     k = 0
     m = 0
     r0 = 0
@@ -166,9 +171,20 @@ def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, va
             r1 += 1                       # runs r0..r1-1 belong to cell g
         while o < n_ord and (cgrp[o_col[o]] < g or (cgrp[o_col[o]] == g and o_row[o] < start[g])):
             o += 1                        # records of earlier cells or before this cell's range
+        c0 = lo[g]
         for i in range(start[g], end[g] + 1):
+            if dense:
+                for j in range(lo[g], hi[g]):
+                    ru[j - c0] = units[i, j]
+            else:
+                for j in range(lo[g], hi[g]):
+                    ru[j - c0] = 0.0
+                for s in range(slo[g], shi[g]):
+                    j = slot_col[i, s]
+                    if j >= 0:
+                        ru[j - c0] = units[i, s]
             for j in range(lo[g], hi[g]):
-                u = units[i, j]
+                u = ru[j - c0]
                 t = 0.0
                 c = 0.0
                 if o < n_ord and o_row[o] == i and o_col[o] == j:
@@ -186,7 +202,7 @@ def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, va
             if r1 - r0 == hi[g] - lo[g]:      # one column per symbol: no run to sum
                 for q in range(lo[g], hi[g]):
                     j = perm[q]
-                    u = units[i, j]
+                    u = ru[j - c0]
                     if u != 0.0:
                         x_cell[m] = g
                         x_row[m] = i
@@ -198,18 +214,18 @@ def _long_rows_nb(units, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, va
                 q0, q1 = run_lo[r], run_lo[r + 1]
                 if q1 - q0 == 1:
                     j = perm[q0]
-                    if units[i, j] != 0.0:
+                    if ru[j - c0] != 0.0:
                         x_cell[m] = g
                         x_row[m] = i
                         x_sym[m] = sym[j]
-                        x_net[m] = units[i, j] * price[i, col_sym[j]] / values[i, g]
+                        x_net[m] = ru[j - c0] * price[i, col_sym[j]] / values[i, g]
                         m += 1
                     continue
                 held = False
                 for q in range(q0, q1):
                     j = perm[q]
-                    held = held or units[i, j] != 0.0
-                    buf[q - q0] = units[i, j] * price[i, col_sym[j]]
+                    held = held or ru[j - c0] != 0.0
+                    buf[q - q0] = ru[j - c0] * price[i, col_sym[j]]
                 if held:
                     x_cell[m] = g
                     x_row[m] = i
@@ -267,8 +283,16 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
     run_lo = np.r_[run_lo, len(perm)].astype(np.int64)
     f64 = np.float64
     i64 = np.int64
+    dense = run.slot_col is None
+    if dense:
+        slot_col, slo, shi = np.zeros((0, 0), dtype=i64), lo, hi
+    else:
+        slot_col = np.ascontiguousarray(run.slot_col, dtype=i64)
+        sb = np.searchsorted(run.slot_cell, np.arange(n_groups + 1), side="left").astype(i64)
+        slo, shi = sb[:-1], sb[1:]
     (p_cell, p_row, pcol, p_units, p_trade, p_cost), (x_cell, x_row, x_sym, x_net) = _long_rows_nb(
-        np.ascontiguousarray(run.units, dtype=f64), np.ascontiguousarray(run.order_row, dtype=i64),
+        np.ascontiguousarray(run.units, dtype=f64), dense, slot_col, slo, shi,
+        np.ascontiguousarray(run.order_row, dtype=i64),
         np.ascontiguousarray(run.order_col, dtype=i64), np.ascontiguousarray(run.trade, dtype=f64),
         np.ascontiguousarray(run.cost, dtype=f64), col_group, np.ascontiguousarray(batch.sym_price, dtype=f64),
         np.ascontiguousarray(batch.col_sym, dtype=i64),

@@ -119,17 +119,21 @@ def _from_orders(size: np.ndarray, price: np.ndarray, col_group: np.ndarray, n_g
 
 def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: bool = True):
     """vectorbt over the batch; with ``pack`` the atom columns are recycled into slots
-    (``simulation.packing``) and the outputs mapped back to one column per atom."""
+    (``simulation.packing``) and the units stay per slot (``RawRun``: ``slot_col``, ``slot_cell``).
+
+    Returns (values (n, G), units, slot_col or None, slot_cell or None, and the order records: row,
+    column, trade, cost)."""
     n, n_cols = batch.shape
     n_groups = _n_sim_groups(batch)
+    slot_col = slot_cell = None
     if pack:
         pk = packing.pack(target, batch.col_group, len(batch.cell_ids))
         size, price = packing.packed_orders(target, batch.sym_price, pk, batch.col_sym)
-        values, units_s, col, idx, sz, px, fee, side = _from_orders(size, price, pk.slot_group, n_groups, config)
-        if len(packing.unclosed_pieces(units_s, pk)):
+        values, units, col, idx, sz, px, fee, side = _from_orders(size, price, pk.slot_group, n_groups, config)
+        if len(packing.unclosed_pieces(units, pk)):
             # a close was cut (cash): the slot is not free after it, so run one column per atom
             return _simulate(batch, target, config, pack=False)
-        units = packing.unpack_units(units_s, pk, n_cols)
+        slot_col, slot_cell = pk.occ, pk.slot_group
         col = pk.occ[idx, col]
     else:
         values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price_matrix(), batch.col_group,
@@ -142,25 +146,34 @@ def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: 
     bust = np.flatnonzero(batch.bust_row >= 0)
     if len(bust):  # book the close at 0 that vectorbt cannot fill
         b = batch.bust_row[bust].astype(np.int64)
-        held = units[b, bust]               # units held into the bust bar (no order fills at price 0)
+        held = np.zeros(len(bust))
         new = np.ones(len(bust), dtype=bool)
         key = idx * n_cols + col
         for q, (j, r) in enumerate(zip(bust, b)):
+            if slot_col is None:
+                held[q] = units[r, j]       # units held into the bust bar (no order fills at price 0)
+                units[r:, j] = 0.0
+            else:
+                slots = np.flatnonzero(slot_cell == batch.col_group[j])
+                rr, ss = np.nonzero(slot_col[r:, slots] == j)
+                at_r = ss[rr == 0]
+                held[q] = units[r, slots[at_r[0]]] if len(at_r) else 0.0
+                units[r + rr, slots[ss]] = 0.0
             hit = np.flatnonzero(key == r * n_cols + j)
             if len(hit):                    # cannot happen (no order at a price of 0); kept general
                 trade[hit] -= held[q]
                 new[q] = False
-            units[r:, j] = 0.0
         idx, col = np.r_[idx, b[new]], np.r_[col, bust[new]]
         trade, cost = np.r_[trade, 0.0 - held[new]], np.r_[cost, np.zeros(int(new.sum()))]
     idx, col, trade, cost = records(idx, col, trade, cost, batch.col_group, n)
-    return values, units, idx, col, trade, cost
+    return values, units, slot_col, slot_cell, idx, col, trade, cost
 
 
 def run_vectorbt(batch: Batch, config: SimulationConfig) -> RawRun:
     """First pass over the whole batch (value path, positions, order records)."""
-    values, units, row, col, trade, cost = _simulate(batch, batch.target, config)
-    return RawRun(values=values, units=units, order_row=row, order_col=col, trade=trade, cost=cost)
+    values, units, slot_col, slot_cell, row, col, trade, cost = _simulate(batch, batch.target, config)
+    return RawRun(values=values, units=units, order_row=row, order_col=col, trade=trade, cost=cost,
+                  slot_col=slot_col, slot_cell=slot_cell)
 
 
 def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: SimulationConfig,
@@ -191,7 +204,7 @@ def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: Simulation
         hwm_before = max(INITIAL_CAPITAL, float(path[:-1].max())) if len(path) > 1 else INITIAL_CAPITAL
         v_pre = first.values[row, g] + cost_row.sum()
         pre = bool(drawdown_breached(np.array([v_pre]), np.array([max(hwm_before, v_pre)]), floor)[0])
-        held_before = units[row - 1, cols] if row > 0 else np.zeros(len(cols))
+        held_before = _held(first, units, row - 1, g, cols)
         if pre:
             cost_row[:] = 0.0
         # every column of the cell gets a record at the liquidation close; later records are dropped
@@ -200,14 +213,31 @@ def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: Simulation
         add_col.append(cols.astype(np.int64))
         add_trade.append(-held_before)
         add_cost.append(cost_row)
-        units[row:, cols] = 0.0
+        if first.slot_col is None:
+            units[row:, cols] = 0.0
+        else:
+            units[row:, first.slot_cell == g] = 0.0
     row_r, col_r, trade_r, cost_r = records(np.concatenate([row_r[keep], *add_row]),
                                             np.concatenate([col_r[keep], *add_col]),
                                             np.concatenate([trade_r[keep], *add_trade]),
                                             np.concatenate([cost_r[keep], *add_cost]), batch.col_group,
                                             units.shape[0])
     return RawRun(values=first.values, units=units, order_row=row_r, order_col=col_r, trade=trade_r,
-                  cost=cost_r)
+                  cost=cost_r, slot_col=first.slot_col, slot_cell=first.slot_cell)
+
+
+def _held(run: RawRun, units: np.ndarray, i: int, g: int, cols: np.ndarray) -> np.ndarray:
+    """Units of cell ``g``'s columns ``cols`` (contiguous) after row ``i`` (zeros before row 0)."""
+    if i < 0 or not len(cols):
+        return np.zeros(len(cols))
+    if run.slot_col is None:
+        return units[i, cols]
+    out = np.zeros(len(cols))
+    slots = np.flatnonzero(run.slot_cell == g)
+    j = run.slot_col[i, slots]
+    on = j >= 0
+    out[j[on] - cols[0]] = units[i, slots[on]]
+    return out
 
 
 def vbt_summary(returns_wide: pd.DataFrame, config: SimulationConfig) -> pd.DataFrame:

@@ -134,7 +134,8 @@ def _old_long_frames(batch, run, labels):
         s, e = int(batch.start_row[g]), int(batch.end_row[g])
         lo, hi = int(bounds[g]), int(bounds[g + 1])
         trade, cost = _dense(run, batch.shape)
-        u, t, c = run.units[s:e + 1, lo:hi], trade[s:e + 1, lo:hi], cost[s:e + 1, lo:hi]
+        units = run.dense_units(batch.shape[1])
+        u, t, c = units[s:e + 1, lo:hi], trade[s:e + 1, lo:hi], cost[s:e + 1, lo:hi]
         held = u != 0
         ri, ci = np.nonzero(held | (t != 0))
         P.append(pd.DataFrame({"cell": cell_code[g], "row": s + ri, "col": lo + ci, "units": u[ri, ci],

@@ -37,7 +37,9 @@ def _old_simulate(batch, cfg):
     values, units_s, col, idx, sz, px, fee, side = vbt_adapter._from_orders(
         size, price, pk.slot_group, vbt_adapter._n_sim_groups(batch), cfg)
     assert not len(packing.unclosed_pieces(units_s, pk))
-    units = packing.unpack_units(units_s, pk, n_cols)
+    units = np.zeros((n, n_cols))                     # packing.unpack_units, removed with issue 23
+    for j, s, a, b in zip(pk.piece_col, pk.piece_slot, pk.piece_start, pk.piece_end):
+        units[a:b + 1, j] = units_s[a:b + 1, s]
     col = pk.occ[idx, col]
     values = values[:, :len(batch.cell_ids)]
     trade = np.zeros((n, n_cols))
@@ -105,7 +107,8 @@ def test_vectorbt_records_equal_dense_arrays(case):
     first = vbt_adapter.run_vectorbt(batch, cfg)
     assert _sorted_by_cell_row_col(first, batch)
     t, c = _dense(first, batch.shape)
-    assert _bits_equal(first.values, values) and _bits_equal(first.units, units)
+    assert first.slot_col is not None                 # the packed path: units stay per slot
+    assert _bits_equal(first.values, values) and _bits_equal(first.dense_units(batch.shape[1]), units)
     assert _bits_equal(t, trade) and _bits_equal(c, cost)
     assert np.count_nonzero(trade) > 50
 
@@ -115,7 +118,8 @@ def test_vectorbt_records_equal_dense_arrays(case):
     units_l, trade_l, cost_l = _old_book_liquidations(batch, liq, cfg, values, units, trade, cost)
     assert _sorted_by_cell_row_col(run, batch)
     t, c = _dense(run, batch.shape)
-    assert _bits_equal(run.units, units_l) and _bits_equal(t, trade_l) and _bits_equal(c, cost_l)
+    assert _bits_equal(run.dense_units(batch.shape[1]), units_l) and _bits_equal(t, trade_l)
+    assert _bits_equal(c, cost_l)
     if case is _hard_case:
         assert (batch.bust_row >= 0).any()
         assert np.signbit(trade_l[list(liq.values())[0]]).any()    # a -0.0 at the liquidation close
