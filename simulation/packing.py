@@ -17,7 +17,7 @@ bar. A slot carries its current (or, between pieces, its last; before its first 
 atom's valuation price, so a column is always an atom's position on that atom's asset's price, and
 an idle slot holds 0 units.
 
-The unpacked outputs (units, trades, costs per logical column) equal those of one column per atom up to
+The outputs mapped back to logical columns (units, trades, costs per atom) equal those of one column per atom up to
 float summation order in the group value (~1e-16). ``closed`` marks pieces that end with a zero-target
 order: the adapter checks that vectorbt left exactly 0 units there (a buy-to-cover cut by cash could
 leave a remainder), and otherwise runs the batch unpacked.

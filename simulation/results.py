@@ -301,18 +301,20 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
+    # copy=False: the kernel's arrays become the frames' columns (no consolidation copy; ``simulate``
+    # concatenates the batches and ``check_frame`` builds the final frames)
     atom_code = labels.atoms.get_indexer(pd.Index(batch.col_atom, dtype=object))   # per column
     dates = batch.dates
     returns = pd.DataFrame({"cell_id": _labels(cat(r_cell, np.int64), labels.cells),
                             "date": dates[cat(r_row, np.int64)],
                             "window": cat(r_win, np.int64), "return": cat(r_ret, np.float64),
-                            "liquidated": cat(r_liq, bool)})
+                            "liquidated": cat(r_liq, bool)}, copy=False)
     positions = pd.DataFrame({"cell_id": _labels(cell_code[p_cell], labels.cells), "date": dates[p_row],
                               "atom_id": _labels(atom_code[pcol], labels.atoms),
                               "symbol": _labels(sym_code[pcol], labels.symbols),
-                              "units": p_units, "trade": p_trade, "cost": p_cost})
+                              "units": p_units, "trade": p_trade, "cost": p_cost}, copy=False)
     exposure = pd.DataFrame({"cell_id": _labels(cell_code[x_cell], labels.cells), "date": dates[x_row],
-                             "symbol": _labels(x_sym, labels.symbols), "net_exposure": x_net})
+                             "symbol": _labels(x_sym, labels.symbols), "net_exposure": x_net}, copy=False)
     return BatchFrames(returns, positions, exposure, events, liq_rows)
 
 
