@@ -87,7 +87,8 @@ def _close_events(batch: Batch, run: RawRun, g: int, lo: int, hi: int, s: int, e
             if held != 0:
                 events.append({"type": kind, "cell_id": batch.cell_ids[g], "atom_id": batch.col_atom[j],
                                "symbol": batch.col_symbol[j], "date": batch.dates[bk].isoformat(),
-                               "bar": batch.b0 + bk, "units": float(held), "price": float(batch.sym_price[bk, batch.col_sym[j]])})
+                               "bar": batch.b0 + bk, "units": float(held),
+                               "price": float(batch.sym_price[bk, batch.col_sym[j]])})
     return events
 
 

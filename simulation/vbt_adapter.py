@@ -13,8 +13,9 @@ hold a position (from an opening order to its closing order); a cell's columns a
 atoms once free, so the call has ~max-concurrent-atoms columns per cell instead of one per atom ever
 held (vectorbt's loop costs per bar and column, orders or not). Order records are mapped back to
 the atom columns; units stay per slot with the slot -> atom map (``RawRun.slot_col``), which the frame
-kernel reads row by row (no bars x atom-columns array is built). If vectorbt leaves units after a closing order (a buy-to-cover cut by cash beyond the
-credit line), the batch is re-run with one column per atom for its whole range.
+kernel reads row by row (no bars x atom-columns array is built). If vectorbt leaves units after a
+closing order (a buy-to-cover cut by cash beyond the credit line), the batch is re-run with one column
+per atom for its whole range.
 
 Credit line: vectorbt never lets cash go negative (a buy is cut to the cash left), while the model sets
 positions from the portfolio's value, so a gate switching on after other holdings drifted up may need
