@@ -124,7 +124,7 @@ def vectorbt_calls(closes: pd.DataFrame, plans: list, cfg: SimulationConfig, rep
     def prepared(sub):
         b = compile_batch(closes, sub, gates, keys, pnl)
         pk = packing.pack(b.target, b.col_group, len(sub))
-        size, price = packing.packed_orders(b.target, b.price, pk)
+        size, price = packing.packed_orders(b.target, b.sym_price, pk, b.col_sym)
         return size, price, pk.slot_group, max(len(sub), 2)
 
     whole = prepared(plans)

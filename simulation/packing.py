@@ -17,7 +17,7 @@ bar. A slot carries its current (or, between pieces, its last; before its first 
 atom's valuation price, so a column is always an atom's position on that atom's asset's price, and
 an idle slot holds 0 units.
 
-The unpacked outputs (units, trades, costs per logical column) equal those of one column per atom up to
+The outputs mapped back to logical columns (units, trades, costs per atom) equal those of one column per atom up to
 float summation order in the group value (~1e-16). ``closed`` marks pieces that end with a zero-target
 order: the adapter checks that vectorbt left exactly 0 units there (a buy-to-cover cut by cash could
 leave a remainder), and otherwise runs the batch unpacked.
@@ -189,7 +189,7 @@ def pack(target: np.ndarray, col_group: np.ndarray, n_groups: int) -> Packing:
 
 
 @numba.njit(cache=True)
-def _packed_orders_nb(target, price, occ, src):  # pragma: no cover - compiled
+def _packed_orders_nb(target, price, col_sym, occ, src):  # pragma: no cover - compiled
     n, n_s = occ.shape
     size = np.empty((n, n_s))
     px = np.empty((n, n_s))
@@ -197,33 +197,24 @@ def _packed_orders_nb(target, price, occ, src):  # pragma: no cover - compiled
         for s in range(n_s):
             j = occ[i, s]
             size[i, s] = target[i, j] if j >= 0 else np.nan
-            px[i, s] = price[i, src[i, s]]
+            px[i, s] = price[i, col_sym[src[i, s]]]
     return size, px
 
 
-def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing) -> tuple[np.ndarray, np.ndarray]:
-    """Target and price arrays of the slot columns: (n, S) each (NaN = no order)."""
+def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing,
+                  col_sym: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Target and price arrays of the slot columns: (n, S) each (NaN = no order).
+
+    ``price``: (n, C) price per logical column, or with ``col_sym`` (column -> price column) an (n, K)
+    array per symbol (``Batch.sym_price``), read without building the (n, C) array."""
     n = target.shape[0]
     if not pk.n_slots:
         return np.full((n, 0), np.nan), np.zeros((n, 0))
+    if col_sym is None:
+        col_sym = np.arange(target.shape[1], dtype=np.int64)
     return _packed_orders_nb(np.ascontiguousarray(target, dtype=np.float64),
-                             np.ascontiguousarray(price, dtype=np.float64), pk.occ, pk.src)
-
-
-@numba.njit(cache=True)
-def _unpack_nb(units_slots, p_col, p_slot, p_start, p_end, n_cols):  # pragma: no cover - compiled
-    out = np.zeros((units_slots.shape[0], n_cols))
-    for p in range(len(p_col)):
-        j, s = p_col[p], p_slot[p]
-        for i in range(p_start[p], p_end[p] + 1):
-            out[i, j] = units_slots[i, s]
-    return out
-
-
-def unpack_units(units_slots: np.ndarray, pk: Packing, n_cols: int) -> np.ndarray:
-    """Units per logical column (n, C) from the slots' units: each piece's rows, 0 elsewhere."""
-    return _unpack_nb(np.ascontiguousarray(units_slots, dtype=np.float64), pk.piece_col, pk.piece_slot,
-                      pk.piece_start, pk.piece_end, int(n_cols))
+                             np.ascontiguousarray(price, dtype=np.float64),
+                             np.ascontiguousarray(col_sym, dtype=np.int64), pk.occ, pk.src)
 
 
 def unclosed_pieces(units_slots: np.ndarray, pk: Packing) -> np.ndarray:

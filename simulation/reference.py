@@ -27,12 +27,63 @@ from simulation.schedule import Batch
 
 @dataclass(frozen=True)
 class RawRun:
-    """What a simulator returns for one batch: arrays over the batch's rows."""
+    """What a simulator returns for one batch: arrays over the batch's rows.
 
-    values: np.ndarray   # (n, G) end-of-bar portfolio value (after trades and costs)
-    units: np.ndarray    # (n, C) units held after the bar's trade
-    trade: np.ndarray    # (n, C) units traded at the bar's close (signed)
-    cost: np.ndarray     # (n, C) fees + slippage paid at the bar, currency
+    Units: ``units`` is (n, C), one column per logical column, when ``slot_col`` is None (the reference
+    simulator, vectorbt unpacked); otherwise it is vectorbt's (n, S) packed slots
+    (``simulation.packing``): ``slot_col[i, s]`` is the logical column in slot ``s`` at row ``i`` (-1:
+    idle) and ``slot_cell`` the cell of each slot (a cell's slots contiguous). A logical column holds 0
+    units wherever it occupies no slot. ``unit_at`` / ``dense_units`` read them either way.
+
+    Trades and costs are order records, not (n, C) arrays (a cell trades at a few hundred of its
+    (bar, column) elements): ``order_row``/``order_col`` (batch row, column), ``trade`` (units traded
+    at that close, signed) and ``cost`` (fees + slippage paid, currency), sorted by (cell, row,
+    column), at most one record per (row, column); a (row, column) without a record has trade 0 and
+    cost 0. ``records`` builds them.
+    """
+
+    values: np.ndarray      # (n, G) end-of-bar portfolio value (after trades and costs)
+    units: np.ndarray       # (n, C) units held after the bar's trade, or (n, S) per slot (see above)
+    order_row: np.ndarray   # (K,) int64
+    order_col: np.ndarray   # (K,) int64
+    trade: np.ndarray       # (K,) float64 units traded at the bar's close (signed)
+    cost: np.ndarray        # (K,) float64 fees + slippage paid at the bar, currency
+    slot_col: np.ndarray | None = None    # (n, S) int64, packed units only
+    slot_cell: np.ndarray | None = None   # (S,) int64, packed units only
+
+    def unit_at(self, i: int, j: int) -> float:
+        """Units of logical column ``j`` after row ``i``'s trade."""
+        if self.slot_col is None:
+            return float(self.units[i, j])
+        hit = np.flatnonzero(self.slot_col[i] == j)
+        return float(self.units[i, hit[0]]) if len(hit) else 0.0
+
+    def dense_units(self, n_cols: int) -> np.ndarray:
+        """(n, C) units per logical column (a new array when packed)."""
+        if self.slot_col is None:
+            return self.units
+        out = np.zeros((self.units.shape[0], n_cols))
+        r, s = np.nonzero(self.slot_col >= 0)
+        out[r, self.slot_col[r, s]] = self.units[r, s]
+        return out
+
+
+def records(row: np.ndarray, col: np.ndarray, trade: np.ndarray, cost: np.ndarray, col_group: np.ndarray,
+            n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Order records sorted by (cell, row, column); the (row, column) pairs must be unique."""
+    row = np.asarray(row, dtype=np.int64)
+    col = np.asarray(col, dtype=np.int64)
+    key = (np.asarray(col_group, dtype=np.int64)[col] * n_rows + row) * max(len(col_group), 1) + col
+    o = np.argsort(key, kind="stable")
+    return row[o], col[o], np.asarray(trade, dtype=np.float64)[o], np.asarray(cost, dtype=np.float64)[o]
+
+
+def records_from_dense(trade: np.ndarray, cost: np.ndarray, col_group: np.ndarray):
+    """Order records of (n, C) trade and cost arrays: every element whose trade or cost is not +0.0
+    (bitwise, so a -0.0 is kept as it is)."""
+    mask = (trade.view(np.int64) != 0) | (cost.view(np.int64) != 0)
+    r, c = np.nonzero(mask)
+    return records(r, c, trade[r, c], cost[r, c], col_group, trade.shape[0])
 
 
 def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
@@ -56,8 +107,9 @@ def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
     def group_sum(x: np.ndarray) -> np.ndarray:
         return np.bincount(grp, weights=x, minlength=n_groups)
 
+    price = batch.price_matrix()
     for i in range(n):
-        p = batch.price[i]
+        p = price[i]
         v_pre = cash + group_sum(units * p)
         live = (batch.start_row < i) & (i <= batch.end_row) & ~liq
         hwm_pre = np.where(live, np.maximum(hwm, v_pre), hwm)
@@ -91,4 +143,5 @@ def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
             cash[newly] = hwm[newly] * (1.0 + floor)
             liq |= newly
         units_out[i] = units
-    return RawRun(values=values, units=units_out, trade=trade_out, cost=cost_out)
+    row, col, trade, cost = records_from_dense(trade_out, cost_out, grp)
+    return RawRun(values=values, units=units_out, order_row=row, order_col=col, trade=trade, cost=cost)

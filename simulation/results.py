@@ -83,11 +83,12 @@ def _close_events(batch: Batch, run: RawRun, g: int, lo: int, hi: int, s: int, e
         b = rowarr[lo:hi]
         for k in np.flatnonzero((b >= s) & (b <= e)):
             j, bk = lo + k, int(b[k])
-            held = run.units[bk - 1, j] if bk > 0 else 0.0
+            held = run.unit_at(bk - 1, j) if bk > 0 else 0.0
             if held != 0:
                 events.append({"type": kind, "cell_id": batch.cell_ids[g], "atom_id": batch.col_atom[j],
                                "symbol": batch.col_symbol[j], "date": batch.dates[bk].isoformat(),
-                               "bar": batch.b0 + bk, "units": float(held), "price": float(batch.price[bk, j])})
+                               "bar": batch.b0 + bk, "units": float(held),
+                               "price": float(batch.sym_price[bk, batch.col_sym[j]])})
     return events
 
 
@@ -118,25 +119,36 @@ def _sum_like_numpy(buf, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, run_lo, sym):  # pragma: no cover
+def _long_rows_nb(units, dense, slot_col, slo, shi, o_row, o_col, o_trade, o_cost, cgrp, price, col_sym, values,
+                  lo, hi, start, end, perm, run_lo, sym):  # pragma: no cover - compiled
     """Positions and exposure rows of a batch, each ordered by cell, row, then column or symbol.
 
-    Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]``. Positions: (cell, row,
-    column, units, trade, cost) where units != 0 or a trade happened. Exposure: (cell, row, symbol code,
-    net exposure) where some column of the cell on the symbol holds units; ``perm`` lists each cell's
-    columns by symbol code (stable), cut into runs of one symbol at ``run_lo`` (run ``r`` is
-    ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs are contiguous and cover ``lo[g]:hi[g]``), ``sym``:
-    symbol code per column. Net exposure: the run's ``units * price`` summed in run order with the float
-    order of ``np.add.reduceat`` (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``.
+    Cell ``g`` spans columns ``lo[g]:hi[g]`` and rows ``start[g]..end[g]`` (``cgrp``: cell of each
+    column). Units: with ``dense``, ``units[i, j]`` per logical column; otherwise per slot, cell ``g``'s
+    slots ``slo[g]:shi[g]`` carrying logical column ``slot_col[i, s]`` (-1: idle; a column in no slot
+    holds 0): each row of a cell is first written into a buffer of its columns. Positions: (cell, row,
+    column, units, trade, cost) where units != 0 or a trade happened; trades and costs are the order
+    records ``o_*`` (sorted by cell, row, column, unique (row, column); 0 where there is none), merged
+    into the scan in that order. Exposure: (cell, row, symbol code, net exposure) where some column of
+    the cell on the symbol holds units; ``perm`` lists each cell's columns by symbol code (stable), cut
+    into runs of one symbol at ``run_lo`` (run ``r`` is ``perm[run_lo[r]:run_lo[r+1]]``; a cell's runs
+    are contiguous and cover ``lo[g]:hi[g]``), ``sym``: symbol code per column. Net exposure: the run's
+    ``units * price`` summed in run order with the float order of ``np.add.reduceat``
+    (``_sum_like_numpy``), / the cell's end-of-bar value ``values[row, g]``; the price of column ``j``
+    at row ``i`` is ``price[i, col_sym[j]]`` (``Batch.sym_price``).
     """
-    n_pos = 0
     n_held = 0
+    width = 1
     for g in range(len(lo)):
+        width = max(width, hi[g] - lo[g])
         for i in range(start[g], end[g] + 1):
-            for j in range(lo[g], hi[g]):
-                hu = units[i, j] != 0.0
-                n_pos += hu | (trade[i, j] != 0.0)
-                n_held += hu
+            if dense:
+                for j in range(lo[g], hi[g]):
+                    n_held += units[i, j] != 0.0
+            else:
+                for s in range(slo[g], shi[g]):
+                    n_held += (slot_col[i, s] >= 0) & (units[i, s] != 0.0)
+    n_pos = n_held + len(o_row)           # an upper bound: every record may add a row
     p_cell = np.empty(n_pos, np.int64)
     p_row = np.empty(n_pos, np.int64)
     p_col = np.empty(n_pos, np.int64)
@@ -148,52 +160,73 @@ def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, r
     x_sym = np.empty(n_held, np.int64)
     x_net = np.empty(n_held)
     buf = np.empty(max(len(perm), 1))
+    ru = np.zeros(width)                  # the units of one row of one cell, by column - lo[g]
     k = 0
     m = 0
     r0 = 0
+    o = 0                                 # next order record
+    n_ord = len(o_row)
     for g in range(len(lo)):
         r1 = r0
         while r1 < len(run_lo) - 1 and run_lo[r1] < hi[g]:
             r1 += 1                       # runs r0..r1-1 belong to cell g
+        while o < n_ord and (cgrp[o_col[o]] < g or (cgrp[o_col[o]] == g and o_row[o] < start[g])):
+            o += 1                        # records of earlier cells or before this cell's range
+        c0 = lo[g]
         for i in range(start[g], end[g] + 1):
+            if dense:
+                for j in range(lo[g], hi[g]):
+                    ru[j - c0] = units[i, j]
+            else:
+                for j in range(lo[g], hi[g]):
+                    ru[j - c0] = 0.0
+                for s in range(slo[g], shi[g]):
+                    j = slot_col[i, s]
+                    if j >= 0:
+                        ru[j - c0] = units[i, s]
             for j in range(lo[g], hi[g]):
-                u = units[i, j]
-                t = trade[i, j]
+                u = ru[j - c0]
+                t = 0.0
+                c = 0.0
+                if o < n_ord and o_row[o] == i and o_col[o] == j:
+                    t = o_trade[o]
+                    c = o_cost[o]
+                    o += 1
                 if u != 0.0 or t != 0.0:
                     p_cell[k] = g
                     p_row[k] = i
                     p_col[k] = j
                     p_u[k] = u
                     p_t[k] = t
-                    p_c[k] = cost[i, j]
+                    p_c[k] = c
                     k += 1
             if r1 - r0 == hi[g] - lo[g]:      # one column per symbol: no run to sum
                 for q in range(lo[g], hi[g]):
                     j = perm[q]
-                    u = units[i, j]
+                    u = ru[j - c0]
                     if u != 0.0:
                         x_cell[m] = g
                         x_row[m] = i
                         x_sym[m] = sym[j]
-                        x_net[m] = u * price[i, j] / values[i, g]
+                        x_net[m] = u * price[i, col_sym[j]] / values[i, g]
                         m += 1
                 continue
             for r in range(r0, r1):
                 q0, q1 = run_lo[r], run_lo[r + 1]
                 if q1 - q0 == 1:
                     j = perm[q0]
-                    if units[i, j] != 0.0:
+                    if ru[j - c0] != 0.0:
                         x_cell[m] = g
                         x_row[m] = i
                         x_sym[m] = sym[j]
-                        x_net[m] = units[i, j] * price[i, j] / values[i, g]
+                        x_net[m] = ru[j - c0] * price[i, col_sym[j]] / values[i, g]
                         m += 1
                     continue
                 held = False
                 for q in range(q0, q1):
                     j = perm[q]
-                    held = held or units[i, j] != 0.0
-                    buf[q - q0] = units[i, j] * price[i, j]
+                    held = held or ru[j - c0] != 0.0
+                    buf[q - q0] = ru[j - c0] * price[i, col_sym[j]]
                 if held:
                     x_cell[m] = g
                     x_row[m] = i
@@ -201,7 +234,8 @@ def _long_rows_nb(units, trade, cost, price, values, lo, hi, start, end, perm, r
                     x_net[m] = _sum_like_numpy(buf, q1 - q0) / values[i, g]
                     m += 1
         r0 = r1
-    return (p_cell, p_row, p_col, p_u, p_t, p_c), (x_cell[:m], x_row[:m], x_sym[:m], x_net[:m])
+    return (p_cell[:k], p_row[:k], p_col[:k], p_u[:k], p_t[:k], p_c[:k]), (x_cell[:m], x_row[:m], x_sym[:m],
+                                                                           x_net[:m])
 
 
 def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: dict[int, int],
@@ -249,26 +283,39 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
     run_lo = np.flatnonzero(np.r_[True, (ps[1:] != ps[:-1]) | (pg[1:] != pg[:-1])]) if len(perm) else np.zeros(0, np.int64)
     run_lo = np.r_[run_lo, len(perm)].astype(np.int64)
     f64 = np.float64
+    i64 = np.int64
+    dense = run.slot_col is None
+    if dense:
+        slot_col, slo, shi = np.zeros((0, 0), dtype=i64), lo, hi
+    else:
+        slot_col = np.ascontiguousarray(run.slot_col, dtype=i64)
+        sb = np.searchsorted(run.slot_cell, np.arange(n_groups + 1), side="left").astype(i64)
+        slo, shi = sb[:-1], sb[1:]
     (p_cell, p_row, pcol, p_units, p_trade, p_cost), (x_cell, x_row, x_sym, x_net) = _long_rows_nb(
-        np.ascontiguousarray(run.units, dtype=f64), np.ascontiguousarray(run.trade, dtype=f64),
-        np.ascontiguousarray(run.cost, dtype=f64), np.ascontiguousarray(batch.price, dtype=f64),
+        np.ascontiguousarray(run.units, dtype=f64), dense, slot_col, slo, shi,
+        np.ascontiguousarray(run.order_row, dtype=i64),
+        np.ascontiguousarray(run.order_col, dtype=i64), np.ascontiguousarray(run.trade, dtype=f64),
+        np.ascontiguousarray(run.cost, dtype=f64), col_group, np.ascontiguousarray(batch.sym_price, dtype=f64),
+        np.ascontiguousarray(batch.col_sym, dtype=i64),
         np.ascontiguousarray(run.values, dtype=f64), lo, hi, start, end, perm, run_lo, sym_code)
 
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
+    # copy=False: the kernel's arrays become the frames' columns (no consolidation copy; ``simulate``
+    # concatenates the batches and ``check_frame`` builds the final frames)
     atom_code = labels.atoms.get_indexer(pd.Index(batch.col_atom, dtype=object))   # per column
     dates = batch.dates
     returns = pd.DataFrame({"cell_id": _labels(cat(r_cell, np.int64), labels.cells),
                             "date": dates[cat(r_row, np.int64)],
                             "window": cat(r_win, np.int64), "return": cat(r_ret, np.float64),
-                            "liquidated": cat(r_liq, bool)})
+                            "liquidated": cat(r_liq, bool)}, copy=False)
     positions = pd.DataFrame({"cell_id": _labels(cell_code[p_cell], labels.cells), "date": dates[p_row],
                               "atom_id": _labels(atom_code[pcol], labels.atoms),
                               "symbol": _labels(sym_code[pcol], labels.symbols),
-                              "units": p_units, "trade": p_trade, "cost": p_cost})
+                              "units": p_units, "trade": p_trade, "cost": p_cost}, copy=False)
     exposure = pd.DataFrame({"cell_id": _labels(cell_code[x_cell], labels.cells), "date": dates[x_row],
-                             "symbol": _labels(x_sym, labels.symbols), "net_exposure": x_net})
+                             "symbol": _labels(x_sym, labels.symbols), "net_exposure": x_net}, copy=False)
     return BatchFrames(returns, positions, exposure, events, liq_rows)
 
 

@@ -42,8 +42,9 @@ class Batch:
 
     b0: int
     dates: pd.DatetimeIndex          # panel dates of bars b0..b1
-    price: np.ndarray                # (n, C) valuation price: close, ffilled after the last price, 0 after a bust
-    tradable: np.ndarray             # (n, C) bool: a positive close exists at this bar
+    sym_price: np.ndarray            # (n, symbols) valuation price per panel symbol (close, ffilled after the
+                                     # last price, 0 after a bust): a view of the panel's rows, not a copy
+    col_sym: np.ndarray              # (C,) int64 symbol (column of ``sym_price``) of each column
     target: np.ndarray               # (n, C) signed target fraction of value, NaN = no order
     bust_row: np.ndarray             # (C,) row of the bust (final price 0), -1 if none in range
     delist_row: np.ndarray           # (C,) row of the last price of a symbol that stops trading, -1 if none
@@ -60,6 +61,11 @@ class Batch:
     @property
     def shape(self) -> tuple[int, int]:
         return self.target.shape
+
+    def price_matrix(self) -> np.ndarray:
+        """(n, C) valuation price of each column (a new array; the vectorbt path gathers only what it
+        needs from ``sym_price`` instead)."""
+        return np.take(self.sym_price, self.col_sym, axis=1)
 
 
 # enum member -> value / sign by dict look-up: ``member.value`` goes through a descriptor (~1 us), and
@@ -100,9 +106,13 @@ def check_plans(closes: pd.DataFrame, plans: list[CellPlan], config: SimulationC
 def compute_gates(closes: pd.DataFrame, plans: list[CellPlan], gap: int) -> tuple[np.ndarray, dict]:
     """Gates of every distinct (symbol, logic, direction) in the plans: (bars, K) array and key->column."""
     atoms, keys = [], {}
+    seen: set[int] = set()   # atom objects already keyed (plans reuse one object across windows)
     for p in plans:
         for wp in p.windows:
             for a in wp.atoms:
+                if id(a) in seen:
+                    continue
+                seen.add(id(a))
                 k = _gate_key(a)
                 if k not in keys:
                     keys[k] = len(atoms)
@@ -223,8 +233,6 @@ def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray
         inside &= tradable_sym[last_c, col_sym_a]
         target[last_c[inside] - b0, np.flatnonzero(inside)] = 0.0
     sl = slice(b0, b1 + 1)
-    price = np.take(val[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0))  # C-ordered
-    tradable = np.take(tradable_sym[sl], col_sym_a, axis=1) if n_cols else np.zeros((rows, 0), dtype=bool)
     bust = bust_sym[col_sym_a] if n_cols else np.zeros(0, dtype=np.int64)
     bust_row = np.where((bust >= b0) & (bust <= b1), bust - b0, -1)
     last = last_sym[col_sym_a] if n_cols else np.zeros(0, dtype=np.int64)
@@ -233,7 +241,7 @@ def compile_batch(closes: pd.DataFrame, plans: list[CellPlan], gates: np.ndarray
     end_row = np.array([p.end_bar - b0 for p in plans], dtype=np.int64)
     wor = [np.repeat(np.array([wp.window.index for wp in p.windows], dtype=np.int64),
                      np.array([wp.window.n_test for wp in p.windows], dtype=np.int64)) for p in plans]
-    return Batch(b0=b0, dates=closes.index[sl], price=price, tradable=tradable,
+    return Batch(b0=b0, dates=closes.index[sl], sym_price=val[sl], col_sym=col_sym_a,
                  target=target, bust_row=bust_row, delist_row=delist_row,
                  col_group=col_group_a,
                  col_atom=col_atom, col_symbol=col_symbol, col_sign=sign_a,

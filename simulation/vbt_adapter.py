@@ -11,9 +11,11 @@ explicit fees and slippage per column, ``allow_partial=True``, ``lock_cash=False
 Column recycling (``simulation.packing``): an atom occupies a column only over the bars where it may
 hold a position (from an opening order to its closing order); a cell's columns are reused by later
 atoms once free, so the call has ~max-concurrent-atoms columns per cell instead of one per atom ever
-held (vectorbt's loop costs per bar and column, orders or not). Outputs are mapped back to one column
-per atom. If vectorbt leaves units after a closing order (a buy-to-cover cut by cash beyond the
-credit line), the batch is re-run with one column per atom for its whole range.
+held (vectorbt's loop costs per bar and column, orders or not). Order records are mapped back to
+the atom columns; units stay per slot with the slot -> atom map (``RawRun.slot_col``), which the frame
+kernel reads row by row (no bars x atom-columns array is built). If vectorbt leaves units after a
+closing order (a buy-to-cover cut by cash beyond the credit line), the batch is re-run with one column
+per atom for its whole range.
 
 Credit line: vectorbt never lets cash go negative (a buy is cut to the cash left), while the model sets
 positions from the portfolio's value, so a gate switching on after other holdings drifted up may need
@@ -49,7 +51,7 @@ from vectorbt.portfolio.enums import OrderSide, SizeType
 from simulation import packing
 from simulation.config import SimulationConfig
 from simulation.floor import INITIAL_CAPITAL, drawdown_breached
-from simulation.reference import RawRun
+from simulation.reference import RawRun, records
 from simulation.schedule import Batch
 
 FREQ = "1D"
@@ -119,38 +121,61 @@ def _from_orders(size: np.ndarray, price: np.ndarray, col_group: np.ndarray, n_g
 
 def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: bool = True):
     """vectorbt over the batch; with ``pack`` the atom columns are recycled into slots
-    (``simulation.packing``) and the outputs mapped back to one column per atom."""
+    (``simulation.packing``) and the units stay per slot (``RawRun``: ``slot_col``, ``slot_cell``).
+
+    Returns (values (n, G), units, slot_col or None, slot_cell or None, and the order records: row,
+    column, trade, cost)."""
     n, n_cols = batch.shape
     n_groups = _n_sim_groups(batch)
+    slot_col = slot_cell = None
     if pack:
         pk = packing.pack(target, batch.col_group, len(batch.cell_ids))
-        size, price = packing.packed_orders(target, batch.price, pk)
-        values, units_s, col, idx, sz, px, fee, side = _from_orders(size, price, pk.slot_group, n_groups, config)
-        if len(packing.unclosed_pieces(units_s, pk)):
+        size, price = packing.packed_orders(target, batch.sym_price, pk, batch.col_sym)
+        values, units, col, idx, sz, px, fee, side = _from_orders(size, price, pk.slot_group, n_groups, config)
+        if len(packing.unclosed_pieces(units, pk)):
             # a close was cut (cash): the slot is not free after it, so run one column per atom
             return _simulate(batch, target, config, pack=False)
-        units = packing.unpack_units(units_s, pk, n_cols)
+        slot_col, slot_cell = pk.occ, pk.slot_group
         col = pk.occ[idx, col]
     else:
-        values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price, batch.col_group,
+        values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price_matrix(), batch.col_group,
                                                                   n_groups, config)
     values = values[:, :len(batch.cell_ids)]
-    trade = np.zeros((n, n_cols))
-    cost = np.zeros((n, n_cols))
-    # vectorbt fills at most one order per (bar, column), and a logical column is in one slot per bar
-    trade[idx, col] = np.where(side == OrderSide.Buy, sz, -sz)
-    cost[idx, col] = fee + sz * np.abs(px - batch.price[idx, col])
-    for j in np.flatnonzero(batch.bust_row >= 0):  # book the close at 0 that vectorbt cannot fill
-        b = int(batch.bust_row[j])
-        trade[b, j] -= units[b, j]
-        units[b:, j] = 0.0
-    return values, units, trade, cost
+    # order records: vectorbt fills at most one order per (bar, column), and a logical column is in
+    # one slot per bar, so the (row, column) pairs are unique
+    trade = np.where(side == OrderSide.Buy, sz, -sz)
+    cost = fee + sz * np.abs(px - batch.sym_price[idx, batch.col_sym[col]])
+    bust = np.flatnonzero(batch.bust_row >= 0)
+    if len(bust):  # book the close at 0 that vectorbt cannot fill
+        b = batch.bust_row[bust].astype(np.int64)
+        held = np.zeros(len(bust))
+        new = np.ones(len(bust), dtype=bool)
+        key = idx * n_cols + col
+        for q, (j, r) in enumerate(zip(bust, b)):
+            if slot_col is None:
+                held[q] = units[r, j]       # units held into the bust bar (no order fills at price 0)
+                units[r:, j] = 0.0
+            else:
+                slots = np.flatnonzero(slot_cell == batch.col_group[j])
+                rr, ss = np.nonzero(slot_col[r:, slots] == j)
+                at_r = ss[rr == 0]
+                held[q] = units[r, slots[at_r[0]]] if len(at_r) else 0.0
+                units[r + rr, slots[ss]] = 0.0
+            hit = np.flatnonzero(key == r * n_cols + j)
+            if len(hit):                    # cannot happen (no order at a price of 0); kept general
+                trade[hit] -= held[q]
+                new[q] = False
+        idx, col = np.r_[idx, b[new]], np.r_[col, bust[new]]
+        trade, cost = np.r_[trade, 0.0 - held[new]], np.r_[cost, np.zeros(int(new.sum()))]
+    idx, col, trade, cost = records(idx, col, trade, cost, batch.col_group, n)
+    return values, units, slot_col, slot_cell, idx, col, trade, cost
 
 
 def run_vectorbt(batch: Batch, config: SimulationConfig) -> RawRun:
-    """First pass over the whole batch (value path, positions, trades, costs)."""
-    values, units, trade, cost = _simulate(batch, batch.target, config)
-    return RawRun(values=values, units=units, trade=trade, cost=cost)
+    """First pass over the whole batch (value path, positions, order records)."""
+    values, units, slot_col, slot_cell, row, col, trade, cost = _simulate(batch, batch.target, config)
+    return RawRun(values=values, units=units, order_row=row, order_col=col, trade=trade, cost=cost,
+                  slot_col=slot_col, slot_cell=slot_cell)
 
 
 def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: SimulationConfig,
@@ -165,23 +190,56 @@ def book_liquidations(batch: Batch, liq_rows: dict[int, int], config: Simulation
     """
     if not liq_rows:
         return first
-    units, trade, cost = first.units.copy(), first.trade.copy(), first.cost.copy()
+    units = first.units.copy()
+    row_r, col_r, trade_r, cost_r = first.order_row, first.order_col, first.trade, first.cost
+    keep = np.ones(len(row_r), dtype=bool)
+    add_row, add_col, add_trade, add_cost = [], [], [], []
     floor = config.liquidation_floor
     for g, row in liq_rows.items():
         cols = np.flatnonzero(batch.col_group == g)
+        in_cell = (col_r >= cols[0]) & (col_r <= cols[-1]) if len(cols) else np.zeros(len(col_r), dtype=bool)
+        at = np.flatnonzero(in_cell & (row_r == row))
+        cost_row = np.zeros(len(cols))            # the cell's costs at the liquidation close, column order
+        cost_row[col_r[at] - cols[0]] = cost_r[at]
         s = int(batch.start_row[g])
         path = first.values[s + 1:row + 1, g]
         hwm_before = max(INITIAL_CAPITAL, float(path[:-1].max())) if len(path) > 1 else INITIAL_CAPITAL
-        v_pre = first.values[row, g] + cost[row, cols].sum()
+        v_pre = first.values[row, g] + cost_row.sum()
         pre = bool(drawdown_breached(np.array([v_pre]), np.array([max(hwm_before, v_pre)]), floor)[0])
-        held_before = units[row - 1, cols] if row > 0 else np.zeros(len(cols))
-        trade[row, cols] = -held_before
+        held_before = _held(first, units, row - 1, g, cols)
         if pre:
-            cost[row, cols] = 0.0
-        units[row:, cols] = 0.0
-        trade[row + 1:, cols] = 0.0
-        cost[row + 1:, cols] = 0.0
-    return RawRun(values=first.values, units=units, trade=trade, cost=cost)
+            cost_row[:] = 0.0
+        # every column of the cell gets a record at the liquidation close; later records are dropped
+        keep &= ~(in_cell & (row_r >= row))
+        add_row.append(np.full(len(cols), row, dtype=np.int64))
+        add_col.append(cols.astype(np.int64))
+        add_trade.append(-held_before)
+        add_cost.append(cost_row)
+        if first.slot_col is None:
+            units[row:, cols] = 0.0
+        else:
+            units[row:, first.slot_cell == g] = 0.0
+    row_r, col_r, trade_r, cost_r = records(np.concatenate([row_r[keep], *add_row]),
+                                            np.concatenate([col_r[keep], *add_col]),
+                                            np.concatenate([trade_r[keep], *add_trade]),
+                                            np.concatenate([cost_r[keep], *add_cost]), batch.col_group,
+                                            units.shape[0])
+    return RawRun(values=first.values, units=units, order_row=row_r, order_col=col_r, trade=trade_r,
+                  cost=cost_r, slot_col=first.slot_col, slot_cell=first.slot_cell)
+
+
+def _held(run: RawRun, units: np.ndarray, i: int, g: int, cols: np.ndarray) -> np.ndarray:
+    """Units of cell ``g``'s columns ``cols`` (contiguous) after row ``i`` (zeros before row 0)."""
+    if i < 0 or not len(cols):
+        return np.zeros(len(cols))
+    if run.slot_col is None:
+        return units[i, cols]
+    out = np.zeros(len(cols))
+    slots = np.flatnonzero(run.slot_cell == g)
+    j = run.slot_col[i, slots]
+    on = j >= 0
+    out[j[on] - cols[0]] = units[i, slots[on]]
+    return out
 
 
 def vbt_summary(returns_wide: pd.DataFrame, config: SimulationConfig) -> pd.DataFrame:

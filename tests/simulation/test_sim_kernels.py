@@ -98,11 +98,11 @@ def test_target_kernel_equals_numpy_schedule(case):
 def test_packed_orders_kernel_equals_fancy_indexing(case):
     *_, batch = case
     pk = packing.pack(batch.target, batch.col_group, len(batch.cell_ids))
-    size, px = packing.packed_orders(batch.target, batch.price, pk)
+    size, px = packing.packed_orders(batch.target, batch.sym_price, pk, batch.col_sym)
     rows = np.arange(batch.shape[0])[:, None]
     assert np.array_equal(size, np.where(pk.occ >= 0, batch.target[rows, np.maximum(pk.occ, 0)], np.nan),
                           equal_nan=True)
-    assert np.array_equal(px, batch.price[rows, pk.src])
+    assert np.array_equal(px, batch.price_matrix()[rows, pk.src])
 
 
 @pytest.mark.parametrize("n", list(range(1, 20)) + [64, 128, 129])
@@ -110,6 +110,15 @@ def test_sum_like_numpy_matches_reduceat(n):
     rng = np.random.default_rng(n)
     x = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, size=n)   # wide magnitudes: order matters
     assert _sum_like_numpy(x, n) == np.add.reduceat(x[None, :], [0], axis=1)[0, 0]
+
+
+def _dense(run, shape):
+    """(n, C) trade and cost arrays of a run's order records (0 where there is no record)."""
+    trade, cost = np.zeros(shape), np.zeros(shape)
+    assert len(set(zip(run.order_row.tolist(), run.order_col.tolist()))) == len(run.order_row)
+    trade[run.order_row, run.order_col] = run.trade
+    cost[run.order_row, run.order_col] = run.cost
+    return trade, cost
 
 
 def _old_long_frames(batch, run, labels):
@@ -124,7 +133,9 @@ def _old_long_frames(batch, run, labels):
     for g in range(n_groups):
         s, e = int(batch.start_row[g]), int(batch.end_row[g])
         lo, hi = int(bounds[g]), int(bounds[g + 1])
-        u, t, c = run.units[s:e + 1, lo:hi], run.trade[s:e + 1, lo:hi], run.cost[s:e + 1, lo:hi]
+        trade, cost = _dense(run, batch.shape)
+        units = run.dense_units(batch.shape[1])
+        u, t, c = units[s:e + 1, lo:hi], trade[s:e + 1, lo:hi], cost[s:e + 1, lo:hi]
         held = u != 0
         ri, ci = np.nonzero(held | (t != 0))
         P.append(pd.DataFrame({"cell": cell_code[g], "row": s + ri, "col": lo + ci, "units": u[ri, ci],
@@ -132,7 +143,7 @@ def _old_long_frames(batch, run, labels):
         sc = sym_code[lo:hi]
         by_sym = np.argsort(sc, kind="stable")
         usym = sc[by_sym]
-        pv = (u * batch.price[s:e + 1, lo:hi])[:, by_sym]
+        pv = (u * batch.price_matrix()[s:e + 1, lo:hi])[:, by_sym]
         hs = held[:, by_sym]
         if len(usym) > 1 and np.any(usym[1:] == usym[:-1]):
             starts = np.flatnonzero(np.r_[True, usym[1:] != usym[:-1]])

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from simulation import SimulationConfig, packing, vbt_adapter
+from simulation.reference import RawRun
 from simulation.schedule import Batch, compile_batch, compute_gates, panel_arrays
 from tests.simulation.sim_helpers import panel, random_plan
 
@@ -67,12 +68,18 @@ def _batch(seed: int, n_cells: int = 3):
     return compile_batch(px, plans, gates, keys, panel_arrays(px))
 
 
+def _run(batch, cfg, pack):
+    """``vbt_adapter._simulate`` as (values, units per logical column, order records)."""
+    values, units, slot_col, slot_cell, *rec = vbt_adapter._simulate(batch, batch.target, cfg, pack=pack)
+    run = RawRun(values, units, *rec, slot_col=slot_col, slot_cell=slot_cell)
+    return (values, run.dense_units(batch.shape[1]), *rec)
+
+
 @pytest.mark.parametrize("seed,costs", [(3, False), (4, True)])
 def test_packed_equals_one_column_per_atom(seed, costs):
     batch = _batch(seed)
     cfg = SimulationConfig(fees=0.001 if costs else 0.0, slippage=0.002 if costs else 0.0)
-    a = vbt_adapter._simulate(batch, batch.target, cfg, pack=True)
-    b = vbt_adapter._simulate(batch, batch.target, cfg, pack=False)
+    a, b = _run(batch, cfg, True), _run(batch, cfg, False)
     assert packing.pack(batch.target, batch.col_group, len(batch.cell_ids)).n_slots < batch.shape[1]
     # the only difference is the float summation order of the group value over its columns (~1e-16)
     for x, y in zip(a, b):
@@ -90,8 +97,9 @@ def _cut_close_batch() -> Batch:
     target = np.full((n, 3), np.nan)
     target[1, :2] = [0.5, -0.5]
     target[4] = [0.0, 0.0, 1.0]
-    return Batch(b0=0, dates=pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC"), price=price,
-                 tradable=np.ones((n, 3), dtype=bool), target=target, bust_row=np.full(3, -1),
+    return Batch(b0=0, dates=pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC"), sym_price=price,
+                 col_sym=np.arange(3),
+                 target=target, bust_row=np.full(3, -1),
                  delist_row=np.full(3, -1), col_group=np.zeros(3, dtype=np.int64), col_atom=["A", "B", "C"],
                  col_symbol=["A", "B", "C"], col_sign=np.array([1.0, -1.0, 1.0]), cell_ids=["c0"],
                  start_row=np.array([0]), end_row=np.array([n - 1]), window_of_row=[np.zeros(n - 1, dtype=np.int64)],
@@ -102,11 +110,10 @@ def test_a_close_cut_by_cash_falls_back_to_one_column_per_atom():
     batch = _cut_close_batch()
     cfg = SimulationConfig(fees=0.01, slippage=0.0, credit_line=1e-9)
     pk = packing.pack(batch.target, batch.col_group, 1)
-    size, price = packing.packed_orders(batch.target, batch.price, pk)
+    size, price = packing.packed_orders(batch.target, batch.sym_price, pk, batch.col_sym)
     out = vbt_adapter._from_orders(size, price, pk.slot_group, 2, cfg)
     assert len(packing.unclosed_pieces(out[1], pk)) == 1      # B still holds units after its close
-    a = vbt_adapter._simulate(batch, batch.target, cfg, pack=True)
-    b = vbt_adapter._simulate(batch, batch.target, cfg, pack=False)
+    a, b = _run(batch, cfg, True), _run(batch, cfg, False)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert a[1][-1, 1] < 0          # the remainder of the short is still held, as vectorbt left it
