@@ -64,25 +64,27 @@ class PositionsByCell:
         return self._rows
 
     def cell(self, cid: str) -> pd.DataFrame:
-        import pyarrow as pa
-
         cid = str(cid)
         groups = self._groups.get(cid)
         if not groups:
             return self._empty
         parts = []
         for i in groups:
-            t, codes, dictionary, valid = self._row_group(i)
+            frame, codes, dictionary, valid = self._row_group(i)
             k = dictionary.index(cid)
-            parts.append(t.filter(pa.array(valid & (codes == k))))
-        return check_frame(pa.concat_tables(parts).to_pandas(), NAME)
+            parts.append(frame.iloc[np.flatnonzero(valid & (codes == k))])
+        out = parts[0] if len(parts) == 1 else pd.concat(parts)
+        return out.reset_index(drop=True)
 
     def _row_group(self, i: int):
-        """Row group ``i`` decoded, with its cell codes; the last one read is kept (cells asked for in
-        ``file_order`` read each row group about once)."""
+        """Row group ``i`` decoded and checked once (``check_frame`` works column by column and keeps
+        rows by position, so a cell's rows taken out of it equal the cell's rows of the whole checked
+        file), with its cell codes; the last one read is kept (cells asked for in ``file_order`` read
+        each row group about once)."""
         if self._last is None or self._last[0] != i:
+            self._last = None  # free the previous row group before decoding the next
             t = self._file.read_row_group(i)
-            self._last = (i, t, *_cell_codes(t))
+            self._last = (i, check_frame(t.to_pandas(), NAME), *_cell_codes(t))
         return self._last[1:]
 
     def file_order(self, cids) -> list[str]:
