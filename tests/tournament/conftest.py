@@ -33,3 +33,24 @@ def small_run(tmp_path_factory):
 
     out = run_tournament(small_config(), tmp_path_factory.mktemp("runs"))
     return out
+
+
+def reload_small_run(small_run, dst):
+    """A copy of the small run's folder at ``dst`` and what ``finish_run`` takes to redo its post-unit
+    phase there: ``(cfg, market, sched, results)`` (the units reloaded from the copy's files)."""
+    import json
+    import shutil
+
+    from tournament.market_io import load_market
+    from tournament.run import schedules
+    from tournament.unit import UnitResult
+
+    shutil.copytree(small_run.run_dir, dst)
+    cfg = small_config()
+    market = load_market(cfg.market)
+    sched = schedules(cfg, len(market.closes.index))
+    results = {}
+    for p in sorted((dst / "units").rglob("*.json")):
+        res = UnitResult.from_json(json.loads(p.read_text()))
+        results[res.key.id] = res
+    return cfg, market, sched, results

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from contracts.enums import ExecutorKind
-from tests.tournament.conftest import small_config
+from tests.tournament.conftest import reload_small_run, small_config
 from tournament import post_tasks
 from tournament.executors import Session
 from tournament.market_io import load_market
@@ -55,14 +55,7 @@ def _finish(small_run, dst, kind, workers, monkeypatch=None, small_batches=False
     post-unit files and the ledger records it appended, in order."""
     from tournament.postprocess import finish_run
 
-    shutil.copytree(small_run.run_dir, dst)
-    cfg = small_config()
-    market = load_market(cfg.market)
-    sched = schedules(cfg, len(market.closes.index))
-    results = {}
-    for p in sorted((dst / "units").rglob("*.json")):
-        res = UnitResult.from_json(json.loads(p.read_text()))
-        results[res.key.id] = res
+    cfg, market, sched, results = reload_small_run(small_run, dst)
     appended = []
     with monkeypatch.context() as mp:
         if small_batches:  # batches are cut in the driver: many small tasks of every kind

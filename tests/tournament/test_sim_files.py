@@ -6,20 +6,15 @@ not a fixed cell count) and writes ``positions.parquet`` and ``exposure.parquet`
 the previous code wrote: one ``simulate`` call per simulator over every cell, the frames concatenated
 and written by ``write_parquet`` (``DataFrame.to_parquet``), byte for byte.
 """
-import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from simulation import SimulationConfig, simulate
-from tests.tournament.conftest import small_config
+from tests.tournament.conftest import reload_small_run
 from tournament import post_tasks, rundir
-from tournament.market_io import load_market
 from tournament.rundir import write_parquet, write_parquet_parts
-from tournament.run import schedules
-from tournament.unit import UnitResult
 
 
 def _frame(n: int, seed: int) -> pd.DataFrame:
@@ -107,14 +102,7 @@ def test_finish_run_files_equal_one_simulate_call_per_simulator(small_run, tmp_p
     from tournament.postprocess import build_plans, finish_run
 
     dst = tmp_path / "run"
-    shutil.copytree(small_run.run_dir, dst)
-    cfg = small_config()
-    market = load_market(cfg.market)
-    sched = schedules(cfg, len(market.closes.index))
-    results = {}
-    for p in sorted((dst / "units").rglob("*.json")):
-        res = UnitResult.from_json(json.loads(p.read_text()))
-        results[res.key.id] = res
+    cfg, market, sched, results = reload_small_run(small_run, dst)
     monkeypatch.setattr(post_tasks, "SIM_BATCH_BYTES", 1)  # every cell alone: the most parts
     calls = []
     orig = post_tasks.simulate_task
