@@ -13,9 +13,12 @@ orphaned (re-parented to PID 1) and kept running, holding their memory. A worker
   the parent changed, which is how an orphan sees its parent's death on any POSIX system.
 
 A parent that died before the worker armed the signal is caught by the same ``getppid`` comparison
-made right after ``prctl``. Dask ``LocalCluster`` workers need neither: ``distributed`` ends a
-worker process whose nanny (in the driver) went away (its ``parent_alive_pipe``), which the test
-``tests/tournament/test_worker_lifetime.py`` checks too.
+made right after ``prctl``. The workers of a run's own Dask ``LocalCluster`` arm the watchdog alone
+(``tournament.dask_units.UnitsPlugin.setup``): they are forked from the driver, where their nannies
+run; ``distributed``'s own end-with-the-nanny signal (``parent_alive_pipe``) once came more than 5 s
+late in ``tests/tournament/test_worker_lifetime.py`` after the workers became forked (probably: a forked
+worker inherits the driver's open pipes, an elder sibling's ``parent_alive_pipe`` included); the nanny's forking
+thread is not the driver's main thread, so no ``PR_SET_PDEATHSIG`` there.
 """
 from __future__ import annotations
 
@@ -54,16 +57,19 @@ def _watch(parent_pid: int, poll: float) -> None:
         time.sleep(poll)
 
 
-def die_with_parent(parent_pid: int | None = None, poll: float = POLL_SECONDS) -> threading.Thread:
+def die_with_parent(parent_pid: int | None = None, poll: float = POLL_SECONDS,
+                    death_signal: bool = True) -> threading.Thread:
     """Make this (worker) process exit when ``parent_pid``, its parent, dies.
 
     ``parent_pid`` is the driver's PID as the driver saw it (passed in the initializer's arguments),
     so that a parent that died before this call is detected too; ``None`` takes the current parent
     (a pool started through a ``forkserver``, whose server exits when its driver dies: the report's
-    window renderers). Returns the watchdog thread."""
+    window renderers). ``death_signal=False``: the watchdog only, for a worker forked from a thread
+    that may exit before the driver does (a Dask nanny's). Returns the watchdog thread."""
     if parent_pid is None:
         parent_pid = os.getppid()
-    set_parent_death_signal()
+    if death_signal:
+        set_parent_death_signal()
     if os.getppid() != parent_pid:
         os._exit(ORPHAN_EXIT)
     t = threading.Thread(target=_watch, args=(parent_pid, poll), daemon=True, name="wfaudit-parent-watchdog")

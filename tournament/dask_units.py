@@ -37,8 +37,11 @@ class UnitsPlugin(WorkerPlugin):
     at the run's first unit there and reused)."""
 
     def __init__(self, token: str, market=None, config: TournamentConfig | None = None,
-                 verify_windows: frozenset = frozenset()) -> None:
+                 verify_windows: frozenset = frozenset(), parent_pid: int | None = None) -> None:
         self.token = token
+        #: the driver's PID when the run started this cluster itself (its workers are the driver's
+        #: children): a worker then exits when the driver dies (``contracts.lifetime``)
+        self.parent_pid = parent_pid
         self.name = plugin_name(token)
         self.market, self.config, self.verify_windows = market, config, verify_windows
         self.ctx: UnitContext | None = None
@@ -46,9 +49,14 @@ class UnitsPlugin(WorkerPlugin):
         self.stats = {"contexts": 0, "units": 0}
 
     def setup(self, worker) -> None:
+        import os
+
+        from contracts.lifetime import die_with_parent
         from tournament.executors import pin_threads
 
         pin_threads()
+        if self.parent_pid is not None and os.getppid() == self.parent_pid:
+            die_with_parent(self.parent_pid, death_signal=False)
 
     def teardown(self, worker) -> None:
         self.ctx = None
@@ -99,11 +107,13 @@ def run_dask_task(fn: Callable, item, token: str):
         return fn(_plugin(token).context(unit=False), item)
 
 
-def register(client, ctx: UnitContext) -> str:
+def register(client, ctx: UnitContext, parent_pid: int | None = None) -> str:
     """Register one run's plugin (market, config, verification sample) on every worker, present and
-    future; returns its token (``unregister`` removes it)."""
+    future; returns its token (``unregister`` removes it). ``parent_pid``: the driver's PID when the
+    cluster is the run's own ``LocalCluster`` (its workers then exit when the driver dies)."""
     token = run_token()
-    client.register_plugin(UnitsPlugin(token, ctx.market, ctx.config, ctx.verify_windows), name=plugin_name(token))
+    client.register_plugin(UnitsPlugin(token, ctx.market, ctx.config, ctx.verify_windows, parent_pid),
+                           name=plugin_name(token))
     return token
 
 

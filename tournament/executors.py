@@ -147,7 +147,8 @@ class Session:
                                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                                  env={v: "1" for v in _THREAD_VARS})
                 self._client = Client(self._cluster)
-            self._token = register(self._client, self.ctx)  # one UnitContext per worker, reused
+            # one UnitContext per worker, reused; the run's own LocalCluster's workers die with the driver
+            self._token = register(self._client, self.ctx, None if self.scheduler else os.getpid())
         return self._client
 
     def units(self, keys: list[UnitKey]) -> Iterator[UnitOutput]:

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 
 import psutil
 import pytest
@@ -128,7 +129,13 @@ def test_local_cluster_workers_are_forked_and_close_cleanly(units):
             inherited = client.run(lambda: "tabnanny" in sys.modules)
             limits = client.run(lambda dask_worker: dask_worker.memory_manager.memory_limit)
             pids = set(client.run(os.getpid).values())
+            # each worker is the driver's child and watches it (contracts.lifetime; the inherited
+            # parent_alive_pipe ends alone made a killed driver's workers linger: test_worker_lifetime)
+            parents = client.run(os.getppid)
+            watching = client.run(lambda: any(t.name == "wfaudit-parent-watchdog" for t in threading.enumerate()))
             assert len(list(s.units(keys[:2]))) == 2
+        assert set(parents.values()) == {os.getpid()}, parents
+        assert list(watching.values()) == [True, True], watching
         assert list(inherited.values()) == [True, True], inherited
         # no memory limit, as the process pool: a forked worker's RSS counts the driver's shared pages
         assert list(limits.values()) == [None, None], limits
