@@ -17,8 +17,9 @@ made right after ``prctl``. The workers of a run's own Dask ``LocalCluster`` arm
 (``tournament.dask_units.UnitsPlugin.setup``): they are forked from the driver, where their nannies
 run; ``distributed``'s own end-with-the-nanny signal (``parent_alive_pipe``) once came more than 5 s
 late in ``tests/tournament/test_worker_lifetime.py`` after the workers became forked (probably: a forked
-worker inherits the driver's open pipes, an elder sibling's ``parent_alive_pipe`` included); the nanny's forking
-thread is not the driver's main thread, so no ``PR_SET_PDEATHSIG`` there.
+worker inherits the driver's open pipes, an elder sibling's ``parent_alive_pipe`` included); no
+``PR_SET_PDEATHSIG`` there: it fires when the forking *thread* exits, and a nanny's forking thread need
+not live as long as the driver (not checked for every ``distributed`` version).
 """
 from __future__ import annotations
 
