@@ -19,8 +19,8 @@ import math
 import numpy as np
 import pandas as pd
 from arch.bootstrap import optimal_block_length
-from arch.bootstrap.base import stationary_bootstrap_sample  # arch's compiled sampler (pure-Python fallback)
 
+from audit.statistics import draws as _draws
 from contracts.errors import ConfigError, DataError
 
 
@@ -170,15 +170,9 @@ def stationary_indices(n_obs: int, block_length: int, n_boot: int, seed: int) ->
 
     The draws of ``arch.bootstrap.StationaryBootstrap`` (mean block length ``block_length``) with
     ``seed=np.random.default_rng(seed)``, replicate by replicate: ``n_obs`` block starts
-    (``integers``), then ``n_obs`` uniforms (``random``), joined into blocks by arch's compiled
-    sampler. Called here directly rather than through the bootstrap's generator, which also
-    resamples its data and yields tuples per replicate (about a third of the time on 1,000 x 1,000
-    draws); ``tests/audit/test_sharpe_fast.py`` pins the indices to the generator's.
+    (``integers``), then ``n_obs`` uniforms (``random``), joined into blocks as arch's sampler joins
+    them. Drawn in one compiled pass over the generator's words (``audit.statistics.draws``: the
+    same numbers, without numpy's per-call overhead); ``tests/audit/test_draws.py`` pins them to the
+    per-replicate calls and ``tests/audit/test_sharpe_fast.py`` to arch's generator.
     """
-    p = 1.0 / block_length  # as arch's StationaryBootstrap
-    rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, n_obs), dtype=np.int64)
-    for i in range(n_boot):
-        starts = rng.integers(n_obs, size=n_obs, dtype=np.int64)
-        out[i] = stationary_bootstrap_sample(starts, rng.random(n_obs), p)
-    return out
+    return _draws.stationary_indices(n_obs, block_length, n_boot, seed)
