@@ -38,7 +38,7 @@ import os
 from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -215,15 +215,26 @@ def audit_run(run_dir: str | os.PathLike, *,
               tolerance: MismatchTolerance = MismatchTolerance(),
               raw_returns: bool = True,
               bands: Mapping[str, tuple[float, float]] | None = None,
-              drift_threshold: float | None = None) -> RunAudit:
+              drift_threshold: float | None = None,
+              submit: Callable[..., Any] | None = None) -> RunAudit:
     """Every run check from the files of ``run_dir`` (see the module docstring).
 
     ``base_setting_id``: the setting whose windows are quarantine-checked (default: the first in
     ``windows.parquet``); ``market_returns``: dates x symbols daily simple returns (no quarantine check
     without it); ``raw_returns``: compare the ledger's returns with ``returns.parquet`` (needs the
     ledger's ``simulation`` records); ``bands``/``drift_threshold``: the run's volatility bands.
+    ``submit``: ``submit(fn, *args)`` runs ``fn(*args)`` elsewhere and returns an object whose
+    ``result()`` is its value (e.g. a task on a run's workers): the two heaviest parts, the directional
+    check and the ledger's returns against ``returns.parquet`` (``directional_checks``,
+    ``raw_returns_check``: each reads the files it needs from ``run_dir``), then run there while this
+    process computes the others; the checks and their order are the same either way. None: here.
     """
     root = Path(run_dir)
+    queued = {}
+    if submit is not None:
+        queued["directional"] = submit(directional_checks, str(root))
+        if raw_returns:
+            queued["raw_returns"] = submit(raw_returns_check, str(root))
     cells = check_frame(pd.read_parquet(root / "cells.parquet"), "cells.parquet")
     returns = check_frame(pd.read_parquet(root / "returns.parquet"), "returns.parquet")
     weights = check_frame(pd.read_parquet(root / "weights.parquet"), "weights.parquet")
@@ -235,7 +246,9 @@ def audit_run(run_dir: str | os.PathLike, *,
 
     checks = check_cells(cells, returns, conventions, tolerance, liquidation_floor=liquidation_floor,
                          bands=bands, drift_threshold=drift_threshold)
-    checks += _directional(cells, selections, weights, positions)
+    directional_at = len(checks)
+    if "directional" not in queued:
+        checks += _directional(cells, selections, weights, positions)
     checks += [check_funnel(s.window, s.funnel, [a.id for a in s.atoms], list(s.pool_ids),
                             engine=s.engine, cell_id=f"{s.setting_id}:{s.engine}")
                for s in selections if s.funnel is not None]
@@ -251,11 +264,33 @@ def audit_run(run_dir: str | os.PathLike, *,
         quarantined = sorted(int(k) for k in q_ids)
         checks += q_checks
     checks += _verification(cells, returns, weights, trial_simulator, verification)
-    if raw_returns:
+    if "raw_returns" in queued:
+        checks.append(queued["raw_returns"].result())
+    elif raw_returns:
         checks.append(check_ledger_vs_returns(root, returns))
+    if "directional" in queued:
+        checks[directional_at:directional_at] = queued["directional"].result()
     no_pos_cells = sorted(set(cells["cell_id"].astype(str)) - positions.held_cells())
     no_pos_windows = sorted(f"{s.setting_id}/{s.window}:{s.engine}" for s in selections if not s.atoms)
     return RunAudit(checks, quarantined, no_pos_cells, no_pos_windows)
+
+
+def directional_checks(run_dir: str | os.PathLike) -> list[CheckResult]:
+    """The ``directional`` check of every cell (by cell id), from ``cells.parquet``,
+    ``weights.parquet``, ``positions.parquet`` and the selection artifacts of ``run_dir`` (one part of
+    ``audit_run``, runnable on its own: in another process)."""
+    root = Path(run_dir)
+    cells = check_frame(pd.read_parquet(root / "cells.parquet"), "cells.parquet")
+    weights = check_frame(pd.read_parquet(root / "weights.parquet"), "weights.parquet")
+    return _directional(cells, read_selections(root), weights, PositionsByCell(root / "positions.parquet"))
+
+
+def raw_returns_check(run_dir: str | os.PathLike) -> CheckResult:
+    """The ``raw_returns`` check of ``run_dir``: the ledger's daily returns (its chain verified)
+    against ``returns.parquet``, bit for bit (one part of ``audit_run``, runnable on its own)."""
+    root = Path(run_dir)
+    returns = check_frame(pd.read_parquet(root / "returns.parquet"), "returns.parquet")
+    return check_ledger_vs_returns(root, returns)
 
 
 def _directional(cells: pd.DataFrame, selections: list[SelectionArtifact], weights: pd.DataFrame,
@@ -385,4 +420,5 @@ def _sampled_backend_disagreement(verification: pd.DataFrame,
 
 
 __all__ = ["INTEGRITY_CHECKS", "RunAudit", "SelectionArtifact", "audit_run", "check_cells",
-           "read_selections", "spec_version_for_engine", "write_checks"]
+           "directional_checks", "raw_returns_check", "read_selections", "spec_version_for_engine",
+           "write_checks"]

@@ -68,6 +68,12 @@ def submit_batches(session, fn, chunks: list, then=None):
     return p if then is None else Pending(lambda: then(p.result()))
 
 
+def submit_call(session, fn, *args):
+    """``fn(*args)`` as one task on ``session`` (``Call``): a ``Pending`` whose ``result()`` is its
+    value (the ``submit`` that ``audit.run_audit.audit_run`` takes)."""
+    return submit_batches(session, call_task, [Call(fn, args)], lambda out: out[0])
+
+
 def _flat(parts: list) -> list:
     return [r for part in parts for r in part]
 

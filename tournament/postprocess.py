@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +205,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     audit = audit_run(run_dir, conventions=sim_conventions(P), liquidation_floor=cfg.liquidation_floor,
                       base_setting_id=base.id, market_returns=simple_returns(closes),
                       trial_simulator=cfg.trial_simulator.value,
-                      bands=bands["bands"], drift_threshold=bands["drift_threshold"])
+                      bands=bands["bands"], drift_threshold=bands["drift_threshold"],
+                      submit=partial(post_tasks.submit_call, session))  # its two heaviest parts on the workers
     checks, quarantined = audit.checks, audit.quarantined
     if meta is not None:  # issue 17: mismatch, band and bankruptcy of the meta and sleeve cells (integrity too)
         from tournament.meta_hooks import meta_checks_for

@@ -212,3 +212,47 @@ def test_cli_exits_3_and_names_the_check_when_integrity_fails(monkeypatch, tmp_p
     assert "metric_mismatch" in res.output and "INTEGRITY FAILED: metric_mismatch" in res.output
     assert "head:    99 " + "ab" * 32 in res.output
     assert "no position: 1 cell(s) never held a position" in res.output and "c0123456789" in res.output
+
+
+# -- audit_run's heaviest parts in other processes (issue 23) -------------------------------------
+
+def test_parts_run_in_another_process_give_the_same_checks_in_the_same_order(run):
+    """``audit_run(submit=...)``: the directional check and the ledger's returns check run in a worker
+    process (reading the files themselves); the checks, their order and a planted defect's finding
+    are those of the in-process audit."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from audit.run_audit import directional_checks, raw_returns_check
+
+    w = pd.read_parquet(run / "weights.parquet")  # a planted defect, so the part's finding is not vacuous
+    i = int(np.flatnonzero(w["direction"].astype(str).to_numpy() == "LONG")[0])
+    w["direction"] = w["direction"].astype(str)
+    w.loc[i, "direction"] = "SHORT"
+    w.to_parquet(run / "weights.parquet", index=False)
+    here = _audit(run)
+    sent = []
+    with ProcessPoolExecutor(1) as pool:
+        def submit(fn, *args):
+            sent.append(fn)
+            return pool.submit(fn, *args)
+        there = audit_run(run, conventions=sim_conventions(P), submit=submit)
+    assert sent == [directional_checks, raw_returns_check]
+    assert [(c.name, c.cell_id, c.window, c.status, c.details) for c in there.checks] == \
+        [(c.name, c.cell_id, c.window, c.status, c.details) for c in here.checks]
+    assert _failed(there.checks) == [("directional", w.loc[i, "cell_id"], None)]
+    assert (there.quarantined, there.no_position_cells, there.no_position_windows) == \
+        (here.quarantined, here.no_position_cells, here.no_position_windows)
+
+
+def test_finish_run_sends_the_audit_parts_to_the_session(small_run, tmp_path, monkeypatch):
+    from audit.run_audit import directional_checks, raw_returns_check
+    from tournament import post_tasks
+    from tests.tournament.conftest import reload_small_run
+    from tournament.postprocess import finish_run
+
+    cfg, market, sched, results = reload_small_run(small_run, tmp_path / "r")
+    sent = []
+    real = post_tasks.submit_call
+    monkeypatch.setattr(post_tasks, "submit_call", lambda s, fn, *a: (sent.append(fn), real(s, fn, *a))[1])
+    finish_run(tmp_path / "r", cfg, market, sched, results, lambda *a: None, lambda p: None)
+    assert sent == [directional_checks, raw_returns_check]
