@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 from contracts.enums import ExecutorKind
 from contracts.errors import ConfigError
 from contracts.lifetime import die_with_parent
-from tournament.unit import UnitContext, UnitKey, run_units, twin_groups
+from tournament.unit import UnitContext, UnitKey, dispatch_order, run_units, twin_groups
 from tournament.unit_output import UnitOutput, unit_output
 
 #: how the ``LocalCluster``'s worker processes start. "fork" on Linux: the workers inherit the
@@ -158,7 +158,7 @@ class Session:
         their decisions wherever they run."""
         if not keys:
             return
-        groups = twin_groups(keys)
+        groups = dispatch_order(twin_groups(keys), self.ctx)  # the units that verify first
         if self.kind is ExecutorKind.SERIAL:
             for g in groups:
                 yield from _run_pinned(self.ctx, g)

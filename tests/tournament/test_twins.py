@@ -70,3 +70,23 @@ def test_units_that_are_not_twins_are_refused(twins):
     other = next(k for k in keys if twin_key(k) != twin_key(groups[0][0]))
     with pytest.raises(ValueError, match="not twins"):
         run_units(UnitContext(market=market, config=cfg), [groups[0][0], other])
+
+
+def test_units_that_verify_are_dispatched_first():
+    """``dispatch_order``: twin groups holding a verified base window first (riskfolio units cost
+    several times the others), each part in its order; every group kept once."""
+    from tournament.unit import UnitContext, UnitKey, dispatch_order, twin_groups
+    from tournament.market_io import load_market
+    from tournament.run import schedules
+
+    cfg = small_config(max_windows=6)
+    market = load_market(cfg.market)
+    sched = schedules(cfg, len(market.closes.index))
+    keys = [UnitKey(s, w) for s in cfg.settings() for w in sched[s.id]]
+    ctx = UnitContext(market=market, config=cfg, verify_windows=frozenset({2, 4}))
+    groups = twin_groups(keys)
+    got = dispatch_order(groups, ctx)
+    assert sorted(map(id, got)) == sorted(map(id, groups))
+    heads = [g[0].window.index for g in got[:2]]
+    assert heads == [2, 4] and all(g[0].setting == ctx.base_setting for g in got[:2])
+    assert [g for g in got[2:]] == [g for g in groups if g not in got[:2]]
