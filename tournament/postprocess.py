@@ -142,12 +142,24 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     tick("plans")
     sim_cfg = SimulationConfig(fees=cfg.costs.fees, slippage=cfg.costs.slippage,
                                liquidation_floor=cfg.liquidation_floor, periods_per_year=P, gap=cfg.gap)
-    parts: list[post_tasks.SimPart] = []  # every simulator's batches, in the order of the files' rows
+    queued_sims = []  # every simulator's batches queued at once, gathered in the order of the files' rows
     for kind in cfg.simulators:
         group = [p for c, p in plans.values() if c.simulator == kind]
         if group:
-            parts += simulate_batched(session, group, SimulatorKind(kind), sim_cfg)
-            tick(f"simulation:{SimulatorKind(kind).value}")
+            queued_sims.append((SimulatorKind(kind), submit_simulation(session, group, SimulatorKind(kind), sim_cfg)))
+    # while the workers simulate: the files that do not need the simulation (written below in the
+    # same order as ever, so the ledger's artifact records keep their order)
+    weights = _weights_frame(plans)
+    base_windows = [w.index for w in sched[base.id]]
+    sample = verification_sample(cfg, sched) if cfg.verification == "sampled" else base_windows
+    verification = _verification_pairs(cfg, sched, results, set(sample))
+    windows_frame = _windows_frame(sched, closes.index)
+    tick("plans")
+    parts: list[post_tasks.SimPart] = []
+    for kind, q in queued_sims:
+        parts += q.result()
+        tick(f"simulation:{kind.value}")
+    del queued_sims
     returns = pd.concat([o.returns for o in parts], ignore_index=True)
     summary = pd.concat([o.summary for o in parts], ignore_index=True).set_index("cell_id")
     events = [e for o in parts for e in o.events]
@@ -169,17 +181,13 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                              extra={cid: series[cid] for cid in bl_plans}, series=series)
     tick("statistics")
 
-    weights = _weights_frame(plans)
-    base_windows = [w.index for w in sched[base.id]]
-    sample = verification_sample(cfg, sched) if cfg.verification == "sampled" else base_windows
-    verification = _verification_pairs(cfg, sched, results, set(sample))
     cells = pd.DataFrame([{"cell_id": cid, **c.dims(),
                            "sim_total_return": float(summary.at[cid, "sim_total_return"]),
                            "sim_sharpe": float(summary.at[cid, "sim_sharpe"]),
                            "sim_max_drawdown": float(summary.at[cid, "sim_max_drawdown"]),
                            "liquidated": bool(summary.at[cid, "liquidated"]),
                            "n_windows": int(summary.at[cid, "n_windows"])} for cid, (c, _) in plans.items()])
-    for name, frame in (("windows.parquet", _windows_frame(sched, closes.index)), ("weights.parquet", weights),
+    for name, frame in (("windows.parquet", windows_frame), ("weights.parquet", weights),
                         ("returns.parquet", returns), ("positions.parquet", None), ("exposure.parquet", None),
                         ("cells.parquet", cells), ("verification.parquet", verification)):
         if frame is None:  # batch by batch, each batch's rows freed once written
@@ -273,8 +281,13 @@ def simulate_batched(session: Session, plans: list[CellPlan], kind: SimulatorKin
     market), one per batch of contiguous cells cut by ``post_tasks.sim_batches`` (a memory budget of
     bars x columns), in the plans' order: concatenated, the parts' frames, summaries and events are
     those of one call (a cell's simulation depends on its own plan and the closes only)."""
-    return session.map(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
-                                                  for b in post_tasks.sim_batches(plans)])
+    return submit_simulation(session, plans, kind, sim_cfg).result()
+
+
+def submit_simulation(session: Session, plans: list[CellPlan], kind: SimulatorKind, sim_cfg: SimulationConfig):
+    """``simulate_batched`` without waiting (``Session.submit``): ``result()`` is its list of parts."""
+    return session.submit(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
+                                                     for b in post_tasks.sim_batches(plans)])
 
 
 def _drain(items: list):
