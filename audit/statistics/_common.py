@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from arch.bootstrap import optimal_block_length
 
-from audit.statistics import draws as _draws
 from contracts.errors import ConfigError, DataError
 
 
@@ -175,4 +174,6 @@ def stationary_indices(n_obs: int, block_length: int, n_boot: int, seed: int) ->
     same numbers, without numpy's per-call overhead); ``tests/audit/test_draws.py`` pins them to the
     per-replicate calls and ``tests/audit/test_sharpe_fast.py`` to arch's generator.
     """
-    return _draws.stationary_indices(n_obs, block_length, n_boot, seed)
+    from audit.statistics.draws import stationary_indices as draw  # numba: imported when first needed
+
+    return draw(n_obs, block_length, n_boot, seed)
