@@ -52,9 +52,10 @@ class UnitsPlugin(WorkerPlugin):
         import os
 
         from contracts.lifetime import die_with_parent
-        from tournament.executors import pin_threads
+        from tournament.executors import freeze_inherited_heap, pin_threads
 
         pin_threads()
+        freeze_inherited_heap()
         if self.parent_pid is not None and os.getppid() == self.parent_pid:
             die_with_parent(self.parent_pid, death_signal=False)
 

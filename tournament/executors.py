@@ -66,6 +66,18 @@ def _init_worker(market, config, verify_windows=frozenset(), parent_pid: int | N
         die_with_parent(parent_pid)
     pin_threads()
     _WORKER_CTX["ctx"] = UnitContext(market=market, config=config, verify_windows=verify_windows)
+    freeze_inherited_heap()
+
+
+def freeze_inherited_heap() -> None:
+    """``gc.freeze()`` in a worker: what it holds at its start (the modules, the market and whatever
+    the driver held when the worker was forked) moves to the collector's permanent generation, so the
+    cyclic collections the units trigger scan only what the units allocate (a serial sample of 41
+    full-preset units: 13.27 -> 12.84 CPU-s; a forked worker inherits more). Nothing is freed or
+    changed: those objects live as long as the worker anyway."""
+    import gc
+
+    gc.freeze()
 
 
 def _run_in_worker(keys: list[UnitKey]) -> list[UnitOutput]:

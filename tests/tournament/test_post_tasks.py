@@ -159,3 +159,15 @@ def test_statistics_are_queued_before_the_checks_run(small_run, tmp_path, monkey
         total = s.n_tasks
     # the audit's own two parts (directional, the ledger's returns) are the only tasks it submits
     assert seen["tasks_at_audit"] == total - 2, "statistics tasks were submitted after the audit checks"
+
+
+@pytest.mark.parametrize("kind", ["process", "dask"])
+def test_workers_freeze_what_they_inherit(kind):
+    """``executors.freeze_inherited_heap``: a worker's collector skips what it held at its start
+    (the objects are in the permanent generation, ``gc.get_freeze_count() > 0``)."""
+    import gc
+
+    cfg = small_config()
+    with Session(UnitContext(market=load_market(cfg.market), config=cfg), kind, workers=1) as s:
+        frozen = s.map(post_tasks.call_task, [post_tasks.Call(gc.get_freeze_count)])
+    assert frozen[0] > 10_000
