@@ -90,7 +90,7 @@ def cluster_caps(ids: list[str], clusters: list[int], cluster_cap: float,
 
 
 #: ``_level`` keeps the running difference ``sum w - w_1 - ... - w_k`` (the weight not yet capped)
-#: while its rounding-error bound stays below this fraction of it, else sums the remaining weights
+#: while its rounding-error estimate stays below this fraction of it, else sums the remaining weights
 #: afresh (see ``_level``).
 LEVEL_REL_ERR = 1e-13
 
@@ -100,13 +100,14 @@ def _level(w: np.ndarray, ub: np.ndarray, target: float) -> float:
     linear in s); ``inf`` when even ``sum ub`` over the atoms with ``w > 0`` falls short.
 
     Precision: the weight of the atoms not yet capped is the running difference ``sum w - w_1 -
-    ... - w_k`` only while a bound on its rounding error (``n eps`` of the first sum plus ``eps`` of
-    every difference) is at most ``LEVEL_REL_ERR`` of its value; beyond that it is the sum of the
-    remaining weights (all >= 0: no cancellation), and the bound restarts from that sum. With
-    weights spanning many orders of magnitude (a min-variance prior holds 1e-9 next to 0.5) the
-    difference alone cancelled catastrophically: the level was off by up to ~1e-5 relative, and a
-    budget equal to the caps' capacity looked short of it (the Barbell then fell back to equal
-    weight). Where the bound holds, the arithmetic (hence every result) is the same as before."""
+    ... - w_k`` only while an estimate of its rounding error (``log2(2n) eps`` of the sum it started
+    from, pairwise summation, plus ``eps`` of every difference) is at most ``LEVEL_REL_ERR`` of its
+    value; beyond that it is the sum of the remaining weights (all >= 0: no cancellation), and the
+    estimate restarts from that sum. With weights spanning many orders of magnitude (a min-variance
+    prior holds 1e-9 next to 0.5) the difference alone cancelled catastrophically: the level was off
+    by up to ~1e-5 relative, and a budget equal to the caps' capacity looked short of it (the
+    Barbell then fell back to equal weight). While the estimate stays small the arithmetic (hence
+    every result) is the one of the plain running difference."""
     pos = w > 0
     if ub[pos].sum() < target - 1e-15:
         return np.inf
@@ -115,11 +116,11 @@ def _level(w: np.ndarray, ub: np.ndarray, target: float) -> float:
     r, u, ww = r[order], ub[pos][order], w[pos][order]
     eps = np.finfo(np.float64).eps
     capped, rest = 0.0, float(ww.sum())
-    err = len(ww) * eps * rest  # bound on |rest - exact sum of the weights not yet capped|
+    err = np.log2(2 * len(ww)) * eps * rest  # ~ |rest - exact sum of the weights not yet capped|
     for k in range(len(r)):
         if err > LEVEL_REL_ERR * rest:
             rest = float(ww[k:].sum())
-            err = (len(ww) - k) * eps * rest
+            err = np.log2(2 * (len(ww) - k)) * eps * rest
         s = (target - capped) / rest if rest > 0 else np.inf
         if s <= r[k]:
             return s
