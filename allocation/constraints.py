@@ -20,6 +20,8 @@ atoms carry the short side). Rules (documented, recorded in the Allocation):
 """
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,18 +116,19 @@ def _level(w: np.ndarray, ub: np.ndarray, target: float) -> float:
     r = ub[pos] / w[pos]
     order = np.argsort(r, kind="stable")
     r, u, ww = r[order], ub[pos][order], w[pos][order]
-    eps = np.finfo(np.float64).eps
+    eps = sys.float_info.epsilon
     capped, rest = 0.0, float(ww.sum())
-    err = np.log2(2 * len(ww)) * eps * rest  # ~ |rest - exact sum of the weights not yet capped|
-    for k in range(len(r)):
+    err = math.log2(2 * len(ww)) * eps * rest  # ~ |rest - exact sum of the weights not yet capped|
+    # the loop runs on Python floats (the same IEEE doubles as numpy's scalars, faster one by one)
+    for k, (rk, uk, wk) in enumerate(zip(r.tolist(), u.tolist(), ww.tolist())):
         if err > LEVEL_REL_ERR * rest:
             rest = float(ww[k:].sum())
-            err = np.log2(2 * (len(ww) - k)) * eps * rest
+            err = math.log2(2 * (len(ww) - k)) * eps * rest
         s = (target - capped) / rest if rest > 0 else np.inf
-        if s <= r[k]:
+        if s <= rk:
             return s
-        capped += u[k]
-        rest -= ww[k]
+        capped += uk
+        rest -= wk
         err += eps * abs(rest)
     return float(r[-1])
 
