@@ -18,8 +18,11 @@
   is ``s*`` clipped to that interval: the split moves only when no feasible allocation holds it, and
   only as far as the caps force. Then each sleeve is water-filled within its own budget
   (``constraints.water_fill``: proportions inside the sleeve kept wherever no cap binds, no atom above
-  its cap) in this order: (1) a sleeve at its capacity first (when the split moved), the other in the
-  room left; (2) else both sleeves independently when the clusters they share do not overflow;
+  its cap; its levels are exact to ~1e-13 relative however widely the prior spreads, e.g. a
+  min-variance Core weight of 1e-9 next to 0.5, so a budget equal to the sleeve's capacity, as
+  when the split sits exactly on ``core_max``, fills every atom to its effective cap instead of
+  looking short of it) in this order: (1) a sleeve at its capacity first (when the split moved),
+  the other in the room left; (2) else both sleeves independently when the clusters they share do not overflow;
   (3) else the Core first (the 90% sleeve keeps its HRP shape) and the Aggressor in the room left,
   or (4) the Aggressor first; (5) else the weighted least-squares projection
   ``min sum_i (x_i - t_i)^2 / t_i`` onto the caps with both sleeve sums fixed (t = the sleeve
