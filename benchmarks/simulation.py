@@ -115,7 +115,7 @@ def timed(fn, repeat: int = 1):
 def vectorbt_calls(closes: pd.DataFrame, plans: list, cfg: SimulationConfig, repeat: int = 1) -> dict:
     """CPU seconds of the vectorbt calls alone on the packed arrays: all cells in one call, and one call
     per cell (schedules compiled and packed beforehand, outside the timings); best of ``repeat``."""
-    from simulation import packing, vbt_adapter
+    from simulation import vbt_adapter
     from simulation.schedule import compile_batch, compute_gates, panel_arrays
 
     gates, keys = compute_gates(closes, plans, cfg.gap)
@@ -123,9 +123,8 @@ def vectorbt_calls(closes: pd.DataFrame, plans: list, cfg: SimulationConfig, rep
 
     def prepared(sub):
         b = compile_batch(closes, sub, gates, keys, pnl)
-        pk = packing.pack(b.target, b.col_group, len(sub))
-        size, price = packing.packed_orders(b.target, b.sym_price, pk, b.col_sym)
-        return size, price, pk.slot_group, max(len(sub), 2)
+        pk, size, price = vbt_adapter.pack_batch(b)     # the arrays simulate() hands to vectorbt
+        return size, price, pk.slot_group, vbt_adapter._n_sim_groups(b)
 
     whole = prepared(plans)
     single = [prepared([p]) for p in plans]

@@ -11,7 +11,7 @@ from market.panel import validate_panel
 from simulation.config import CellPlan, SimulationConfig
 from simulation.reference import run_reference
 from simulation.results import Labels, SimulationResult, batch_frames, cell_returns, reference_summary
-from simulation.schedule import check_plans, panel_arrays, chunk_plans, compile_batch, compute_gates
+from simulation.schedule import cell_columns, check_plans, chunk_plans, compile_batch, gates_of, panel_arrays
 
 # bytes per (bar, column) of one batched call: the reference keeps ~8 float arrays of that shape,
 # vectorbt ~16 (inputs broadcast, records, assets, cash and value arrays)
@@ -37,18 +37,21 @@ def simulate(closes: pd.DataFrame, plans: list[CellPlan], kind: SimulatorKind | 
     if not plans:
         raise ConfigError("simulate: no cell plans")
     check_plans(closes, plans, config)
-    gates, keys = compute_gates(closes, plans, config.gap)
+    columns = [cell_columns(p) for p in plans]   # each plan read once: columns, weights
+    col_atoms = [a for cc in columns for a in cc.atoms]
+    gates, keys = gates_of(closes, col_atoms, config.gap)   # the gates of atoms that ever hold a weight
     panel = panel_arrays(closes)
     if not np.isfinite(gates).all():
         raise DataError("simulate: non-finite gate values")
     labels = Labels(cells=pd.Index(sorted({p.cell_id for p in plans}), dtype=object),
-                    atoms=pd.Index(sorted({a.id for p in plans for wp in p.windows for a in wp.atoms}), dtype=object),
+                    atoms=pd.Index(sorted({a.id for a in col_atoms}), dtype=object),
                     symbols=pd.Index(sorted(closes.columns), dtype=object))
-    chunks = chunk_plans(plans, len(closes), config.max_chunk_bytes, BYTES_PER_VALUE[kind])
+    chunks = chunk_plans(plans, len(closes), config.max_chunk_bytes, BYTES_PER_VALUE[kind],
+                         [len(cc.atoms) for cc in columns])
     rets, poss, exps, events, liq_cells = [], [], [], [], set()
     for idxs in chunks:
         sub = [plans[i] for i in idxs]
-        batch = compile_batch(closes, sub, gates, keys, panel)
+        batch = compile_batch(closes, sub, gates, keys, panel, [columns[i] for i in idxs])
         if kind is SimulatorKind.REFERENCE:
             raw = run_reference(batch, config)
             r, liq_rows = cell_returns(batch, raw, config.liquidation_floor)

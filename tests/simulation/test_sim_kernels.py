@@ -1,6 +1,6 @@
 """The numba kernels of the simulation path against the plain numpy code they replaced (issue 23).
 
-The schedule kernel (``schedule._cell_targets_nb``), the slot gather (``packing._packed_orders_nb``) and
+The schedule kernel (``schedule._orders_nb``, its records written into the dense target) and
 the long-frame kernel (``results._long_rows_nb``) must give bit-identical arrays and frames to the
 numpy implementations below (the code before issue 23, kept here as independent oracles: numpy
 ``nonzero`` / ``np.add.reduceat`` / fancy indexing instead of loops). The fixture has fees, slippage,
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from contracts import SimulatorKind
-from simulation import SimulationConfig, packing, simulate
+from simulation import SimulationConfig, simulate
 from simulation.reference import run_reference
 from simulation.results import Labels, _sum_like_numpy, batch_frames, cell_returns
 from simulation.schedule import compile_batch, compute_gates, panel_arrays
@@ -91,18 +91,28 @@ def _old_targets(px, plans, gates, keys, pnl, batch) -> np.ndarray:
 def test_target_kernel_equals_numpy_schedule(case):
     px, plans, cfg, gates, keys, pnl, batch = case
     old = _old_targets(px, plans, gates, keys, pnl, batch)
-    assert np.array_equal(batch.target, old, equal_nan=True)
-    assert np.isfinite(batch.target).sum() > 100            # the schedule is not trivially empty
+    target = batch.target_matrix()
+    assert np.array_equal(target, old, equal_nan=True)
+    assert np.isfinite(target).sum() > 100            # the schedule is not trivially empty
 
 
-def test_packed_orders_kernel_equals_fancy_indexing(case):
+def test_packed_orders_equal_fancy_indexing(case):
     *_, batch = case
-    pk = packing.pack(batch.target, batch.col_group, len(batch.cell_ids))
-    size, px = packing.packed_orders(batch.target, batch.sym_price, pk, batch.col_sym)
+    from simulation import vbt_adapter
+    pk, size, px = vbt_adapter.pack_batch(batch)
+    target = batch.target_matrix()
     rows = np.arange(batch.shape[0])[:, None]
-    assert np.array_equal(size, np.where(pk.occ >= 0, batch.target[rows, np.maximum(pk.occ, 0)], np.nan),
+    assert np.array_equal(size, np.where(pk.occ >= 0, target[rows, np.maximum(pk.occ, 0)], np.nan),
                           equal_nan=True)
-    assert np.array_equal(px, batch.price_matrix()[rows, pk.src])
+    # a slot's price is its occupant's, else its last occupant's, else (before the first) its first's
+    src = np.where(pk.occ >= 0, pk.occ, -1)
+    for s in range(pk.n_slots):
+        on = np.flatnonzero(src[:, s] >= 0)
+        src[:on[0], s] = src[on[0], s]
+        for i in range(on[0] + 1, len(src)):
+            if src[i, s] < 0:
+                src[i, s] = src[i - 1, s]
+    assert np.array_equal(px, batch.price_matrix()[rows, src])
 
 
 @pytest.mark.parametrize("n", list(range(1, 20)) + [64, 128, 129])
