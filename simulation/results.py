@@ -60,38 +60,16 @@ class Labels:
     symbols: pd.Index
 
 
-@numba.njit(cache=True)
-def _string_buffers(codes, data, off):  # pragma: no cover - compiled
-    """Offsets (int64, n + 1) and bytes of the strings ``data[off[c]:off[c+1]]`` for each code ``c``."""
-    n = len(codes)
-    out_off = np.empty(n + 1, np.int64)
-    out_off[0] = 0
-    for i in range(n):
-        c = codes[i]
-        out_off[i + 1] = out_off[i] + off[c + 1] - off[c]
-    out = np.empty(out_off[n], np.uint8)
-    for i in range(n):
-        c = codes[i]
-        a = off[c]
-        o = out_off[i]
-        for q in range(off[c + 1] - a):
-            out[o + q] = data[a + q]
-    return out_off, out
-
-
 def _strings(codes: np.ndarray, cats: pd.Index) -> pd.api.extensions.ExtensionArray:
     """``cats[codes]`` as the schema's ``string`` column (pandas' pyarrow-backed ``StringDtype``, one
-    ``large_string`` chunk without nulls: what ``astype("string")`` of the labels gives), its buffers
-    written by one numba pass instead of a pyarrow take."""
+    ``large_string`` chunk without nulls: what ``astype("string")`` of the labels gives), by one Arrow
+    take on the categories (a plain array, not a chunked one)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    enc = [str(c).encode("utf-8") for c in cats]
-    off = np.zeros(len(enc) + 1, dtype=np.int64)
-    off[1:] = np.cumsum([len(b) for b in enc])
-    data = np.frombuffer(b"".join(enc), dtype=np.uint8) if off[-1] else np.zeros(0, np.uint8)
-    out_off, out = _string_buffers(np.ascontiguousarray(codes, dtype=np.int64), data, off)
-    arr = pa.LargeStringArray.from_buffers(len(codes), pa.py_buffer(out_off), pa.py_buffer(out), null_count=0)
-    return pd.arrays.ArrowStringArray(pa.chunked_array([arr], type=pa.large_string()))
+    dictionary = pa.array([str(c) for c in cats], type=pa.large_string())
+    taken = pc.take(dictionary, pa.array(np.ascontiguousarray(codes, dtype=np.int64)))
+    return pd.arrays.ArrowStringArray(pa.chunked_array([taken], type=pa.large_string()))
 
 
 def long_frames(parts: list[BatchFrames], labels: Labels) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -106,7 +84,7 @@ def long_frames(parts: list[BatchFrames], labels: Labels) -> tuple[pd.DataFrame,
             if c in cats:
                 v = _strings(v, cats[c])
             elif c == "date":
-                v = pd.DatetimeIndex(v.view("M8[ns]")).tz_localize("UTC")
+                v = pd.DatetimeIndex(v, dtype=pd.DatetimeTZDtype("ns", "UTC"))
             cols[c] = v
         out.append(pd.DataFrame(cols, copy=False))
     return out[0], out[1], out[2]

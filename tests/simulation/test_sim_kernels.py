@@ -230,7 +230,7 @@ def test_batched_equals_one_call_per_cell(kind):
 
 @pytest.mark.parametrize("labels", [["c0", "cell_b", "é-ü", ""], ["A"], ["x" * 40, "y"]])
 def test_string_columns_equal_astype_string(labels):
-    """The label columns' numba-built Arrow buffers give what ``astype("string")`` gives (the code they
+    """The label columns taken from their categories give what ``astype("string")`` gives (the code they
     replaced: categoricals cast through ``contracts.schemas._as_string``), dtype and Arrow type included."""
     import pyarrow as pa
 
