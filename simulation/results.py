@@ -171,8 +171,9 @@ def _long_rows_nb(units, dense, slot_col, slo, shi, o_row, o_col, o_trade, o_cos
             if dense:
                 for j in range(lo[g], hi[g]):
                     n_held += units[i, j] != 0.0
-            else:                         # at most every slot (no read of the slot arrays)
-                n_held += shi[g] - slo[g]
+            else:
+                for s in range(slo[g], shi[g]):
+                    n_held += (slot_col[i, s] >= 0) & (units[i, s] != 0.0)
     n_pos = n_held + len(o_row)           # an upper bound: every record may add a row
     p_cell = np.empty(n_pos, np.int64)
     p_row = np.empty(n_pos, np.int64)
