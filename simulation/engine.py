@@ -10,8 +10,8 @@ from contracts.schemas import check_frame
 from market.panel import validate_panel
 from simulation.config import CellPlan, SimulationConfig
 from simulation.reference import run_reference
-from simulation.results import Labels, SimulationResult, batch_frames, cell_returns, reference_summary
-from simulation.schedule import check_plans, panel_arrays, chunk_plans, compile_batch, compute_gates
+from simulation.results import Labels, SimulationResult, batch_frames, cell_returns, long_frames, reference_summary
+from simulation.schedule import cell_columns, check_plans, chunk_plans, compile_batch, gates_of, panel_arrays
 
 # bytes per (bar, column) of one batched call: the reference keeps ~8 float arrays of that shape,
 # vectorbt ~16 (inputs broadcast, records, assets, cash and value arrays)
@@ -37,18 +37,21 @@ def simulate(closes: pd.DataFrame, plans: list[CellPlan], kind: SimulatorKind | 
     if not plans:
         raise ConfigError("simulate: no cell plans")
     check_plans(closes, plans, config)
-    gates, keys = compute_gates(closes, plans, config.gap)
+    columns = [cell_columns(p) for p in plans]   # each plan read once: columns, weights
+    col_atoms = [a for cc in columns for a in cc.atoms]
+    gates, keys = gates_of(closes, col_atoms, config.gap)   # the gates of atoms that ever hold a weight
     panel = panel_arrays(closes)
     if not np.isfinite(gates).all():
         raise DataError("simulate: non-finite gate values")
     labels = Labels(cells=pd.Index(sorted({p.cell_id for p in plans}), dtype=object),
-                    atoms=pd.Index(sorted({a.id for p in plans for wp in p.windows for a in wp.atoms}), dtype=object),
+                    atoms=pd.Index(sorted({a.id for a in col_atoms}), dtype=object),
                     symbols=pd.Index(sorted(closes.columns), dtype=object))
-    chunks = chunk_plans(plans, len(closes), config.max_chunk_bytes, BYTES_PER_VALUE[kind])
-    rets, poss, exps, events, liq_cells = [], [], [], [], set()
+    chunks = chunk_plans(plans, len(closes), config.max_chunk_bytes, BYTES_PER_VALUE[kind],
+                         [len(cc.atoms) for cc in columns])
+    parts, events, liq_cells = [], [], set()
     for idxs in chunks:
         sub = [plans[i] for i in idxs]
-        batch = compile_batch(closes, sub, gates, keys, panel)
+        batch = compile_batch(closes, sub, gates, keys, panel, [columns[i] for i in idxs])
         if kind is SimulatorKind.REFERENCE:
             raw = run_reference(batch, config)
             r, liq_rows = cell_returns(batch, raw, config.liquidation_floor)
@@ -58,14 +61,13 @@ def simulate(closes: pd.DataFrame, plans: list[CellPlan], kind: SimulatorKind | 
             r, liq_rows = cell_returns(batch, first, config.liquidation_floor)
             raw = vbt_adapter.book_liquidations(batch, liq_rows, config, first)
         fr = batch_frames(batch, raw, r, liq_rows, labels)
-        rets.append(fr.returns)
-        poss.append(fr.positions)
-        exps.append(fr.exposure)
+        parts.append(fr)
         events.extend(fr.events)
         liq_cells.update(batch.cell_ids[g] for g in liq_rows)
-    returns = check_frame(pd.concat(rets, ignore_index=True), "returns.parquet")
-    positions = check_frame(pd.concat(poss, ignore_index=True), "positions.parquet")
-    exposure = check_frame(pd.concat(exps, ignore_index=True), "exposure.parquet")
+    frames = long_frames(parts, labels)
+    returns = check_frame(frames[0], "returns.parquet")
+    positions = check_frame(frames[1], "positions.parquet")
+    exposure = check_frame(frames[2], "exposure.parquet")
     if not np.isfinite(returns["return"].to_numpy(dtype=np.float64)).all():
         raise DataError("simulate: a non-finite daily return was produced (bug: no NaN may reach a return)")
     if kind is SimulatorKind.REFERENCE:

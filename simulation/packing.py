@@ -22,6 +22,11 @@ float summation order in the group value (~1e-16). ``closed`` marks pieces that 
 order: the adapter checks that vectorbt left exactly 0 units there (a buy-to-cover cut by cash could
 leave a remainder), and otherwise runs the batch unpacked.
 
+Construction (``pack``): one pass over the batch's order records (sorted by cell, row, column; no
+bars x columns scan) finds the pieces and assigns their slots as they open (a cell's pieces open in
+(start row, column) order, the first fit's order), then one row-major pass writes the occupants and
+the slot columns' order and price arrays that vectorbt takes.
+
 The kernels are numba-compiled (``cache=True``: compiled once into the numba cache dir, then loaded).
 """
 from __future__ import annotations
@@ -37,18 +42,18 @@ class Packing:
     """Map between a batch's logical (atom) columns and the packed slot columns.
 
     Pieces are listed by slot, then start row. ``slot_group``: cell (batch group) of each slot;
-    ``occ[i, s]``: logical column occupying slot ``s`` at row ``i`` (-1 when idle); ``src[i, s]``:
-    logical column whose price slot ``s`` carries at row ``i``.
+    ``occ[i, s]``: logical column occupying slot ``s`` at row ``i`` (-1 when idle); ``rec_slot``: slot of
+    each order record (-1: a zero order while the column holds nothing, dropped).
     """
 
     slot_group: np.ndarray    # (S,) int64
     occ: np.ndarray           # (n, S) int64
-    src: np.ndarray           # (n, S) int64
     piece_col: np.ndarray     # (P,) int64 logical column
     piece_slot: np.ndarray    # (P,) int64
     piece_start: np.ndarray   # (P,) int64 first row
     piece_end: np.ndarray     # (P,) int64 last row (inclusive)
     piece_closed: np.ndarray  # (P,) bool: ends with a zero-target order at piece_end
+    rec_slot: np.ndarray      # (K,) int64 slot of each order record, -1 if dropped
 
     @property
     def n_slots(self) -> int:
@@ -56,165 +61,157 @@ class Packing:
 
 
 @numba.njit(cache=True)
-def _pieces_nb(target):  # pragma: no cover - compiled
-    """Pieces of every column, read in row-major order (the array's own layout) with one open/start
-    state per column; sized by a first pass (a piece starts at a non-zero order), so no array grows.
-    Closed pieces come out by end row, then the pieces still open at the last row by column; ``pack``
-    orders them itself."""
-    n, c = target.shape
+def _pack_nb(row, col, val, col_group, n_groups, n_cols, n_rows):  # pragma: no cover - compiled
+    """Pieces and first-fit slots in one pass over the order records (sorted by cell, row, column).
+
+    A cell's pieces are created in (start row, column) order, which is the order the first fit takes
+    them in (see module docstring). When a piece starts at row ``i``, a slot is free if its last piece
+    was closed at a row before ``i``: a piece still open ends at ``i`` or later. Returns the pieces
+    (by slot, then start row), the slot of each record and the slot count of each cell."""
+    n_r = len(row)
     cap = 0
-    for i in range(n):
-        for j in range(c):
-            v = target[i, j]
-            if v == v and v != 0.0:
-                cap += 1
-    col = np.empty(cap, np.int64)
-    start = np.empty(cap, np.int64)
-    end = np.empty(cap, np.int64)
-    closed = np.empty(cap, np.bool_)
-    open_ = np.zeros(c, np.bool_)
-    s = np.zeros(c, np.int64)
-    k = 0
-    for i in range(n):
-        for j in range(c):
-            v = target[i, j]
-            if v != v:
-                continue
-            if v != 0.0:
-                if not open_[j]:
-                    open_[j] = True
-                    s[j] = i
-            elif open_[j]:
-                col[k], start[k], end[k], closed[k] = j, s[j], i, True
-                k += 1
-                open_[j] = False
-    for j in range(c):
-        if open_[j]:
-            col[k], start[k], end[k], closed[k] = j, s[j], n - 1, False
-            k += 1
-    return col[:k], start[:k], end[:k], closed[:k]
-
-
-@numba.njit(cache=True)
-def _assign_nb(p_col, p_start, p_end, col_group, n_groups):  # pragma: no cover - compiled
-    """First-fit slots per group, pieces taken in (group, start row, column) order (a unique key, so the
-    result does not depend on the order the pieces are given in). Returns (slot per piece (global), slot
-    count per group)."""
-    n_p = len(p_col)
-    slot = np.empty(n_p, np.int64)
+    for r in range(n_r):
+        v = val[r]
+        cap += v == v and v != 0.0
+    p_col = np.empty(cap, np.int64)
+    p_slot = np.empty(cap, np.int64)
+    p_start = np.empty(cap, np.int64)
+    p_end = np.empty(cap, np.int64)
+    p_closed = np.zeros(cap, np.bool_)
+    rec_piece = np.full(n_r, -1, np.int64)
+    open_piece = np.full(n_cols, -1, np.int64)
     counts = np.zeros(n_groups, np.int64)
-    grp = np.empty(n_p, np.int64)
-    for p in range(n_p):
-        grp[p] = col_group[p_col[p]]
-    # order: group, start, column
-    key = np.empty(n_p, np.int64)
-    big = np.int64(p_start.max() + 1) if n_p else np.int64(1)
-    ncol = np.int64(len(col_group))
-    for p in range(n_p):
-        key[p] = (grp[p] * big + p_start[p]) * ncol + p_col[p]
-    order = np.argsort(key, kind="mergesort")
-    ends = np.empty(max(n_p, 1), np.int64)
-    g_prev = -1
+    busy = np.zeros(max(n_cols, 1), np.bool_)       # local slots of the current cell (at most its columns)
+    last_end = np.zeros(max(n_cols, 1), np.int64)
+    n_p = 0
     n_s = 0
-    for q in range(n_p):
-        p = order[q]
-        g = grp[p]
-        if g != g_prev:
+    offset = 0
+    g_cur = -1
+    for r in range(n_r):
+        j = col[r]
+        i = row[r]
+        v = val[r]
+        g = col_group[j]
+        if g != g_cur:
+            if g_cur >= 0:
+                counts[g_cur] = n_s
+                offset += n_s
             n_s = 0
-            g_prev = g
-        s_found = -1
-        for s in range(n_s):
-            if ends[s] < p_start[p]:
-                s_found = s
-                break
-        if s_found < 0:
-            s_found = n_s
-            n_s += 1
-        ends[s_found] = p_end[p]
-        slot[p] = s_found
-        if n_s > counts[g]:
-            counts[g] = n_s
-    offset = np.zeros(n_groups, np.int64)
-    for g in range(1, n_groups):
-        offset[g] = offset[g - 1] + counts[g - 1]
+            g_cur = g
+        if v != v:
+            continue
+        p = open_piece[j]
+        if v != 0.0:
+            if p < 0:
+                s = 0
+                while s < n_s and (busy[s] or last_end[s] >= i):
+                    s += 1
+                if s == n_s:
+                    n_s += 1
+                busy[s] = True
+                p = n_p
+                n_p += 1
+                p_col[p] = j
+                p_slot[p] = offset + s
+                p_start[p] = i
+                open_piece[j] = p
+            rec_piece[r] = p
+        elif p >= 0:               # a zero order closes the open piece
+            p_end[p] = i
+            p_closed[p] = True
+            s = p_slot[p] - offset
+            busy[s] = False
+            last_end[s] = i
+            open_piece[j] = -1
+            rec_piece[r] = p
+    if g_cur >= 0:
+        counts[g_cur] = n_s
+        offset += n_s
+    for j in range(n_cols):        # still open at the last row
+        p = open_piece[j]
+        if p >= 0:
+            p_end[p] = n_rows - 1
+    # by slot, then start (a slot's pieces were created by start row): counting sort on the slot
+    first = np.zeros(offset + 1, np.int64)
     for p in range(n_p):
-        slot[p] += offset[grp[p]]
-    return slot, counts
-
-
-@numba.njit(cache=True)
-def _maps_nb(n, n_slots, p_col, p_slot, p_start, p_end, order):  # pragma: no cover - compiled
-    occ = np.full((n, n_slots), -1, np.int64)
-    src = np.full((n, n_slots), -1, np.int64)
-    for q in range(len(order)):
-        p = order[q]
+        first[p_slot[p] + 1] += 1
+    for s in range(offset):
+        first[s + 1] += first[s]
+    where = first[:-1].copy()
+    new_of = np.empty(n_p, np.int64)
+    for p in range(n_p):
         s = p_slot[p]
-        for i in range(p_start[p], p_end[p] + 1):
-            occ[i, s] = p_col[p]
-    for s in range(n_slots):
-        cur = -1
-        for i in range(n):          # forward fill the last piece's column over idle rows
-            if occ[i, s] >= 0:
-                cur = occ[i, s]
-            src[i, s] = cur
-        first = -1
-        for i in range(n):          # rows before the first piece take the first piece's column
-            if occ[i, s] >= 0:
-                first = occ[i, s]
-                break
-        for i in range(n):
-            if src[i, s] >= 0:
-                break
-            src[i, s] = first
-    return occ, src
-
-
-def pack(target: np.ndarray, col_group: np.ndarray, n_groups: int) -> Packing:
-    """Pieces and slots of a batch's target schedule (see module docstring).
-
-    ``target``: (n, C) signed target fractions, NaN = no order; ``col_group``: (C,) cell of each column,
-    columns of one cell contiguous. A cell whose atoms never open a position gets no slot.
-    """
-    t = np.ascontiguousarray(target, dtype=np.float64)
-    grp = np.ascontiguousarray(col_group, dtype=np.int64)
-    p_col, p_start, p_end, p_closed = _pieces_nb(t)
-    p_slot, counts = _assign_nb(p_col, p_start, p_end, grp, int(n_groups))
-    n_slots = int(counts.sum())
-    order = np.lexsort((p_start, p_slot))
-    occ, src = _maps_nb(t.shape[0], n_slots, p_col, p_slot, p_start, p_end, order)
-    slot_group = np.repeat(np.arange(n_groups, dtype=np.int64), counts)
-    return Packing(slot_group=slot_group, occ=occ, src=src, piece_col=p_col[order],
-                   piece_slot=p_slot[order], piece_start=p_start[order], piece_end=p_end[order],
-                   piece_closed=p_closed[order])
+        new_of[p] = where[s]
+        where[s] += 1
+    o_col = np.empty(n_p, np.int64)
+    o_slot = np.empty(n_p, np.int64)
+    o_start = np.empty(n_p, np.int64)
+    o_end = np.empty(n_p, np.int64)
+    o_closed = np.empty(n_p, np.bool_)
+    for p in range(n_p):
+        q = new_of[p]
+        o_col[q] = p_col[p]
+        o_slot[q] = p_slot[p]
+        o_start[q] = p_start[p]
+        o_end[q] = p_end[p]
+        o_closed[q] = p_closed[p]
+    rec_slot = np.full(n_r, -1, np.int64)
+    for r in range(n_r):
+        if rec_piece[r] >= 0:
+            rec_slot[r] = p_slot[rec_piece[r]]
+    return o_col, o_slot, o_start, o_end, o_closed, first, rec_slot, counts
 
 
 @numba.njit(cache=True)
-def _packed_orders_nb(target, price, col_sym, occ, src):  # pragma: no cover - compiled
-    n, n_s = occ.shape
+def _slot_arrays_nb(n, first, p_col, p_start, p_end, rec_row, rec_slot, val, price, col_sym):  # pragma: no cover
+    """Row by row: ``occ`` (the occupant, -1 idle), the slot's price (its current piece's column, or
+    the last piece's over idle rows, or the first piece's before it) and the orders (NaN = none)."""
+    n_s = len(first) - 1
+    occ = np.empty((n, n_s), np.int64)
     size = np.empty((n, n_s))
     px = np.empty((n, n_s))
+    cur = first[:-1].copy()
     for i in range(n):
         for s in range(n_s):
-            j = occ[i, s]
-            size[i, s] = target[i, j] if j >= 0 else np.nan
-            px[i, s] = price[i, col_sym[src[i, s]]]
-    return size, px
+            p = cur[s]
+            if p + 1 < first[s + 1] and p_start[p + 1] <= i:
+                p += 1              # pieces of a slot start at distinct rows: one step at most
+                cur[s] = p
+            j = p_col[p]
+            occ[i, s] = j if p_start[p] <= i and i <= p_end[p] else -1
+            size[i, s] = np.nan
+            px[i, s] = price[i, col_sym[j]]
+    for r in range(len(rec_row)):
+        s = rec_slot[r]
+        if s >= 0:
+            size[rec_row[r], s] = val[r]
+    return occ, size, px
 
 
-def packed_orders(target: np.ndarray, price: np.ndarray, pk: Packing,
-                  col_sym: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Target and price arrays of the slot columns: (n, S) each (NaN = no order).
+def pack(n_rows: int, row: np.ndarray, col: np.ndarray, val: np.ndarray, col_group: np.ndarray,
+         n_groups: int, price: np.ndarray, col_sym: np.ndarray) -> tuple[Packing, np.ndarray, np.ndarray]:
+    """Pieces and slots of a batch's order records (see module docstring), and the slot columns' order
+    and price arrays for vectorbt.
 
-    ``price``: (n, C) price per logical column, or with ``col_sym`` (column -> price column) an (n, K)
-    array per symbol (``Batch.sym_price``), read without building the (n, C) array."""
-    n = target.shape[0]
-    if not pk.n_slots:
-        return np.full((n, 0), np.nan), np.zeros((n, 0))
-    if col_sym is None:
-        col_sym = np.arange(target.shape[1], dtype=np.int64)
-    return _packed_orders_nb(np.ascontiguousarray(target, dtype=np.float64),
-                             np.ascontiguousarray(price, dtype=np.float64),
-                             np.ascontiguousarray(col_sym, dtype=np.int64), pk.occ, pk.src)
+    ``row``, ``col``, ``val``: order records sorted by cell, row, then column (``Batch.ord_*``), at most
+    one per (row, column); ``col_group``: (C,) cell of each column, columns of one cell contiguous;
+    ``price``: (n, K) valuation price per symbol (``Batch.sym_price``) and ``col_sym`` the symbol of each
+    column. A cell whose atoms never open a position gets no slot. Returns (``Packing``, size, price),
+    size and price (n, S): the target of the slot's occupant where it has an order (NaN = none) and
+    the price of the slot's current (or last, or first) atom's symbol.
+    """
+    grp = np.ascontiguousarray(col_group, dtype=np.int64)
+    row = np.ascontiguousarray(row, dtype=np.int64)
+    val = np.ascontiguousarray(val, dtype=np.float64)
+    p_col, p_slot, p_start, p_end, p_closed, first, rec_slot, counts = _pack_nb(
+        row, np.ascontiguousarray(col, dtype=np.int64), val, grp, int(n_groups), len(grp), int(n_rows))
+    occ, size, px = _slot_arrays_nb(int(n_rows), first, p_col, p_start, p_end, row, rec_slot, val,
+                                    np.ascontiguousarray(price, dtype=np.float64),
+                                    np.ascontiguousarray(col_sym, dtype=np.int64))
+    slot_group = np.repeat(np.arange(n_groups, dtype=np.int64), counts)
+    pk = Packing(slot_group=slot_group, occ=occ, piece_col=p_col, piece_slot=p_slot, piece_start=p_start,
+                 piece_end=p_end, piece_closed=p_closed, rec_slot=rec_slot)
+    return pk, size, px
 
 
 def unclosed_pieces(units_slots: np.ndarray, pk: Packing) -> np.ndarray:

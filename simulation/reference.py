@@ -108,6 +108,7 @@ def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
         return np.bincount(grp, weights=x, minlength=n_groups)
 
     price = batch.price_matrix()
+    target = batch.target_matrix()
     for i in range(n):
         p = price[i]
         v_pre = cash + group_sum(units * p)
@@ -117,7 +118,7 @@ def run_reference(batch: Batch, config: SimulationConfig) -> RawRun:
         for j in bust_cols.get(i, ()):
             trade_out[i, j] = -units[j]
             units[j] = 0.0  # worth 0 already: closed at 0, no cash moves
-        tg = batch.target[i]
+        tg = target[i]
         m = ~np.isnan(tg)
         m[m] = ~(liq[grp[m]] | liq_pre[grp[m]])
         if m.any():

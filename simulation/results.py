@@ -40,13 +40,13 @@ class SimulationResult:
 
 @dataclass
 class BatchFrames:
-    """Frames of one batch, columns in schema order; label columns are categoricals over the run-wide
-    ``Labels`` (so that batches concatenate without re-labelling); ``simulate`` checks the concatenated
-    frames against the schemas once."""
+    """Rows of one batch as numpy columns, keyed by the schema's column names in schema order: label
+    columns (``cell_id``, ``atom_id``, ``symbol``) as codes into the run-wide ``Labels``, ``date`` as
+    int64 nanoseconds since the epoch (UTC). ``long_frames`` joins the batches into the checked frames."""
 
-    returns: pd.DataFrame
-    positions: pd.DataFrame
-    exposure: pd.DataFrame
+    returns: dict[str, np.ndarray]
+    positions: dict[str, np.ndarray]
+    exposure: dict[str, np.ndarray]
     events: list[dict]
     liq_rows: dict[int, int]
 
@@ -60,8 +60,34 @@ class Labels:
     symbols: pd.Index
 
 
-def _labels(codes: np.ndarray, cats: pd.Index) -> pd.Categorical:
-    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=cats)
+def _strings(codes: np.ndarray, cats: pd.Index) -> pd.api.extensions.ExtensionArray:
+    """``cats[codes]`` as the schema's ``string`` column (pandas' pyarrow-backed ``StringDtype``, one
+    ``large_string`` chunk without nulls: what ``astype("string")`` of the labels gives), by one Arrow
+    take on the categories (a plain array, not a chunked one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dictionary = pa.array([str(c) for c in cats], type=pa.large_string())
+    taken = pc.take(dictionary, pa.array(np.ascontiguousarray(codes, dtype=np.int64)))
+    return pd.arrays.ArrowStringArray(pa.chunked_array([taken], type=pa.large_string()))
+
+
+def long_frames(parts: list[BatchFrames], labels: Labels) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Returns, positions and exposure frames of all batches, in batch order (schema column order and
+    dtypes: labels as strings, dates as ``datetime64[ns, UTC]``); each column is joined once."""
+    cats = {"cell_id": labels.cells, "atom_id": labels.atoms, "symbol": labels.symbols}
+    out = []
+    for name in ("returns", "positions", "exposure"):
+        cols = {}
+        for c in getattr(parts[0], name):
+            v = np.concatenate([getattr(p, name)[c] for p in parts])
+            if c in cats:
+                v = _strings(v, cats[c])
+            elif c == "date":
+                v = pd.DatetimeIndex(v, dtype=pd.DatetimeTZDtype("ns", "UTC"))
+            cols[c] = v
+        out.append(pd.DataFrame(cols, copy=False))
+    return out[0], out[1], out[2]
 
 
 def cell_returns(batch: Batch, run: RawRun, floor: float) -> tuple[list[np.ndarray], dict[int, int]]:
@@ -240,7 +266,7 @@ def _long_rows_nb(units, dense, slot_col, slo, shi, o_row, o_col, o_trade, o_cos
 
 def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: dict[int, int],
                  labels: Labels) -> BatchFrames:
-    """Long frames of one batch (schema column order; see ``BatchFrames``).
+    """Long rows of one batch (schema column order; see ``BatchFrames``).
 
     Rows: returns per cell and test bar; positions per cell, bar (from the cell's first cut-off) and
     atom column where units != 0 or a trade happened; exposure per cell, bar and symbol (sorted) where
@@ -302,20 +328,13 @@ def batch_frames(batch: Batch, run: RawRun, rets: list[np.ndarray], liq_rows: di
     def cat(parts, dtype):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
-    # copy=False: the kernel's arrays become the frames' columns (no consolidation copy; ``simulate``
-    # concatenates the batches and ``check_frame`` builds the final frames)
     atom_code = labels.atoms.get_indexer(pd.Index(batch.col_atom, dtype=object))   # per column
-    dates = batch.dates
-    returns = pd.DataFrame({"cell_id": _labels(cat(r_cell, np.int64), labels.cells),
-                            "date": dates[cat(r_row, np.int64)],
-                            "window": cat(r_win, np.int64), "return": cat(r_ret, np.float64),
-                            "liquidated": cat(r_liq, bool)}, copy=False)
-    positions = pd.DataFrame({"cell_id": _labels(cell_code[p_cell], labels.cells), "date": dates[p_row],
-                              "atom_id": _labels(atom_code[pcol], labels.atoms),
-                              "symbol": _labels(sym_code[pcol], labels.symbols),
-                              "units": p_units, "trade": p_trade, "cost": p_cost}, copy=False)
-    exposure = pd.DataFrame({"cell_id": _labels(cell_code[x_cell], labels.cells), "date": dates[x_row],
-                             "symbol": _labels(x_sym, labels.symbols), "net_exposure": x_net}, copy=False)
+    ns = batch.dates.as_unit("ns").asi8
+    returns = {"cell_id": cat(r_cell, np.int64), "date": ns[cat(r_row, np.int64)],
+               "window": cat(r_win, np.int64), "return": cat(r_ret, np.float64), "liquidated": cat(r_liq, bool)}
+    positions = {"cell_id": cell_code[p_cell], "date": ns[p_row], "atom_id": atom_code[pcol],
+                 "symbol": sym_code[pcol], "units": p_units, "trade": p_trade, "cost": p_cost}
+    exposure = {"cell_id": cell_code[x_cell], "date": ns[x_row], "symbol": x_sym, "net_exposure": x_net}
     return BatchFrames(returns, positions, exposure, events, liq_rows)
 
 

@@ -119,9 +119,17 @@ def _from_orders(size: np.ndarray, price: np.ndarray, col_group: np.ndarray, n_g
             rec["price"][keep], rec["fees"][keep], rec["side"][keep])
 
 
-def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: bool = True):
+def pack_batch(batch: Batch) -> tuple[packing.Packing, np.ndarray, np.ndarray]:
+    """The batch's order records packed into slot columns: (``Packing``, size, price), size and price
+    (n, S) as ``_from_orders`` takes them (``packing.pack``)."""
+    return packing.pack(batch.n_rows, batch.ord_row, batch.ord_col, batch.ord_val, batch.col_group,
+                        len(batch.cell_ids), batch.sym_price, batch.col_sym)
+
+
+def _simulate(batch: Batch, config: SimulationConfig, pack: bool = True):
     """vectorbt over the batch; with ``pack`` the atom columns are recycled into slots
-    (``simulation.packing``) and the units stay per slot (``RawRun``: ``slot_col``, ``slot_cell``).
+    (``simulation.packing``) and the units stay per slot (``RawRun``: ``slot_col``, ``slot_cell``);
+    without, one column per atom (the dense ``Batch.target_matrix``).
 
     Returns (values (n, G), units, slot_col or None, slot_cell or None, and the order records: row,
     column, trade, cost)."""
@@ -129,17 +137,16 @@ def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: 
     n_groups = _n_sim_groups(batch)
     slot_col = slot_cell = None
     if pack:
-        pk = packing.pack(target, batch.col_group, len(batch.cell_ids))
-        size, price = packing.packed_orders(target, batch.sym_price, pk, batch.col_sym)
+        pk, size, price = pack_batch(batch)
         values, units, col, idx, sz, px, fee, side = _from_orders(size, price, pk.slot_group, n_groups, config)
         if len(packing.unclosed_pieces(units, pk)):
             # a close was cut (cash): the slot is not free after it, so run one column per atom
-            return _simulate(batch, target, config, pack=False)
+            return _simulate(batch, config, pack=False)
         slot_col, slot_cell = pk.occ, pk.slot_group
         col = pk.occ[idx, col]
     else:
-        values, units, col, idx, sz, px, fee, side = _from_orders(target, batch.price_matrix(), batch.col_group,
-                                                                  n_groups, config)
+        values, units, col, idx, sz, px, fee, side = _from_orders(batch.target_matrix(), batch.price_matrix(),
+                                                                  batch.col_group, n_groups, config)
     values = values[:, :len(batch.cell_ids)]
     # order records: vectorbt fills at most one order per (bar, column), and a logical column is in
     # one slot per bar, so the (row, column) pairs are unique
@@ -173,7 +180,7 @@ def _simulate(batch: Batch, target: np.ndarray, config: SimulationConfig, pack: 
 
 def run_vectorbt(batch: Batch, config: SimulationConfig) -> RawRun:
     """First pass over the whole batch (value path, positions, order records)."""
-    values, units, slot_col, slot_cell, row, col, trade, cost = _simulate(batch, batch.target, config)
+    values, units, slot_col, slot_cell, row, col, trade, cost = _simulate(batch, config)
     return RawRun(values=values, units=units, order_row=row, order_col=col, trade=trade, cost=cost,
                   slot_col=slot_col, slot_cell=slot_cell)
 

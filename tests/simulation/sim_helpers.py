@@ -64,3 +64,22 @@ def single_window_plan(cell_id: str, n_bars: int, atoms_w, train: int = 3, gap: 
 
 def returns_of(res, cell_id: str) -> np.ndarray:
     return res.returns.loc[res.returns.cell_id == cell_id, "return"].to_numpy()
+
+
+def dense_records(target: np.ndarray, col_group: np.ndarray):
+    """The order records (row, column, value) of a dense (bars x columns) target (NaN = no order), sorted
+    by cell, row, column, as ``simulation.schedule.Batch`` holds them."""
+    r, c = np.nonzero(~np.isnan(target))
+    key = (np.asarray(col_group)[c] * target.shape[0] + r) * max(target.shape[1], 1) + c
+    o = np.argsort(key, kind="stable")
+    return r[o].astype(np.int64), c[o].astype(np.int64), target[r[o], c[o]]
+
+
+def pack_dense(target: np.ndarray, col_group: np.ndarray, n_groups: int, price=None, col_sym=None):
+    """``simulation.packing.pack`` of a dense target (price: per column unless ``col_sym`` is given)."""
+    from simulation import packing
+
+    price = np.ones(target.shape) if price is None else price
+    col_sym = np.arange(target.shape[1]) if col_sym is None else col_sym
+    row, col, val = dense_records(target, col_group)
+    return packing.pack(target.shape[0], row, col, val, col_group, n_groups, price, col_sym)

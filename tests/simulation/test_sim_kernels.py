@@ -1,6 +1,6 @@
 """The numba kernels of the simulation path against the plain numpy code they replaced (issue 23).
 
-The schedule kernel (``schedule._cell_targets_nb``), the slot gather (``packing._packed_orders_nb``) and
+The schedule kernel (``schedule._orders_nb``, its records written into the dense target) and
 the long-frame kernel (``results._long_rows_nb``) must give bit-identical arrays and frames to the
 numpy implementations below (the code before issue 23, kept here as independent oracles: numpy
 ``nonzero`` / ``np.add.reduceat`` / fancy indexing instead of loops). The fixture has fees, slippage,
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from contracts import SimulatorKind
-from simulation import SimulationConfig, packing, simulate
+from simulation import SimulationConfig, simulate
 from simulation.reference import run_reference
-from simulation.results import Labels, _sum_like_numpy, batch_frames, cell_returns
+from simulation.results import Labels, _sum_like_numpy, batch_frames, cell_returns, long_frames
 from simulation.schedule import compile_batch, compute_gates, panel_arrays
 from tests.simulation.sim_helpers import panel, random_plan
 
@@ -91,18 +91,28 @@ def _old_targets(px, plans, gates, keys, pnl, batch) -> np.ndarray:
 def test_target_kernel_equals_numpy_schedule(case):
     px, plans, cfg, gates, keys, pnl, batch = case
     old = _old_targets(px, plans, gates, keys, pnl, batch)
-    assert np.array_equal(batch.target, old, equal_nan=True)
-    assert np.isfinite(batch.target).sum() > 100            # the schedule is not trivially empty
+    target = batch.target_matrix()
+    assert np.array_equal(target, old, equal_nan=True)
+    assert np.isfinite(target).sum() > 100            # the schedule is not trivially empty
 
 
-def test_packed_orders_kernel_equals_fancy_indexing(case):
+def test_packed_orders_equal_fancy_indexing(case):
     *_, batch = case
-    pk = packing.pack(batch.target, batch.col_group, len(batch.cell_ids))
-    size, px = packing.packed_orders(batch.target, batch.sym_price, pk, batch.col_sym)
+    from simulation import vbt_adapter
+    pk, size, px = vbt_adapter.pack_batch(batch)
+    target = batch.target_matrix()
     rows = np.arange(batch.shape[0])[:, None]
-    assert np.array_equal(size, np.where(pk.occ >= 0, batch.target[rows, np.maximum(pk.occ, 0)], np.nan),
+    assert np.array_equal(size, np.where(pk.occ >= 0, target[rows, np.maximum(pk.occ, 0)], np.nan),
                           equal_nan=True)
-    assert np.array_equal(px, batch.price_matrix()[rows, pk.src])
+    # a slot's price is its occupant's, else its last occupant's, else (before the first) its first's
+    src = np.where(pk.occ >= 0, pk.occ, -1)
+    for s in range(pk.n_slots):
+        on = np.flatnonzero(src[:, s] >= 0)
+        src[:on[0], s] = src[on[0], s]
+        for i in range(on[0] + 1, len(src)):
+            if src[i, s] < 0:
+                src[i, s] = src[i - 1, s]
+    assert np.array_equal(px, batch.price_matrix()[rows, src])
 
 
 @pytest.mark.parametrize("n", list(range(1, 20)) + [64, 128, 129])
@@ -186,9 +196,17 @@ def test_long_frame_kernel_equals_numpy_frames(case, kind):
                     atoms=pd.Index(sorted(set(batch.col_atom)), dtype=object),
                     symbols=pd.Index(sorted(px.columns), dtype=object))
     fr = batch_frames(batch, run, rets, liq, labels)
+    _, got_p, got_x = long_frames([fr], labels)
     positions, exposure = _old_long_frames(batch, run, labels)
-    pd.testing.assert_frame_equal(fr.positions, positions, check_exact=True)
-    pd.testing.assert_frame_equal(fr.exposure, exposure, check_exact=True)
+    for got, old in ((got_p, positions), (got_x, exposure)):
+        for c in ("cell_id", "atom_id", "symbol"):
+            if c in old:
+                old[c] = old[c].astype("string")       # the labels as the schema's string columns
+        old["date"] = old["date"].astype("datetime64[ns, UTC]")   # and dates in ns (as check_frame casts)
+        pd.testing.assert_frame_equal(got, old, check_exact=True)
+        for c in got.columns:   # floats bit for bit (-0.0 included)
+            if got[c].dtype == np.float64:
+                assert np.array_equal(got[c].to_numpy().view(np.int64), old[c].to_numpy().view(np.int64))
     # the fixture exercises the several-atoms-on-one-symbol sum
     pairs = pd.DataFrame({"g": batch.col_group, "s": batch.col_symbol})
     assert pairs.duplicated().any()
@@ -208,3 +226,19 @@ def test_batched_equals_one_call_per_cell(kind):
                 cat[c] = cat[c].astype(got[c].dtype)
         pd.testing.assert_frame_equal(got, cat, check_exact=True)
     assert sorted(map(str, res.events)) == sorted(str(e) for r in one for e in r.events)
+
+
+@pytest.mark.parametrize("labels", [["c0", "cell_b", "é-ü", ""], ["A"], ["x" * 40, "y"]])
+def test_string_columns_equal_astype_string(labels):
+    """The label columns taken from their categories give what ``astype("string")`` gives (the code they
+    replaced: categoricals cast through ``contracts.schemas._as_string``), dtype and Arrow type included."""
+    import pyarrow as pa
+
+    from simulation.results import _strings
+    cats = pd.Index(sorted(labels), dtype=object)
+    codes = np.random.default_rng(len(labels)).integers(0, len(cats), 500)
+    got = pd.Series(_strings(codes, cats))
+    want = pd.Series(pd.Categorical.from_codes(codes, categories=cats)).astype("string")
+    pd.testing.assert_series_equal(got, want, check_exact=True)
+    assert pa.Array.from_pandas(got).type == pa.Array.from_pandas(want).type
+    assert len(_strings(np.zeros(0, dtype=np.int64), cats)) == 0

@@ -8,7 +8,7 @@ import pytest
 from simulation import SimulationConfig, packing, vbt_adapter
 from simulation.reference import RawRun
 from simulation.schedule import Batch, compile_batch, compute_gates, panel_arrays
-from tests.simulation.sim_helpers import panel, random_plan
+from tests.simulation.sim_helpers import dense_records, pack_dense, panel, random_plan
 
 NAN = np.nan
 
@@ -24,7 +24,8 @@ def test_pieces_and_slots_on_a_literal_schedule():
         [0.4, NAN, NAN, NAN],    # row 4: c0 reopens (a second piece)
         [NAN, NAN, NAN, NAN],
     ])
-    pk = packing.pack(target, np.array([0, 0, 0, 1]), 2)
+    price_m = np.arange(24, dtype=float).reshape(6, 4) + 1
+    pk, size, price = pack_dense(target, np.array([0, 0, 0, 1]), 2, price_m)
     pieces = sorted(zip(pk.piece_col.tolist(), pk.piece_start.tolist(), pk.piece_end.tolist(),
                         pk.piece_closed.tolist()))
     assert pieces == [(0, 0, 2, True), (0, 4, 5, False), (1, 0, 3, True), (2, 3, 5, False), (3, 0, 3, True)]
@@ -33,8 +34,7 @@ def test_pieces_and_slots_on_a_literal_schedule():
     assert pk.slot_group.tolist() == [0, 0, 1]
     assert pk.occ.tolist() == [[0, 1, 3], [0, 1, 3], [0, 1, 3], [2, 1, 3], [2, 0, -1], [2, 0, -1]]
     # price source: the occupant, else the last occupant
-    assert pk.src[:, 2].tolist() == [3, 3, 3, 3, 3, 3]
-    size, price = packing.packed_orders(target, np.arange(24, dtype=float).reshape(6, 4) + 1, pk)
+    assert price[:, 2].tolist() == price_m[:, 3].tolist()
     assert np.isnan(size[1]).all() and size[0].tolist() == [0.5, -0.5, 0.2]
     assert size[2, 0] == 0.0 and size[3].tolist()[:2] == [0.3, 0.0] and size[4, 1] == 0.4
     assert price[3, 0] == 3 * 4 + 2 + 1 and price[4, 1] == 4 * 4 + 0 + 1
@@ -46,7 +46,7 @@ def test_slots_never_overlap_and_are_minimal(seed):
     n, c = 120, 30
     target = np.where(rng.random((n, c)) < 0.1, rng.choice([0.0, 0.1, -0.2], (n, c)), np.nan)
     groups = np.repeat([0, 1, 2], c // 3)
-    pk = packing.pack(target, groups, 3)
+    pk, _, _ = pack_dense(target, groups, 3)
     # each logical column's pieces are in some slot over exactly their rows; no slot holds two at a row
     occupied = np.zeros((n, c), dtype=int)
     for col, s, st, en in zip(pk.piece_col, pk.piece_slot, pk.piece_start, pk.piece_end):
@@ -70,7 +70,7 @@ def _batch(seed: int, n_cells: int = 3):
 
 def _run(batch, cfg, pack):
     """``vbt_adapter._simulate`` as (values, units per logical column, order records)."""
-    values, units, slot_col, slot_cell, *rec = vbt_adapter._simulate(batch, batch.target, cfg, pack=pack)
+    values, units, slot_col, slot_cell, *rec = vbt_adapter._simulate(batch, cfg, pack=pack)
     run = RawRun(values, units, *rec, slot_col=slot_col, slot_cell=slot_cell)
     return (values, run.dense_units(batch.shape[1]), *rec)
 
@@ -80,7 +80,7 @@ def test_packed_equals_one_column_per_atom(seed, costs):
     batch = _batch(seed)
     cfg = SimulationConfig(fees=0.001 if costs else 0.0, slippage=0.002 if costs else 0.0)
     a, b = _run(batch, cfg, True), _run(batch, cfg, False)
-    assert packing.pack(batch.target, batch.col_group, len(batch.cell_ids)).n_slots < batch.shape[1]
+    assert vbt_adapter.pack_batch(batch)[0].n_slots < batch.shape[1]
     # the only difference is the float summation order of the group value over its columns (~1e-16)
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
@@ -97,9 +97,9 @@ def _cut_close_batch() -> Batch:
     target = np.full((n, 3), np.nan)
     target[1, :2] = [0.5, -0.5]
     target[4] = [0.0, 0.0, 1.0]
+    row, col, val = dense_records(target, np.zeros(3, dtype=np.int64))
     return Batch(b0=0, dates=pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC"), sym_price=price,
-                 col_sym=np.arange(3),
-                 target=target, bust_row=np.full(3, -1),
+                 col_sym=np.arange(3), n_rows=n, ord_row=row, ord_col=col, ord_val=val, bust_row=np.full(3, -1),
                  delist_row=np.full(3, -1), col_group=np.zeros(3, dtype=np.int64), col_atom=["A", "B", "C"],
                  col_symbol=["A", "B", "C"], col_sign=np.array([1.0, -1.0, 1.0]), cell_ids=["c0"],
                  start_row=np.array([0]), end_row=np.array([n - 1]), window_of_row=[np.zeros(n - 1, dtype=np.int64)],
@@ -109,8 +109,7 @@ def _cut_close_batch() -> Batch:
 def test_a_close_cut_by_cash_falls_back_to_one_column_per_atom():
     batch = _cut_close_batch()
     cfg = SimulationConfig(fees=0.01, slippage=0.0, credit_line=1e-9)
-    pk = packing.pack(batch.target, batch.col_group, 1)
-    size, price = packing.packed_orders(batch.target, batch.sym_price, pk, batch.col_sym)
+    pk, size, price = vbt_adapter.pack_batch(batch)
     out = vbt_adapter._from_orders(size, price, pk.slot_group, 2, cfg)
     assert len(packing.unclosed_pieces(out[1], pk)) == 1      # B still holds units after its close
     a, b = _run(batch, cfg, True), _run(batch, cfg, False)

@@ -19,7 +19,7 @@ from simulation.floor import INITIAL_CAPITAL, drawdown_breached
 from simulation.reference import records_from_dense, run_reference
 from simulation.results import cell_returns
 from simulation.schedule import compile_batch, compute_gates, panel_arrays
-from tests.simulation.sim_helpers import panel, random_plan
+from tests.simulation.sim_helpers import pack_dense, panel, random_plan
 from tests.simulation.test_sim_kernels import _hard_case
 
 
@@ -32,8 +32,7 @@ def _old_simulate(batch, cfg):
     """``vbt_adapter._simulate`` before issue 23's records (packed path): dense trade and cost."""
     n, n_cols = batch.shape
     price_m = batch.price_matrix()
-    pk = packing.pack(batch.target, batch.col_group, len(batch.cell_ids))
-    size, price = packing.packed_orders(batch.target, price_m, pk)
+    pk, size, price = pack_dense(batch.target_matrix(), batch.col_group, len(batch.cell_ids), price_m)
     values, units_s, col, idx, sz, px, fee, side = vbt_adapter._from_orders(
         size, price, pk.slot_group, vbt_adapter._n_sim_groups(batch), cfg)
     assert not len(packing.unclosed_pieces(units_s, pk))

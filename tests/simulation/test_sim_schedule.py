@@ -89,7 +89,7 @@ def test_gate_and_fill_ignore_the_close_they_must_not_see():
 
     def target(closes):
         g, k = compute_gates(closes, [plan], 1)
-        return g, compile_batch(closes, [plan], g, k, panel_arrays(closes)).target
+        return g, compile_batch(closes, [plan], g, k, panel_arrays(closes)).target_matrix()
 
     g0, tg0 = target(px)
     moved = px.copy()
