@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import squareform
 
+from allocation.solve import riskfolio_runtime
 from contracts.errors import SolverError
 
 
@@ -116,7 +117,9 @@ def hrp_native(cov: np.ndarray) -> np.ndarray:
 def hrp_riskfolio(cov: np.ndarray, returns: np.ndarray) -> np.ndarray:
     """HRP weights from ``riskfolio.HCPortfolio`` with our covariance as its custom covariance and
     codependence, single linkage, no optimal leaf ordering, ``rm='MV'``. ``returns`` (T x N, NaN -> 0)
-    only sizes riskfolio's inputs. Raises SolverError if riskfolio returns nothing."""
+    only sizes riskfolio's inputs. Raises SolverError if riskfolio returns nothing. Runs under
+    ``solve.riskfolio_runtime`` (pandas string storage, garbage collector paused: neither reaches
+    the weights)."""
     import riskfolio as rp
 
     n = cov.shape[0]
@@ -130,7 +133,7 @@ def hrp_riskfolio(cov: np.ndarray, returns: np.ndarray) -> np.ndarray:
     cov_df = pd.DataFrame(cov, index=names, columns=names)
     port = rp.HCPortfolio(returns=pd.DataFrame(returns, columns=names))
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), riskfolio_runtime():
         res = port.optimization(model="HRP", codependence="custom_cov", rm="MV", rf=0,
                                 linkage="single", leaf_order=False, method_cov="custom_cov",
                                 custom_cov=cov_df)

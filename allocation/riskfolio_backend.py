@@ -23,8 +23,8 @@ import pandas as pd
 import riskfolio as rp
 
 from allocation.constraints import Caps
-from allocation.solve import (SOLVER_CHAIN, SolveResult, clean_weights, solver_options,
-                             solver_warnings)
+from allocation.solve import (SOLVER_CHAIN, SolveResult, clean_weights, riskfolio_runtime,
+                             solver_options, solver_warnings)
 
 
 def solve_riskfolio(kind: str, cov: np.ndarray, caps: Caps, returns: np.ndarray,
@@ -32,7 +32,8 @@ def solve_riskfolio(kind: str, cov: np.ndarray, caps: Caps, returns: np.ndarray,
     """Solve ``kind`` (``min_variance`` or ``max_sharpe``) with ``riskfolio.Portfolio``.
 
     ``returns`` (T x N, NaN already 0) is only what riskfolio needs to size its problem; the risk is
-    taken from ``cov`` and the mean from ``mu``.
+    taken from ``cov`` and the mean from ``mu``. Each call runs under ``solve.riskfolio_runtime``
+    (pandas string storage, garbage collector paused: neither reaches the weights).
     """
     n = cov.shape[0]
     # integer labels 0..n-1 (label = position): riskfolio indexes its frames by label, and
@@ -55,7 +56,7 @@ def solve_riskfolio(kind: str, cov: np.ndarray, caps: Caps, returns: np.ndarray,
         port.solvers = [solver]
         port.sol_params = {solver: solver_options(solver, tol)}
         out = io.StringIO()
-        with contextlib.redirect_stdout(out), solver_warnings() as notes:
+        with contextlib.redirect_stdout(out), solver_warnings() as notes, riskfolio_runtime():
             try:
                 res = port.optimization(model="Classic", rm="MV", obj=obj, rf=0, hist=True)
             except (ValueError, ArithmeticError) as exc:  # riskfolio/cvxpy numerical errors
