@@ -60,6 +60,56 @@ def test_correlation_rows_from_column_i_on_equal_the_full_rows():
             np.testing.assert_array_equal(_corr_row(sub[:, i:], 0, 20)[1:], _corr_row(sub, i, 20)[i + 1:])
 
 
+def _corr_loop(sub: np.ndarray, min_obs: int) -> np.ndarray:
+    """legacy_partition's correlation matrix as it was: one ``_corr_row`` per row, columns i on."""
+    from selection.legacy.engine import _corr_row
+
+    k = sub.shape[1]
+    c = np.eye(k)
+    for i in range(k - 1):
+        row = _corr_row(sub[:, i:], 0, min_obs)
+        c[i, i + 1:] = c[i + 1:, i] = row[1:]
+    return c
+
+
+def test_correlation_matrix_in_blocks_equals_the_row_loop_bit_for_bit():
+    """Full columns' pairs as block products summed over rows, the others by ``_corr_row``: the
+    same bits as the row loop (signed zeros included), on returns-like data with NaN patterns,
+    constant and infinite columns, short windows and the block boundaries (k around 16, 32)."""
+    from selection.legacy.engine import _CORR_BLOCK, _corr_matrix
+
+    rng = np.random.default_rng(11)
+    ks = [2, 3, _CORR_BLOCK, _CORR_BLOCK + 1, _CORR_BLOCK + 2, 2 * _CORR_BLOCK + 1, 80]
+    for t in range(120):
+        T = int(rng.choice([1, 2, 5, 19, 20, 21, 60, 120, 200, int(rng.integers(2, 260))]))
+        k = ks[t % len(ks)] if t < 3 * len(ks) else int(rng.integers(2, 90))
+        sub = rng.standard_t(4, size=(T, k)) * 10 ** rng.uniform(-3, -1, size=k)
+        kind = t % 6
+        if kind == 1:
+            sub[rng.random(sub.shape) < 0.05] = np.nan  # scattered gaps
+        elif kind == 2:
+            for j in rng.choice(k, size=max(1, k // 8), replace=False):
+                sub[: int(rng.integers(0, T + 1)), j] = np.nan  # late listings
+        elif kind == 3:
+            sub[:, rng.integers(0, k)] = 0.01  # constant: correlation 0
+            sub[:, rng.integers(0, k)] = 0.0
+        elif kind == 4:
+            sub[rng.integers(0, T), rng.integers(0, k)] = np.inf
+            sub[:, rng.integers(0, k)] = np.nan  # an empty column
+        elif kind == 5:
+            sub = np.round(sub, 4)  # ties and exact zeros
+            sub[:, 1] = -sub[:, 0]
+        # the layouts legacy_partition meets: a column-major frame's to_numpy() and its last rows
+        # (rows adjacent in memory: numpy sums pairwise), a row-major array and its last rows
+        tall = np.vstack([rng.normal(size=(7, k)), sub])
+        layouts = {"C": sub, "F": np.asfortranarray(sub), "F rows": np.asfortranarray(tall)[-T:],
+                   "C rows": tall[-T:]}
+        for name, arr in layouts.items():
+            for min_obs in (2, 20):
+                got, ref = _corr_matrix(arr, min_obs), _corr_loop(arr, min_obs)
+                assert got.tobytes() == ref.tobytes(), (t, name, T, k, min_obs, np.argwhere(got != ref)[:3])
+
+
 # --- v3.4 ingestion: the frame-by-frame reference -------------------------------------------------
 import pandas as pd  # noqa: E402
 
