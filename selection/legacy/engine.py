@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.special import ndtr
-from scipy.stats import rankdata
 
 from contracts.atom import StrategyAtom
 from contracts.enums import Direction, Logic, SpecVersion
@@ -39,6 +38,7 @@ from contracts.selection import Funnel, RejectedCandidate, SelectionResult
 from market.entropy import EntropyNullCache
 from market.view import PastView
 from selection.legacy.features import ingest, legacy_features, liquidity_floor, train_returns
+from selection.ranks import average_ranks
 
 ENGINE = "v3.4"
 SCORER = "log_mps"
@@ -95,7 +95,7 @@ def _probability(v: np.ndarray, mapping: str) -> np.ndarray:
         return p
     vals = v[ok]
     if mapping in ("rank", "rank_desc"):
-        q = rankdata(vals if mapping == "rank" else -vals, method="average")
+        q = average_ranks(vals if mapping == "rank" else -vals)
         p[ok] = 1.0 if n == 1 else 0.01 + 0.99 * (q - 1.0) / (n - 1.0)
         return p
     if mapping != "cdf":
