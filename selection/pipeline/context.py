@@ -56,7 +56,8 @@ class Partition:
 
     @property
     def sizes(self) -> dict[int, int]:
-        return {int(k): int(v) for k, v in self.labels.value_counts().sort_index().items()}
+        keys, counts = np.unique(self.labels.to_numpy(), return_counts=True)
+        return {int(k): int(v) for k, v in zip(keys.tolist(), counts.tolist())}
 
 
 @dataclass(frozen=True)
