@@ -161,7 +161,7 @@ def reasons_by_id(flags: pd.DataFrame) -> dict[str, tuple[str, ...]]:
     a = flags.to_numpy(dtype=bool)
     names = np.array(flags.columns, dtype=object)
     rows = np.flatnonzero(a.any(axis=1))
-    ids = flags.index
+    ids = flags.index.tolist()
     return {ids[i]: tuple(names[a[i]]) for i in rows}
 
 
