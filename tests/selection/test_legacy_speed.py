@@ -110,6 +110,36 @@ def test_correlation_matrix_in_blocks_equals_the_row_loop_bit_for_bit():
                 assert got.tobytes() == ref.tobytes(), (t, name, T, k, min_obs, np.argwhere(got != ref)[:3])
 
 
+def test_column_features_of_rows_at_once_equal_the_column_calls_bit_for_bit():
+    """``column_features_rows`` (NaN-free columns as rows of one array) gives ``column_features``'s
+    dict, value for value and bit for bit, at every length threshold (2, 10, 20) and with ties,
+    constants and infinities; rows with a NaN take the column path."""
+    from selection.legacy.features import column_features, column_features_rows
+
+    rng = np.random.default_rng(29)
+    for t in range(300):
+        n = int(rng.choice([0, 1, 2, 3, 9, 10, 11, 20, 21, 22, 60, 120, 127, 128, 129, 252,
+                            int(rng.integers(1, 400))]))
+        rows = int(rng.integers(1, 25))
+        X = rng.standard_t(3, size=(rows, n)) * 10 ** rng.uniform(-3, -1, size=(rows, 1))
+        if t % 4 == 1:
+            X = np.round(X, 3)  # ties at the quantiles
+            X[0] = 0.002  # constant: m2 = 0
+        if t % 5 == 2 and n:
+            X[rng.integers(0, rows), rng.integers(0, n)] = np.inf
+        if t % 7 == 3 and n:
+            X[rng.integers(0, rows), rng.integers(0, n)] = np.nan  # the column path for all
+        hs = rng.uniform(0, 1, size=rows).tolist()
+        with np.errstate(all="ignore"):  # inf - inf, as in the column calls
+            got = column_features_rows(X, 252, hs)
+        for r in range(rows):
+            x = np.ascontiguousarray(X[r])
+            with np.errstate(all="ignore"):
+                ref = column_features(x[~np.isnan(x)], 252, hs[r])
+            assert list(got[r]) == list(ref), (t, r)
+            assert np.array(list(got[r].values())).tobytes() == np.array(list(ref.values())).tobytes(), (t, n, r)
+
+
 # --- v3.4 ingestion: the frame-by-frame reference -------------------------------------------------
 import pandas as pd  # noqa: E402
 
