@@ -96,11 +96,15 @@ def antifragility(asset_returns: pd.DataFrame, periods_per_year: int) -> pd.Seri
     cols = list(asset_returns.columns)
     if not cols:
         return pd.Series(dtype=float)
-    x = asset_returns.to_numpy(dtype=np.float64)
+    return pd.Series(_antifragility_array(asset_returns.to_numpy(dtype=np.float64), periods_per_year),
+                     index=cols, dtype=float)
+
+
+def _antifragility_array(x: np.ndarray, periods_per_year: int) -> np.ndarray:
+    """``antifragility``'s values for the columns of ``x`` (bars x columns, at least one column)."""
     st = _skew_tail_columns(x)
     n_valid = np.isfinite(x).sum(axis=0)
-    af = (_minmax(st[:, 0]) + _minmax(st[:, 1])) * np.minimum(1.0, n_valid / periods_per_year)
-    return pd.Series(af, index=cols, dtype=float)
+    return (_minmax(st[:, 0]) + _minmax(st[:, 1])) * np.minimum(1.0, n_valid / periods_per_year)
 
 
 def champion_conviction(atom: StrategyAtom) -> float:
@@ -118,7 +122,11 @@ def sleeves(atoms: list[StrategyAtom], asset_returns: pd.DataFrame,
     missing = [s for s in symbols if s not in getattr(asset_returns, "columns", [])]
     if missing:
         raise DataError(f"asset_returns: no raw returns for symbol(s) {missing[:5]} of LONG atoms")
-    af = antifragility(asset_returns[symbols], periods_per_year) if symbols else pd.Series(dtype=float)
+    # ``antifragility(asset_returns[symbols])`` by column position (each column's numbers are its
+    # own: the same values as on the sub-frame), read as a dict
+    af = dict(zip(symbols, _antifragility_array(
+        asset_returns.to_numpy(dtype=np.float64)[:, asset_returns.columns.get_indexer(symbols)],
+        periods_per_year))) if symbols else {}
     ranked = sorted(symbols, key=lambda s: (-af[s], s))
     top = set(ranked[: math.ceil(len(ranked) / 2)])
     core = [a.id for a in longs if a.symbol in top]
