@@ -67,16 +67,47 @@ def _skew_tail(x: np.ndarray) -> tuple[float, float]:
     return skew, tail
 
 
+def _skew_tail_columns(x: np.ndarray) -> np.ndarray:
+    """``[_skew_tail(x[:, j]) for j]`` as an (n, 2) array. The columns without a non-finite value
+    are taken together, one row each of a (columns, T) array: numpy's means and quantiles along a
+    contiguous row are the reductions ``_skew_tail`` runs on the column's contiguous copy (pairwise
+    sums over T values, the same partition and interpolation), from the same elementwise values, so
+    the numbers are the same bits (``tests/allocation/test_barbell.py``); the Python-float steps
+    (``m2 ** 1.5``, the tail's mean over its own values) stay per column. Others: ``_skew_tail``."""
+    T, n = x.shape
+    out = np.zeros((n, 2))
+    full = np.isfinite(x).all(axis=0) if T > 2 else np.zeros(n, dtype=bool)
+    for j in np.flatnonzero(~full):
+        out[j] = _skew_tail(x[:, j])
+    idx = np.flatnonzero(full)
+    if len(idx):
+        xt = np.ascontiguousarray(x[:, idx].T)
+        c = xt - xt.mean(axis=1)[:, None]
+        m2 = np.mean(c ** 2, axis=1).tolist()
+        m3 = np.mean(c ** 3, axis=1).tolist()
+        q = np.quantile(xt, 0.95, axis=1)
+        for r, j in enumerate(idx.tolist()):
+            skew = m3[r] / m2[r] ** 1.5 if m2[r] > 0 else 0.0
+            row = xt[r]
+            above = row[row > q[r]]
+            out[j] = (skew, float(above.mean()) if len(above) else 0.0)
+    return out
+
+
 def antifragility(asset_returns: pd.DataFrame, periods_per_year: int) -> pd.Series:
     """AF per column of raw daily simple returns (see module docstring); index = column names."""
     cols = list(asset_returns.columns)
     if not cols:
         return pd.Series(dtype=float)
-    x = asset_returns.to_numpy(dtype=np.float64)
-    st = np.array([_skew_tail(x[:, j]) for j in range(len(cols))])
+    return pd.Series(_antifragility_array(asset_returns.to_numpy(dtype=np.float64), periods_per_year),
+                     index=cols, dtype=float)
+
+
+def _antifragility_array(x: np.ndarray, periods_per_year: int) -> np.ndarray:
+    """``antifragility``'s values for the columns of ``x`` (bars x columns, at least one column)."""
+    st = _skew_tail_columns(x)
     n_valid = np.isfinite(x).sum(axis=0)
-    af = (_minmax(st[:, 0]) + _minmax(st[:, 1])) * np.minimum(1.0, n_valid / periods_per_year)
-    return pd.Series(af, index=cols, dtype=float)
+    return (_minmax(st[:, 0]) + _minmax(st[:, 1])) * np.minimum(1.0, n_valid / periods_per_year)
 
 
 def champion_conviction(atom: StrategyAtom) -> float:
@@ -94,7 +125,11 @@ def sleeves(atoms: list[StrategyAtom], asset_returns: pd.DataFrame,
     missing = [s for s in symbols if s not in getattr(asset_returns, "columns", [])]
     if missing:
         raise DataError(f"asset_returns: no raw returns for symbol(s) {missing[:5]} of LONG atoms")
-    af = antifragility(asset_returns[symbols], periods_per_year) if symbols else pd.Series(dtype=float)
+    # ``antifragility(asset_returns[symbols])`` by column position (each column's numbers are its
+    # own: the same values as on the sub-frame), read as a dict
+    af = dict(zip(symbols, _antifragility_array(
+        asset_returns.to_numpy(dtype=np.float64)[:, asset_returns.columns.get_indexer(symbols)],
+        periods_per_year))) if symbols else {}
     ranked = sorted(symbols, key=lambda s: (-af[s], s))
     top = set(ranked[: math.ceil(len(ranked) / 2)])
     core = [a.id for a in longs if a.symbol in top]

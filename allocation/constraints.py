@@ -25,8 +25,7 @@ import sys
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linprog
-
+from allocation.highs import lp_min
 from contracts.errors import SolverError
 
 #: A constraint binds when its slack is below this (weights are fractions; solver tolerance ~1e-10).
@@ -221,7 +220,11 @@ def binding(w: np.ndarray, caps: Caps) -> list[str]:
 def _lp_min(c: np.ndarray, A_ub: np.ndarray | None, b_ub: np.ndarray | None, A_eq: np.ndarray,
             b_eq: np.ndarray,
             bounds: list[tuple[float, float | None]], what: str) -> tuple[float, np.ndarray]:
-    res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    """``linprog(..., method="highs")``'s optimum, bit for bit, without its per-call overhead
+    (``allocation.highs.lp_min``); SolverError naming ``what`` when it is not optimal."""
+    lb = np.array([lo for lo, _ in bounds], dtype=np.float64)
+    ub = np.array([np.inf if hi is None else hi for _, hi in bounds], dtype=np.float64)
+    res = lp_min(c, A_ub, b_ub, A_eq, b_eq, lb, ub)
     if res.status != 0:
         raise SolverError(f"{what}: HiGHS status {res.status} ({res.message})")
     return float(res.fun), res.x

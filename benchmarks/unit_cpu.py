@@ -2,8 +2,8 @@
 
 Runs every k-th unit of the preset's schedule (over all settings, so that about ``--units`` run) in
 one process with fresh caches, as a worker would, and prints one JSON line: ``cpu_total`` and the
-CPU seconds of ``run_twin_windows`` (selection) for the v4 family (``sel:v4fam``) and v3.4
-(``sel:v3.4``), of ``allocate`` per backend (``alloc:native``, ``alloc:riskfolio``) and the rest (view, requests, result
+CPU seconds of ``run_twin_windows`` for the v4 family (``sel:v4fam``) and v3.4 (``sel:v3.4``), of
+``allocate`` per backend (``alloc:native``, ``alloc:riskfolio``) and the rest (view, requests, result
 building). ``--root DIR`` imports the toolkit from DIR (e.g. ``git archive`` of another commit), so
 two commits can be compared; run both at the same time on a loaded machine, each then sees the same
 load.
@@ -42,14 +42,14 @@ def main() -> int:
     from tournament.verification import verification_sample
 
     cpu: dict[str, float] = {}
-    run_window, allocate = U.run_twin_windows, U.allocate
+    run_windows, allocate = U.run_twin_windows, U.allocate
 
     def add(k: str, v: float) -> None:
         cpu[k] = cpu.get(k, 0.0) + v
 
-    def timed_window(view, names, *a, **k):
+    def timed_window(views, names, *a, **k):
         t = time.process_time()
-        out = run_window(view, names, *a, **k)
+        out = run_windows(views, names, *a, **k)
         add("sel:v3.4" if names == ["v3.4"] else "sel:v4fam", time.process_time() - t)
         return out
 

@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.special import ndtr
-from scipy.stats import rankdata
 
 from contracts.atom import StrategyAtom
 from contracts.enums import Direction, Logic, SpecVersion
@@ -39,6 +38,7 @@ from contracts.selection import Funnel, RejectedCandidate, SelectionResult
 from market.entropy import EntropyNullCache
 from market.view import PastView
 from selection.legacy.features import ingest, legacy_features, liquidity_floor, train_returns
+from selection.ranks import average_ranks
 
 ENGINE = "v3.4"
 SCORER = "log_mps"
@@ -95,7 +95,7 @@ def _probability(v: np.ndarray, mapping: str) -> np.ndarray:
         return p
     vals = v[ok]
     if mapping in ("rank", "rank_desc"):
-        q = rankdata(vals if mapping == "rank" else -vals, method="average")
+        q = average_ranks(vals if mapping == "rank" else -vals)
         p[ok] = 1.0 if n == 1 else 0.01 + 0.99 * (q - 1.0) / (n - 1.0)
         return p
     if mapping != "cdf":
@@ -145,6 +145,64 @@ def _corr_row(sub: np.ndarray, i: int, min_obs: int) -> np.ndarray:
     return np.where((n >= min_obs) & (den > 0) & np.isfinite(c), np.clip(c, -1.0, 1.0), 0.0)
 
 
+#: rows of the pairwise block products taken at once in ``_corr_matrix`` (memory: T x 16 x k floats)
+_CORR_BLOCK = 16
+
+
+def _corr_matrix(sub: np.ndarray, min_obs: int) -> np.ndarray:
+    """The symmetric matrix of ``_corr_row``'s numbers for every pair (i < j), unit diagonal.
+
+    Columns without a NaN in ``sub`` ("full"; nearly all of them) pair over every row, so each
+    one's mean, centred values and sum of squares are its own, and a pair's cross sum is
+    ``sum_t d_i[t] d_j[t]``: here the products of a block of pairs summed over t in one numpy
+    reduction. ``_corr_row``'s sums over t are numpy reductions whose order depends on the memory
+    layout of ``sub`` (its temporaries follow it): rows adjacent in memory (a column-major frame's
+    ``to_numpy()``) are summed pairwise, columns adjacent (row-major) one row after another. The
+    block reductions are laid out the same way (t adjacent, or t outermost over >= 2 elements), so
+    from the same elementwise values they give the same bits
+    (``tests/selection/test_legacy_speed.py``, both layouts). Pairs with a column holding a NaN are
+    computed by ``_corr_row`` over their own common rows, on a copy in the layout of ``sub``.
+    """
+    T, k = sub.shape
+    c = np.eye(k)
+    t_adjacent = T > 1 and abs(sub.strides[0]) <= abs(sub.strides[1])
+    full = np.flatnonzero(~np.isnan(sub).any(axis=0))
+    done = np.zeros((k, k), dtype=bool)
+    nf = len(full)
+    if nf >= 2:
+        n = np.full(nf, T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if t_adjacent:  # (columns, T): each sum runs over adjacent t
+                x = np.ascontiguousarray(sub.T[full])
+                d = x - (x.sum(axis=1) / n)[:, None]
+                ss = (d * d).sum(axis=1)
+            else:  # (T, columns): t is the outer axis
+                x = np.ascontiguousarray(sub[:, full])
+                d = x - x.sum(axis=0) / n
+                ss = (d * d).sum(axis=0)
+            for i0 in range(0, nf - 1, _CORR_BLOCK):
+                i1 = min(i0 + _CORR_BLOCK, nf - 1)
+                if t_adjacent:
+                    num = (d[i0:i1, None, :] * d[None, i0:, :]).sum(axis=2)
+                else:
+                    num = (d[:, i0:i1, None] * d[:, None, i0:]).sum(axis=0)
+                den = np.sqrt(ss[i0:i1, None] * ss[None, i0:])
+                r = num / den
+                vals = np.where((T >= min_obs) & (den > 0) & np.isfinite(r), np.clip(r, -1.0, 1.0), 0.0)
+                for a in range(i1 - i0):
+                    i, js = full[i0 + a], full[i0 + a + 1:]
+                    c[i, js] = c[js, i] = vals[a, a + 1:]
+        done[np.ix_(full, full)] = True
+    layout = np.asfortranarray if t_adjacent else np.ascontiguousarray
+    for i in range(k - 1):
+        rest = i + 1 + np.flatnonzero(~done[i, i + 1:])
+        if len(rest):
+            # each pair's sums run over its own column: a subset of the columns gives the same numbers
+            row = _corr_row(layout(sub[:, np.r_[i, rest]]), 0, min_obs)
+            c[i, rest] = c[rest, i] = row[1:]
+    return c
+
+
 def legacy_partition(x: pd.DataFrame, shrinkage: float = 0.01, config: LegacyConfig | None = None
                      ) -> tuple[dict[str, int], np.ndarray | None, np.ndarray]:
     """Ward clusters of the columns of ``x`` (direction-adjusted train returns, one pair at a time).
@@ -162,13 +220,7 @@ def legacy_partition(x: pd.DataFrame, shrinkage: float = 0.01, config: LegacyCon
     dist = np.zeros((k, k))
     corr = np.zeros((k, k))
     for lb in lbs:
-        sub = arr[-lb:]
-        c = np.eye(k)
-        for i in range(k - 1):
-            # only the pairs (i, j > i) are read: the columns from i on give them the same numbers
-            # (each pair's sums run over its own column; tests/selection/test_legacy_speed.py)
-            row = _corr_row(sub[:, i:], 0, cfg.min_common_obs)
-            c[i, i + 1:] = c[i + 1:, i] = row[1:]
+        c = _corr_matrix(arr[-lb:], cfg.min_common_obs)
         corr += c
         c = (1.0 - shrinkage) * c + shrinkage * np.eye(k)
         dist += np.sqrt(np.clip(0.5 * (1.0 - c), 0.0, None))

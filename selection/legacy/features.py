@@ -298,6 +298,65 @@ def column_features(x: np.ndarray, periods: int, hurst: float | None = None) -> 
     return out
 
 
+def column_features_rows(X: np.ndarray, periods: int, hursts: list[float]) -> list[dict[str, float]]:
+    """``[column_features(X[r], periods, hursts[r]) for r]`` for rows without a NaN, all at once.
+
+    Every reduction of ``column_features`` runs on a contiguous vector of the column's values; here
+    on the contiguous rows of ``X`` along axis 1 (numpy sums each row pairwise, as it sums a vector,
+    and partitions and interpolates each row's quantile as a vector's), from the same elementwise
+    values, so every number is the same bits (``tests/selection/test_legacy_speed.py``). The
+    scalar steps (Python-float powers and products, the tails' means over their own values) stay
+    per row, written as in ``column_features``."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    rows, n = X.shape
+    if rows == 0:
+        return []
+    if n == 0 or np.isnan(X).any():
+        return [column_features(X[r][~np.isnan(X[r])], periods, hursts[r]) for r in range(rows)]
+    mean = X.mean(axis=1)
+    std = X.std(axis=1, ddof=1) if n >= 2 else None
+    if n >= 10:
+        path = np.abs(X).sum(axis=1).tolist()
+        total = X.sum(axis=1).tolist()
+    if n > 2:
+        dev = X - mean[:, None]
+        d2 = dev * dev
+        m2 = np.mean(d2, axis=1).tolist()
+        m3 = np.mean(d2 * dev, axis=1).tolist()
+        m4 = np.mean(d2 * d2, axis=1).tolist()
+    if n > 20:
+        q05 = np.quantile(X, 0.05, axis=1)
+        q95 = np.quantile(X, 0.95, axis=1)
+    out = []
+    for r in range(rows):
+        v = X[r]
+        f: dict[str, float] = {"n_valid": float(n)}
+        f["momentum"] = float(mean[r] * periods)
+        f["volatility"] = float(std[r]) * math.sqrt(periods) if n >= 2 else math.nan
+        f["stability"] = 1.0 / (f["volatility"] + 1e-9)
+        if n >= 10:
+            f["efficiency"] = abs(total[r]) / path[r] if path[r] >= 1e-12 else 0.0
+        else:
+            f["efficiency"] = math.nan
+        h = hursts[r]
+        f["hurst"] = h
+        f["hurst_clean"] = min(1.0, max(0.0, 1.0 - 2.0 * abs(h - 0.5)))
+        if n > 2:
+            f["skew"] = m3[r] / m2[r] ** 1.5 if m2[r] > 0 else 0.0
+            f["kurtosis"] = m4[r] / m2[r] ** 2 - 3.0 if m2[r] > 0 else 0.0
+        else:
+            f["skew"] = f["kurtosis"] = 0.0
+        if n > 20:
+            f["cvar"] = float(v[v <= q05[r]].mean())
+            above = v[v > q95[r]]
+            f["tail_gain"] = float(above.mean()) if above.size else 0.0
+        else:
+            f["cvar"] = -0.1
+            f["tail_gain"] = 0.0
+        out.append(f)
+    return out
+
+
 def _minmax(s: pd.Series) -> pd.Series:
     lo, hi = s.min(), s.max()
     if not np.isfinite(hi - lo) or hi == lo:
@@ -338,6 +397,9 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
     at = {j: k for k, j in enumerate(cols)}
     # the Hurst exponent of every distinct column's valid values, in one batch (hurst_many)
     hs = hurst_many([x_arr[:, j][~np.isnan(x_arr[:, j])] for j in cols])
+    # the distinct columns without a NaN in the window (nearly all), in one batch
+    full = [j for j in cols if not np.isnan(x_arr[:, j]).any()]
+    batch = dict(zip(full, column_features_rows(x_arr[:, full].T, periods, [hs[at[j]] for j in full])))
     done: dict[tuple[str, float], dict[str, float]] = {}
     for j, (cid, sym, sign) in enumerate(zip(pool.index, pool["symbol"], pool["sign"])):
         if (sym, sign) in done:
@@ -345,7 +407,7 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
             continue
         x = np.ascontiguousarray(x_arr[:, j])
         k = at[j]
-        f = column_features(x, periods, hs[k])
+        f = batch[j] if j in batch else column_features(x, periods, hs[k])
         f["entropy"] = float(pct_all[k])
         f["entropy_raw"] = float(raw_all[k]) if nw_all[k] >= 10 else math.nan
         n_bars = int(n_closes[sym])

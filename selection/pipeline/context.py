@@ -38,6 +38,16 @@ class InferenceOutputs:
         return next(k for k, v in self.roles.items() if v == "champion")
 
 
+def positions(index: pd.Index, ids: list) -> np.ndarray:
+    """Row positions of ``ids`` in the unique ``index`` (what ``frame.loc[ids]`` selects), without
+    building the selected frame; ``KeyError`` naming the ids that are missing."""
+    pos = index.get_indexer(ids)
+    if (pos < 0).any():
+        missing = [i for i, p in zip(ids, pos.tolist()) if p < 0]
+        raise KeyError(f"ids {missing[:5]} not in the index")
+    return pos
+
+
 @dataclass(frozen=True)
 class Partition:
     """Clusters of the candidates without a hard veto.
@@ -56,7 +66,8 @@ class Partition:
 
     @property
     def sizes(self) -> dict[int, int]:
-        return {int(k): int(v) for k, v in self.labels.value_counts().sort_index().items()}
+        keys, counts = np.unique(self.labels.to_numpy(), return_counts=True)
+        return {int(k): int(v) for k, v in zip(keys.tolist(), counts.tolist())}
 
 
 @dataclass(frozen=True)

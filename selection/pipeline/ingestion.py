@@ -94,7 +94,8 @@ def _sorted(order: list[int], *keys: list) -> list[int]:
     """``order`` (row positions) stably sorted by the per-row ``keys`` (each indexed by position):
     the order ``DataFrame.sort_values(keys, kind="mergesort")`` gives (a stable lexicographic
     sort; strings compare by code point, as pandas' sorted categories do)."""
-    return sorted(order, key=lambda i: tuple(k[i] for k in keys))
+    rows = list(zip(*keys, strict=True))  # rows[i] == tuple(k[i] for k in keys)
+    return sorted(order, key=rows.__getitem__)
 
 
 def _first_of_groups(order: list[int], *keys: list) -> list[bool]:
@@ -102,8 +103,9 @@ def _first_of_groups(order: list[int], *keys: list) -> list[bool]:
     (``~DataFrame.duplicated(keys, keep="first")``)."""
     seen: set = set()
     out = []
+    rows = list(zip(*keys, strict=True))
     for i in order:
-        k = tuple(x[i] for x in keys)
+        k = rows[i]
         out.append(k not in seen)
         seen.add(k)
     return out

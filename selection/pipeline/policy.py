@@ -45,7 +45,7 @@ from typing import ClassVar
 import numpy as np
 
 from selection.config import SelectionConfig
-from selection.pipeline.context import PolicyOutcome, SelectionContext
+from selection.pipeline.context import PolicyOutcome, SelectionContext, positions
 from selection.pipeline.vetoes import counts_by_reason, reasons_by_id, soft_vetoes, stage_thresholds
 
 
@@ -195,15 +195,22 @@ def recruit(stage: int, book: _Book, eligible: set[str], config: SelectionConfig
 
 def make_book(ctx: SelectionContext, scorer: str) -> _Book:
     ids = ctx.clusters.labels.index.tolist()
-    alpha = ctx.inference_outputs.scores.loc[ids, scorer].to_numpy(dtype=np.float64)
+    scores = ctx.inference_outputs.scores
+    # the values of ``scores.loc[ids, scorer]`` and ``raw_pool.loc[ids][col]``, taken by position
+    alpha = scores[scorer].to_numpy(dtype=np.float64)[positions(scores.index, ids)]
     idx = np.lexsort((np.array(ids, dtype=object).astype(str), -alpha)) if ids else np.zeros(0, int)
     order = [ids[j] for j in idx]
-    sub = ctx.raw_pool.loc[ids]
+    pool = ctx.raw_pool
+    pos = positions(pool.index, ids)
+
+    def col(name: str) -> list:
+        return pool[name].take(pos).astype(str).tolist()
+
     return _Book(order=order, alpha=dict(zip(ids, alpha.tolist())),
-                 sector=dict(zip(ids, sub["sector"].astype(str).tolist())),
+                 sector=dict(zip(ids, col("sector"))),
                  cluster=dict(zip(ids, ctx.clusters.labels.to_numpy().tolist())),
-                 identity=dict(zip(ids, sub["identity"].astype(str).tolist())),
-                 direction=dict(zip(ids, sub["direction"].astype(str).tolist())))
+                 identity=dict(zip(ids, col("identity"))),
+                 direction=dict(zip(ids, col("direction"))))
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,25 @@ from contracts.atom import StrategyAtom
 from contracts.enums import SpecVersion
 from contracts.selection import Funnel, RejectedCandidate, SelectionResult
 from selection.pipeline.context import SelectionContext
-from selection.pipeline.vetoes import soft_vetoes, stage_thresholds, veto_evidence
+from selection.pipeline.vetoes import soft_veto_flags, stage_thresholds, veto_evidence
 
 SHARED_STAGES = ("ingestion", "features", "hardening", "scoring", "partitioning")
 
 
 def stage1_survivors(ctx: SelectionContext) -> int:
     """Candidates with no hard veto and no soft veto at stage-1 thresholds (window's entropy_max)."""
-    ids = ctx.clusters.labels.index.tolist()
+    ids = ctx.clusters.labels.index
     th = stage_thresholds(ctx.config, 1, float(ctx.params["entropy_max"]))
-    soft = soft_vetoes(ctx.feature_store.loc[ids], th)
-    return int((~soft.to_numpy(dtype=bool).any(axis=1)).sum())
+    fs = ctx.feature_store
+    pos = fs.index.get_indexer(ids)
+    if (pos < 0).any():
+        raise KeyError(f"stage1_survivors: clustered id(s) {list(ids[pos < 0])[:5]} not in the feature store")
+    # each row's flags read only that row: flag every row once, count the clustered ones
+    flags = soft_veto_flags(fs, th)
+    if not flags:
+        return len(pos)
+    vetoed = np.column_stack(list(flags.values())).any(axis=1)
+    return int((~vetoed[pos]).sum())
 
 
 def manifest(ctx: SelectionContext, degenerate: Optional[str] = None) -> dict[str, Any]:

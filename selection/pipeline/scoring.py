@@ -13,10 +13,10 @@ from typing import Callable, ClassVar
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
-from scipy.stats import rankdata
 
 from selection.config import LOGMPS_COMPONENTS, SelectionConfig
 from selection.pipeline.context import InferenceOutputs, SelectionContext
+from selection.ranks import average_ranks
 
 P_MISSING = 0.01
 P_FLOOR = 0.001
@@ -35,7 +35,7 @@ def p_rank(x: np.ndarray, descending: bool = False) -> np.ndarray:
     if n == 1:
         out[ok] = 1.0
         return out
-    q = rankdata(-x[ok] if descending else x[ok], method="average")
+    q = average_ranks(-x[ok] if descending else x[ok])
     out[ok] = 0.01 + 0.99 * (q - 1.0) / (n - 1)
     return out
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from contracts.atom import StrategyAtom
 from contracts.enums import Direction, Logic
-from selection.pipeline.context import SelectionContext
+from selection.pipeline.context import SelectionContext, positions
 
 
 def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd.DataFrame,
@@ -26,11 +26,14 @@ def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd
         return ()
     # the pool's and the scores' values read column-wise once (the same values as ``pool.loc[i]``
     # and ``scores.at[i, s]`` per atom, without a row look-up each)
-    cols = {c: dict(zip(pool.index.tolist(), pool[c].tolist()))
+    # (only the rows of ``ids``, by position: ``positions`` raises KeyError for a missing id, as
+    # the look-ups did)
+    pos = positions(pool.index, ids)
+    cols = {c: dict(zip(ids, pool[c].take(pos).tolist()))
             for c in ("symbol", "identity", "direction", "logic", "sector")}
-    cluster = dict(zip(labels.index.tolist(), labels.tolist()))
+    cluster = dict(zip(ids, labels.to_numpy()[positions(labels.index, ids)].tolist()))
     names = [str(s) for s in scores.columns]
-    score_rows = (dict(zip(scores.index.tolist(), scores.to_numpy(dtype=np.float64).tolist()))
+    score_rows = (dict(zip(ids, scores.to_numpy(dtype=np.float64)[positions(scores.index, ids)].tolist()))
                   if len(names) else {})
     for i in ids:
         out.append(StrategyAtom(

@@ -89,6 +89,12 @@ def hard_vetoes(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig, t
 
 def soft_vetoes(fs: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
     """Soft-veto flags at the stage thresholds ``th`` (candidate id x reason, bool)."""
+    return pd.DataFrame(soft_veto_flags(fs, th), index=fs.index)
+
+
+def soft_veto_flags(fs: pd.DataFrame, th: Thresholds) -> dict[str, np.ndarray]:
+    """``soft_vetoes``' columns as arrays in the rows of ``fs`` (reason -> bool per row); a row's
+    flags read only that row."""
     flags: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore"):
         ra = fs["Recommend.All"].to_numpy(dtype=np.float64)
@@ -101,7 +107,7 @@ def soft_vetoes(fs: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
         _rule(flags, "efficiency", "efficiency", eff, eff < th.efficiency_min)
         adx = fs["ADX"].to_numpy(dtype=np.float64)
         _rule(flags, "adx", "ADX", adx, adx < th.adx_min)
-    return pd.DataFrame(flags, index=fs.index)
+    return flags
 
 
 def veto_evidence(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig, train_rows: int,
@@ -139,7 +145,9 @@ def veto_evidence(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig,
             col, thr, rule = rules[r]
             if col not in columns:
                 src = pool if col == "Value.Traded" else fs
-                columns[col] = src[col] if col in src.columns else None
+                # id -> value, as ``src[col].get(id)`` reads it (the ids are unique)
+                columns[col] = (dict(zip(src.index.tolist(), src[col].to_numpy()))
+                                if col in src.columns else None)
             v = columns[col].get(cid) if columns[col] is not None else None
             ev[r] = {"value": None if v is None or not np.isfinite(v) else float(v), "threshold": thr(cid),
                      "rule": rule}
@@ -153,7 +161,7 @@ def reasons_by_id(flags: pd.DataFrame) -> dict[str, tuple[str, ...]]:
     a = flags.to_numpy(dtype=bool)
     names = np.array(flags.columns, dtype=object)
     rows = np.flatnonzero(a.any(axis=1))
-    ids = flags.index
+    ids = flags.index.tolist()
     return {ids[i]: tuple(names[a[i]]) for i in rows}
 
 

@@ -60,6 +60,86 @@ def test_correlation_rows_from_column_i_on_equal_the_full_rows():
             np.testing.assert_array_equal(_corr_row(sub[:, i:], 0, 20)[1:], _corr_row(sub, i, 20)[i + 1:])
 
 
+def _corr_loop(sub: np.ndarray, min_obs: int) -> np.ndarray:
+    """legacy_partition's correlation matrix as it was: one ``_corr_row`` per row, columns i on."""
+    from selection.legacy.engine import _corr_row
+
+    k = sub.shape[1]
+    c = np.eye(k)
+    for i in range(k - 1):
+        row = _corr_row(sub[:, i:], 0, min_obs)
+        c[i, i + 1:] = c[i + 1:, i] = row[1:]
+    return c
+
+
+def test_correlation_matrix_in_blocks_equals_the_row_loop_bit_for_bit():
+    """Full columns' pairs as block products summed over rows, the others by ``_corr_row``: the
+    same bits as the row loop (signed zeros included), on returns-like data with NaN patterns,
+    constant and infinite columns, short windows and the block boundaries (k around 16, 32)."""
+    from selection.legacy.engine import _CORR_BLOCK, _corr_matrix
+
+    rng = np.random.default_rng(11)
+    ks = [2, 3, _CORR_BLOCK, _CORR_BLOCK + 1, _CORR_BLOCK + 2, 2 * _CORR_BLOCK + 1, 80]
+    for t in range(120):
+        T = int(rng.choice([1, 2, 5, 19, 20, 21, 60, 120, 200, int(rng.integers(2, 260))]))
+        k = ks[t % len(ks)] if t < 3 * len(ks) else int(rng.integers(2, 90))
+        sub = rng.standard_t(4, size=(T, k)) * 10 ** rng.uniform(-3, -1, size=k)
+        kind = t % 6
+        if kind == 1:
+            sub[rng.random(sub.shape) < 0.05] = np.nan  # scattered gaps
+        elif kind == 2:
+            for j in rng.choice(k, size=max(1, k // 8), replace=False):
+                sub[: int(rng.integers(0, T + 1)), j] = np.nan  # late listings
+        elif kind == 3:
+            sub[:, rng.integers(0, k)] = 0.01  # constant: correlation 0
+            sub[:, rng.integers(0, k)] = 0.0
+        elif kind == 4:
+            sub[rng.integers(0, T), rng.integers(0, k)] = np.inf
+            sub[:, rng.integers(0, k)] = np.nan  # an empty column
+        elif kind == 5:
+            sub = np.round(sub, 4)  # ties and exact zeros
+            sub[:, 1] = -sub[:, 0]
+        # the layouts legacy_partition meets: a column-major frame's to_numpy() and its last rows
+        # (rows adjacent in memory: numpy sums pairwise), a row-major array and its last rows
+        tall = np.vstack([rng.normal(size=(7, k)), sub])
+        layouts = {"C": sub, "F": np.asfortranarray(sub), "F rows": np.asfortranarray(tall)[-T:],
+                   "C rows": tall[-T:]}
+        for name, arr in layouts.items():
+            for min_obs in (2, 20):
+                got, ref = _corr_matrix(arr, min_obs), _corr_loop(arr, min_obs)
+                assert got.tobytes() == ref.tobytes(), (t, name, T, k, min_obs, np.argwhere(got != ref)[:3])
+
+
+def test_column_features_of_rows_at_once_equal_the_column_calls_bit_for_bit():
+    """``column_features_rows`` (NaN-free columns as rows of one array) gives ``column_features``'s
+    dict, value for value and bit for bit, at every length threshold (2, 10, 20) and with ties,
+    constants and infinities; rows with a NaN take the column path."""
+    from selection.legacy.features import column_features, column_features_rows
+
+    rng = np.random.default_rng(29)
+    for t in range(300):
+        n = int(rng.choice([0, 1, 2, 3, 9, 10, 11, 20, 21, 22, 60, 120, 127, 128, 129, 252,
+                            int(rng.integers(1, 400))]))
+        rows = int(rng.integers(1, 25))
+        X = rng.standard_t(3, size=(rows, n)) * 10 ** rng.uniform(-3, -1, size=(rows, 1))
+        if t % 4 == 1:
+            X = np.round(X, 3)  # ties at the quantiles
+            X[0] = 0.002  # constant: m2 = 0
+        if t % 5 == 2 and n:
+            X[rng.integers(0, rows), rng.integers(0, n)] = np.inf
+        if t % 7 == 3 and n:
+            X[rng.integers(0, rows), rng.integers(0, n)] = np.nan  # the column path for all
+        hs = rng.uniform(0, 1, size=rows).tolist()
+        with np.errstate(all="ignore"):  # inf - inf, as in the column calls
+            got = column_features_rows(X, 252, hs)
+        for r in range(rows):
+            x = np.ascontiguousarray(X[r])
+            with np.errstate(all="ignore"):
+                ref = column_features(x[~np.isnan(x)], 252, hs[r])
+            assert list(got[r]) == list(ref), (t, r)
+            assert np.array(list(got[r].values())).tobytes() == np.array(list(ref.values())).tobytes(), (t, n, r)
+
+
 # --- v3.4 ingestion: the frame-by-frame reference -------------------------------------------------
 import pandas as pd  # noqa: E402
 
