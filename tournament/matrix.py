@@ -41,6 +41,7 @@ from audit.statistics import (cluster_trials, deflated_sharpe, effective_trials,
                               model_confidence_set, pbo_cscv, spa_test)
 from audit.statistics._common import auto_block_length, stationary_indices
 from audit.statistics.paired import boot_size_for
+from audit.statistics.psr import trial_set
 from tournament.config import TournamentConfig
 from tournament.post_tasks import (Call, CellStatsJob, PairJob, call_task, submit_batches, submit_cell_stats,
                                    submit_paired_tests, submit_pbo_null)
@@ -110,8 +111,9 @@ def submit_matrix(cfg: TournamentConfig, plans: dict, returns: pd.DataFrame, P: 
     for cid, r in (extra or {}).items():
         x = r.to_numpy()
         jobs.append(CellStatsJob(cid, x, series_seed(cfg.seed, "sharpe_ci", x), False))
+    trials_set = trial_set(common_arr, st.cluster_threshold) if common_arr is not None else None  # once, for every DSR
     per_cell = submit_cell_stats(session, jobs, periods_per_year=P, n_boot=st.n_boot, alpha=st.alpha,
-                                 common=common_arr, dsr_method=st.dsr_method, cluster_threshold=st.cluster_threshold)
+                                 trials=trials_set, dsr_method=st.dsr_method)
     pbo = pbo_n = None
     if common.shape[1] >= 2 and common.shape[0] >= st.pbo_blocks * 2:
         pbo = submit_batches(session, call_task, [Call(pbo_cscv, (common,), {"n_splits": st.pbo_blocks})])

@@ -111,9 +111,10 @@ class StatsBatch:
     periods_per_year: float
     n_boot: int
     alpha: float
-    common: np.ndarray | None  # T x N trials on common dates (DSR), None when fewer than 2 trials
+    #: ``audit.statistics.psr.trial_set`` of the trials on common dates (DSR), computed once in the
+    #: driver; None when fewer than 2 trials
+    trials: object | None
     dsr_method: str
-    cluster_threshold: float
 
 
 def cell_stats_task(ctx, batch: StatsBatch) -> list[dict]:
@@ -126,9 +127,8 @@ def cell_stats_task(ctx, batch: StatsBatch) -> list[dict]:
         m = compute_metrics(j.values, batch.periods_per_year)
         ci = sharpe_ci(j.values, batch.periods_per_year, seed=j.seed, n_boot=batch.n_boot, alpha=batch.alpha)
         psr = probabilistic_sharpe(j.values)
-        dsr = (deflated_sharpe(j.values, batch.common, method=batch.dsr_method,
-                               cluster_threshold=batch.cluster_threshold)
-               if j.trial and batch.common is not None else None)
+        dsr = (deflated_sharpe(j.values, method=batch.dsr_method, trials=batch.trials)
+               if j.trial and batch.trials is not None else None)
         out.append({"metrics": m, "ci": ci, "psr": psr, "dsr": dsr})
     return out
 

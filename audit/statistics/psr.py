@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import norm
 
 from audit.statistics._common import as_matrix, as_series_1d, check_positive, sharpe_per_period
-from audit.statistics.trials import EffectiveTrials, cluster_trials, effective_trials
+from audit.statistics.trials import EffectiveTrials, TrialClusters, cluster_trials, effective_trials
 from contracts.errors import ConfigError
 
 EULER_GAMMA = 0.5772156649015329  # Euler-Mascheroni constant (= numpy.euler_gamma)
@@ -173,6 +173,28 @@ class DSRResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TrialSet:
+    """What ``deflated_sharpe`` derives from a trial matrix, whichever trial it deflates:
+    ``sr_variance`` (variance, ddof=1, of the trials' per-period Sharpes; constant trials count with
+    Sharpe 0), the participation-ratio ``effective`` trials (raw count in ``n_trials``) and the
+    correlation ``clusters``. Built once by ``trial_set`` and given to every trial's DSR (``trials=``):
+    the same numbers as passing ``trial_returns`` to each call."""
+
+    sr_variance: float
+    effective: EffectiveTrials
+    clusters: TrialClusters
+
+
+def trial_set(trial_returns: object, cluster_threshold: float = 0.9) -> TrialSet:
+    """``TrialSet`` of a T x N (dates x trials, common dates) matrix of per-period returns."""
+    mat, _ = as_matrix(trial_returns, "trial_returns", min_cols=1)
+    trial_sr, _ = sharpe_per_period(mat, axis=0)
+    var = float(np.var(trial_sr, ddof=1)) if trial_sr.size > 1 else 0.0
+    return TrialSet(var, effective_trials(mat, method="participation"),
+                    cluster_trials(mat, threshold=cluster_threshold))
+
+
 def deflated_sharpe(
     returns: object,
     trial_returns: object | None = None,
@@ -181,6 +203,7 @@ def deflated_sharpe(
     sr_variance: float | None = None,
     method: str = "raw",
     cluster_threshold: float = 0.9,
+    trials: TrialSet | None = None,
 ) -> DSRResult:
     """Deflated Sharpe Ratio of the selected strategy's ``returns``.
 
@@ -207,6 +230,9 @@ def deflated_sharpe(
         correlation 0.43); it is kept only to show that.
     cluster_threshold
         Average correlation at which trials merge into one cluster (default 0.9).
+    trials
+        ``trial_set(trial_returns, cluster_threshold)`` computed once for many calls, in place of
+        ``trial_returns`` (not both): the same result.
 
     Constant ``returns``: DSR 0.0 (no evidence of skill), status ``"degenerate"``.
     """
@@ -216,13 +242,14 @@ def deflated_sharpe(
     x = as_series_1d(returns, "returns")
     eff: EffectiveTrials | None = None
     clusters = None
+    if trials is not None and trial_returns is not None:
+        raise ConfigError("deflated_sharpe: give trial_returns or trials, not both")
     if trial_returns is not None:
-        mat, _ = as_matrix(trial_returns, "trial_returns", min_cols=1)
+        trials = trial_set(trial_returns, cluster_threshold)
+    if trials is not None:
         if sr_variance is None:
-            trial_sr, _ = sharpe_per_period(mat, axis=0)
-            sr_variance = float(np.var(trial_sr, ddof=1)) if trial_sr.size > 1 else 0.0
-        eff = effective_trials(mat, method="participation")
-        clusters = cluster_trials(mat, threshold=cluster_threshold)
+            sr_variance = trials.sr_variance
+        eff, clusters = trials.effective, trials.clusters
     if sr_variance is None or (n_trials is None and eff is None):
         raise ConfigError(
             "deflated_sharpe: give trial_returns, or both n_trials and sr_variance"
