@@ -275,17 +275,12 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
                          len(plans) + (len(meta.cells) + len(meta.sleeve_cells) if meta is not None else 0), sec)
 
 
-def simulate_batched(session: Session, plans: list[CellPlan], kind: SimulatorKind,
-                     sim_cfg: SimulationConfig) -> list[post_tasks.SimPart]:
-    """``simulation.simulate`` of ``plans`` as tasks on the session's workers (closes from each worker's
-    market), one per batch of contiguous cells cut by ``post_tasks.sim_batches`` (a memory budget of
-    bars x columns), in the plans' order: concatenated, the parts' frames, summaries and events are
-    those of one call (a cell's simulation depends on its own plan and the closes only)."""
-    return submit_simulation(session, plans, kind, sim_cfg).result()
-
-
 def submit_simulation(session: Session, plans: list[CellPlan], kind: SimulatorKind, sim_cfg: SimulationConfig):
-    """``simulate_batched`` without waiting (``Session.submit``): ``result()`` is its list of parts."""
+    """``simulation.simulate`` of ``plans`` queued as tasks on the session's workers (closes from each
+    worker's market, ``Session.submit``: no wait), one per batch of contiguous cells cut by
+    ``post_tasks.sim_batches`` (a memory budget of bars x columns), in the plans' order; ``result()``
+    is the list of parts: concatenated, their frames, summaries and events are those of one call (a
+    cell's simulation depends on its own plan and the closes only)."""
     return session.submit(post_tasks.simulate_task, [post_tasks.SimBatch(b, kind.value, sim_cfg)
                                                      for b in post_tasks.sim_batches(plans)])
 
