@@ -38,7 +38,7 @@ from tournament.executors import Session, pin_threads
 from tournament.market_io import Market, load_market
 from tournament.records import unit_records
 from tournament.rundir import atomic_write_bytes, candidates_path, unit_path
-from tournament.unit import UnitContext, UnitKey, UnitResult
+from tournament.unit import UnitContext, UnitKey, UnitResult, collector_threshold
 from tournament.unit_output import UnitOutput
 from tournament.verification import verification_sample
 
@@ -154,7 +154,13 @@ def run_tournament(cfg: TournamentConfig, runs_dir: str | Path = "runs", resume:
     that do not change results (``report``, ``executor``, ``workers``, ``scheduler``); ``cfg`` is
     then ignored in favour of the run's own ``config.yaml``.
     ``stop_after_units`` (tests) returns after that many new units, leaving a resumable run.
+    The run (driver and forked workers) runs under ``tournament.unit.collector_threshold``.
     """
+    with collector_threshold():
+        return _run_tournament(cfg, runs_dir, resume, progress, stop_after_units, resume_overrides)
+
+
+def _run_tournament(cfg, runs_dir, resume, progress, stop_after_units, resume_overrides) -> RunOutcome:
     t0 = time.perf_counter()
     pin_threads()
     if resume is not None:

@@ -259,25 +259,29 @@ def dispatch_order(groups: list[list[UnitKey]], ctx: UnitContext) -> list[list[U
     return [g for g in groups if heavy(g)] + [g for g in groups if not heavy(g)]
 
 
-#: generation-0 threshold of the cyclic garbage collector while a unit runs (``unit_runtime``);
-#: Python's default is 700
-UNIT_GC_THRESHOLD0 = 20_000
+#: generation-0 threshold of the cyclic garbage collector while a run or a unit runs
+#: (``collector_threshold``); Python's default is 700
+GC_THRESHOLD0 = 20_000
 
 
 @contextlib.contextmanager
-def unit_runtime() -> Iterator[None]:
-    """The Python runtime settings around a unit's decisions (``run_units``); neither reaches a number.
+def collector_threshold(threshold0: int = GC_THRESHOLD0) -> Iterator[None]:
+    """The cyclic garbage collector's generation-0 threshold set to ``threshold0`` (restored afterwards,
+    also on an exception); no number depends on it. ``tournament.run.run_tournament`` runs under it
+    (the driver, and the workers it forks inherit it) and so does each unit (``run_units``: any
+    executor, spawned workers included).
 
-    The cyclic garbage collector's generation-0 threshold is ``UNIT_GC_THRESHOLD0`` instead of 700
-    (restored afterwards): a unit allocates hundreds of thousands of short-lived containers (pandas
-    frames and indexes, pydantic models, cvxpy expressions) that reference counting frees, and the
-    default threshold ran a collection every 700 of them. At most ~20,000 uncollected containers
-    are held between collections, so memory stays bounded. Together with ``selection_strings``: a
-    serial sample of 56 full-preset units (``benchmarks/unit_cpu.py``), run at the same time as the
-    code without them, two pairs: 12.49 / 12.38 -> 11.55 / 11.67 CPU-s (-7%), peak RSS unchanged.
+    A unit allocates hundreds of thousands of short-lived containers (pandas frames and indexes,
+    pydantic models, cvxpy expressions), the driver as many ledger records and unit outputs, and
+    reference counting frees them; the default threshold ran a collection every 700 of them (quick
+    preset: 1,551 collections, 1.7 s of the driver's 5.6 CPU-s; 46 and 0.5 s under this threshold).
+    At most ~20,000 uncollected containers are held between collections, so memory stays bounded.
+    With ``selection_strings``, a serial sample of 56 full-preset units (``benchmarks/unit_cpu.py``)
+    run at the same time as the code without them, two pairs: 14.11 / 15.01 -> 13.19 / 13.68 CPU-s
+    (-7%), peak RSS unchanged (450 MB).
     """
     old = gc.get_threshold()
-    gc.set_threshold(UNIT_GC_THRESHOLD0, *old[1:])
+    gc.set_threshold(threshold0, *old[1:])
     try:
         yield
     finally:
@@ -288,7 +292,7 @@ def selection_strings():
     """pandas' ``mode.string_storage`` set to ``"python"`` for the selection engines' calls: pandas >= 3
     stores inferred strings (symbols, atom ids, labels) as Arrow strings by default, whose element
     access and construction dominated the engines' per-candidate pandas work (v4 family -21%, v3.4
-    -12% CPU in the sample of ``unit_runtime``). Labels only: the same strings in the same order, the
+    -12% CPU in the sample of ``collector_threshold``). Labels only: the same strings in the same order, the
     floats untouched (``benchmarks/unit_parity.py``: the units' decisions bit for bit). No frame built
     under it leaves the engines: their results are ``SelectionResult`` models of plain values."""
     return pd.option_context("mode.string_storage", "python")
@@ -311,7 +315,7 @@ def run_units(ctx: UnitContext, keys: list[UnitKey]) -> list[UnitResult]:
         return []
     if len({twin_key(k) for k in keys}) != 1:
         raise ValueError(f"run_units: units {[k.id for k in keys]} are not twins (tournament.unit.twin_key)")
-    with unit_runtime():
+    with collector_threshold():
         return _run_units(ctx, keys)
 
 

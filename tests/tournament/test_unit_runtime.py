@@ -1,4 +1,4 @@
-"""The runtime settings around a unit (issue 23, ``tournament.unit.unit_runtime`` and
+"""The runtime settings around a unit (issue 23, ``tournament.unit.collector_threshold`` and
 ``selection_strings``): they are in force while the unit decides, restored afterwards (also when a
 unit raises), and no decision depends on them."""
 from __future__ import annotations
@@ -47,9 +47,9 @@ def test_settings_hold_during_the_selection_and_are_restored(unit_setup, monkeyp
     monkeypatch.setattr(U, "run_twin_windows", spy)
     before = (gc.get_threshold(), pd.get_option("mode.string_storage"))
     U.run_unit(U.UnitContext(market=market, config=cfg), keys[0])
-    assert seen and all(s == (U.UNIT_GC_THRESHOLD0, "python") for s in seen)
+    assert seen and all(s == (U.GC_THRESHOLD0, "python") for s in seen)
     assert (gc.get_threshold(), pd.get_option("mode.string_storage")) == before
-    assert before[0][0] != U.UNIT_GC_THRESHOLD0
+    assert before[0][0] != U.GC_THRESHOLD0
 
     def boom(*a, **k):
         raise RuntimeError("engine failed")
@@ -66,8 +66,26 @@ def test_no_decision_depends_on_the_settings(unit_setup, monkeypatch):
     cfg, market, keys = unit_setup
     picked = [keys[0], keys[len(keys) // 2], keys[-1]]
     with_settings = [_decisions(U.run_unit(U.UnitContext(market=market, config=cfg), k)) for k in picked]
-    monkeypatch.setattr(U, "unit_runtime", contextlib.nullcontext)
+    monkeypatch.setattr(U, "collector_threshold", contextlib.nullcontext)
     monkeypatch.setattr(U, "selection_strings", contextlib.nullcontext)
     without = [_decisions(U.run_unit(U.UnitContext(market=market, config=cfg), k)) for k in picked]
     assert pd.get_option("mode.string_storage") != "python"
     assert with_settings == without
+
+
+def test_a_run_restores_the_collector(monkeypatch, tmp_path):
+    """``run_tournament`` runs under the threshold (the driver; forked workers inherit it) and
+    restores the collector's settings when it returns or fails."""
+    import tournament.run as R
+
+    seen = []
+
+    def fake(*a, **k):
+        seen.append(gc.get_threshold()[0])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(R, "_run_tournament", fake)
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError, match="stop here"):
+        R.run_tournament(small_config(), tmp_path)
+    assert seen == [U.GC_THRESHOLD0] and gc.get_threshold() == before
