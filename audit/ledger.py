@@ -46,11 +46,28 @@ try:  # POSIX advisory lock; without fcntl the single-writer rule is by conventi
 except ImportError:  # pragma: no cover - non-POSIX platforms
     fcntl = None  # type: ignore[assignment]
 
-from audit.canonical import canonical_bytes, normalize_data, parse_line, record_hash
+from audit.canonical import canonical_bytes, normalize_data, parse_line
 from audit.verify import PARTIAL_RE, split_lines, verify_lines
 from contracts.enums import RecordType, SpecVersion
 from contracts.errors import ConfigError, LedgerError
 from contracts.ledger import GENESIS_HASH, LedgerRecord
+
+
+def spliced_record(data_bytes: bytes, head: dict[str, Any]) -> tuple[bytes, tuple[bytes, bytes]]:
+    """A record's canonical bytes without its ``hash`` (what ``record_hash`` hashes) and its written
+    line around the hash, built from its ``data``'s canonical bytes (``data_bytes``) encoded once.
+
+    ``head``: the record's other fields (``prev_hash``, ``run_id``, ``seq``, ``spec_version``, ``ts``,
+    ``type``). Canonical JSON sorts keys and ``data`` sorts first, ``hash`` second, so both
+    ``canonical_bytes({**head, "data": d})`` and ``canonical_bytes({**head, "data": d, "hash": h})``
+    are ``{"data":`` + ``data_bytes`` + the rest: the line is ``line[0] + h + line[1]``. The same
+    bytes as encoding the two dicts (``tests/audit/test_ledger_splice.py``), with ``data`` (most of a
+    record) encoded once instead of twice."""
+    if any(k in head for k in ("data", "hash")) or min(head) < "hash":
+        raise ValueError(f"spliced_record: head keys must sort after 'hash', got {sorted(head)}")
+    rest = canonical_bytes(head)[1:]  # '"prev_hash":...}'
+    return (b'{"data":' + data_bytes + b"," + rest,
+            (b'{"data":' + data_bytes + b',"hash":"', b'",' + rest))
 
 
 def _utc_now() -> _dt.datetime:
@@ -189,12 +206,15 @@ class LedgerWriter:
             ts = self._clock()
             if ts.tzinfo is None:
                 raise ConfigError("LedgerWriter clock must return a timezone-aware datetime")
-            body = {"seq": self._seq, "ts": ts.astimezone(_dt.timezone.utc).isoformat(),
+            head = {"seq": self._seq, "ts": ts.astimezone(_dt.timezone.utc).isoformat(),
                     "run_id": self.run_id, "spec_version": spec.value, "type": rtype.value,
-                    "data": body_data, "prev_hash": self._prev}
-            record = {**body, "hash": record_hash(body)}
+                    "prev_hash": self._prev}
+            body_bytes, line = spliced_record(canonical_bytes(body_data), head)
+            record = {"seq": head["seq"], "ts": head["ts"], "run_id": self.run_id, "spec_version": spec.value,
+                      "type": rtype.value, "data": body_data, "prev_hash": self._prev,
+                      "hash": hashlib.sha256(body_bytes).hexdigest()}
             LedgerRecord.model_validate(record)
-            self._fh.write(canonical_bytes(record) + b"\n")
+            self._fh.write(line[0] + record["hash"].encode("ascii") + line[1] + b"\n")
             self._fh.flush()
             self._seq += 1
             self._prev = record["hash"]
