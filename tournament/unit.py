@@ -33,7 +33,7 @@ import pandas as pd
 from allocation import AllocationConfig, ProblemCache, allocate
 from contracts.allocation import Allocation, AllocationRequest
 from contracts.cell import SettingKey
-from contracts.enums import Backend, Profile
+from contracts.enums import Backend, Direction, Logic, Profile
 from contracts.selection import SelectionResult
 from contracts.window import Window
 from market.entropy import EntropyNullCache
@@ -185,6 +185,11 @@ class UnitPanel:
     returns: np.ndarray
     col: dict
     benchmark: Any
+    #: train-slice return streams already computed for an engine's request, by ``(symbol, logic,
+    #: direction, train start, train stop, gap)``: a stream is a function of that key alone
+    #: (``market.gates.atom_returns_array`` runs column by column), so the engines of a unit that
+    #: hold the same atom (v4, its challengers, ``raw``, ``random``) share one computation
+    streams: dict = field(default_factory=dict)
 
 
 def unit_panel(view: PastView) -> UnitPanel:
@@ -212,8 +217,18 @@ def allocation_request(view: PastView, sel: SelectionResult, periods_per_year: i
     symbols = sorted({x.symbol for x in atoms})
     idx = view.closes.index[train]
     if atoms:
-        streams = atom_returns_array(panel.px, panel.returns, panel.col, atoms, gap=view.window.gap)
-        a = pd.DataFrame(streams[train], index=idx, columns=[x.id for x in atoms])
+        gap = view.window.gap
+        keys = [(x.symbol, Logic(x.logic).value, Direction(x.direction).value, train.start, train.stop, gap)
+                for x in atoms]
+        todo = {k: x for k, x in zip(keys, atoms) if k not in panel.streams}
+        if todo:
+            fresh = atom_returns_array(panel.px, panel.returns, panel.col, list(todo.values()), gap=gap)[train]
+            for j, k in enumerate(todo):
+                panel.streams[k] = fresh[:, j]
+        streams = np.empty((len(idx), len(atoms)))  # C order, as the whole array's train rows were
+        for j, k in enumerate(keys):
+            streams[:, j] = panel.streams[k]
+        a = pd.DataFrame(streams, index=idx, columns=[x.id for x in atoms])
     else:
         a = atom_returns(view.closes[[]], [], gap=view.window.gap).iloc[train]
     assets = None

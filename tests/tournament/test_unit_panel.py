@@ -71,3 +71,31 @@ def test_requests_from_the_unit_panel_equal_the_per_engine_sub_panels():
         _same_frame(got.atom_returns, ref.atom_returns)
         assert got.asset_returns is None and ref.asset_returns is None
     assert n_atoms > 0
+
+
+def test_streams_shared_by_engines_are_keyed_by_symbol_logic_and_direction():
+    """A unit's engines share the streams they request (``UnitPanel.streams``): atoms of one symbol
+    with another logic or direction, requested after it, must get their own streams, equal to the
+    separate computation; an atom held by two engines is computed once."""
+    from contracts.enums import Direction, Logic
+
+    cfg = small_config()
+    market = load_market(cfg.market)
+    ctx = UnitContext(market=market, config=cfg)
+    w = schedules(cfg, len(market.closes))[cfg.settings()[0].id][-1]
+    view = PastView.at(market.closes, market.snapshots, w, market.calendar, market.benchmark)
+    view = dataclasses.replace(view, pool=ctx.pool_as_of(view))
+    sel = next(s for s in run_window(view, ["v4"], cfg.selection, 7, FeatureCache()).values() if s.atoms)
+    a = sel.atoms[0]
+    variants = [a.model_copy(update={"id": f"{a.identity}_{lg.value}_{d.value}", "logic": lg, "direction": d})
+                for lg in Logic for d in (Direction.LONG, Direction.SHORT)]
+    panel = unit_panel(view)
+    first = allocation_request(view, sel.model_copy(update={"atoms": [a]}), 365, panel)
+    n_cached = len(panel.streams)
+    mixed = sel.model_copy(update={"atoms": variants})
+    got = allocation_request(view, mixed, 365, panel)
+    ref = _reference(view, mixed, 365)
+    _same_frame(got.atom_returns, ref.atom_returns)
+    assert got.atom_returns.nunique(axis=0).gt(0).all()
+    assert len(panel.streams) == n_cached + len(variants) - 1  # `a` itself was cached by the first request
+    _same_frame(first.atom_returns, _reference(view, sel.model_copy(update={"atoms": [a]}), 365).atom_returns)
