@@ -309,4 +309,48 @@ def stationary_moments(xs: np.ndarray, block_length: int, n_boot: int, seed: int
         pos = 0
 
 
-__all__ = ["stationary_moments"]
+@numba.njit(cache=True)
+def _gather_blocks(sums, ii, blk, tot):
+    """``blk = sums[ii]`` (r x l x c) and ``tot = blk.sum(axis=1)``: numpy reduces that middle axis
+    in order, from 0.0 (``tests/audit/test_bootmoments.py`` pins it)."""
+    r, n_blocks = ii.shape
+    c = sums.shape[1]
+    for i in range(r):
+        for k in range(c):
+            tot[i, k] = 0.0
+        for j in range(n_blocks):
+            row = sums[ii[i, j]]
+            for k in range(c):
+                v = row[k]
+                blk[i, j, k] = v
+                tot[i, k] += v
+
+
+@numba.njit(cache=True)
+def _centre_blocks(blk, ybar, bl, root):
+    """``blk = (blk - bl * ybar[:, None, :]) / root`` in place, numpy's elementwise steps."""
+    r, n_blocks, c = blk.shape
+    for i in range(r):
+        for k in range(c):
+            m = bl * ybar[i, k]
+            for j in range(n_blocks):
+                blk[i, j, k] = (blk[i, j, k] - m) / root
+
+
+def block_bootstrap_parts(sums: np.ndarray, ii: np.ndarray, bl: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of the circular block sums ``sums`` (T x c) and the drawn block starts ``ii`` (r x l): the
+    replicates' means ``ybar = sums[ii].sum(axis=1) / (l * bl)`` and the centred, scaled blocks
+    ``zeta = (sums[ii] - bl * ybar[:, None, :]) / sqrt(bl)``, the same values as those numpy
+    expressions, without their r x l x c temporaries."""
+    sums = np.ascontiguousarray(sums, dtype=np.float64)
+    ii = np.ascontiguousarray(ii, dtype=np.int64)
+    r, n_blocks = ii.shape
+    blk = np.empty((r, n_blocks, sums.shape[1]))
+    tot = np.empty((r, sums.shape[1]))
+    _gather_blocks(sums, ii, blk, tot)
+    ybar = tot / (n_blocks * bl)
+    _centre_blocks(blk, ybar, bl, math.sqrt(bl))
+    return ybar, blk
+
+
+__all__ = ["block_bootstrap_parts", "pairwise_program", "stationary_moments"]
