@@ -108,23 +108,13 @@ def _all_half_sharpes(combos: np.ndarray, n_b: np.ndarray, s1: np.ndarray, s2: n
                       bmin: np.ndarray, bmax: np.ndarray, colmean: np.ndarray) -> np.ndarray:
     """``_half_sharpe(combos, ...)`` of every combination at once, bit for bit: each half's sums add
     its blocks in block order as the reduction over a combination's blocks does
-    (``((b0 + b1) + b2) + ...``), but every shared prefix is added once (the C(16, 8) halves have
-    24,309 prefixes against 102,960 block additions); min, max and counts are exact in any order."""
-    levels = _prefix_levels(combos)
-    parent, blk, _ = levels[0]
-    n, t1, t2, lo, hi = n_b[blk], s1[blk], s2[blk], bmin[blk], bmax[blk]
-    for parent, blk, _ in levels[1:]:
-        n = n[parent] + n_b[blk]
-        t1 = t1[parent] + s1[blk]
-        t2 = t2[parent] + s2[blk]
-        lo = np.minimum(lo[parent], bmin[blk])
-        hi = np.maximum(hi[parent], bmax[blk])
-    n = n[:, None]  # the full-length prefixes are the combinations themselves, in their order
-    const = lo == hi
-    var = np.maximum(t2 - t1 * t1 / n, 0.0) / (n - 1.0)
-    mean = t1 / n + colmean
-    ok = ~const & (var > 0.0)
-    return np.where(ok, mean / np.sqrt(np.where(ok, var, 1.0)), 0.0)
+    (``((b0 + b1) + b2) + ...``), but every prefix shared with the previous combination is added once
+    (the C(16, 8) halves have 24,309 prefixes against 102,960 block additions); min, max and counts are
+    exact in any order. Compiled (``audit.statistics.pbo_kernel``: the combinations walked in order,
+    no prefixes x trials temporaries)."""
+    from audit.statistics.pbo_kernel import all_half_sharpes  # numba: imported when first needed
+
+    return all_half_sharpes(combos, n_b, s1, s2, bmin, bmax, colmean)
 
 
 def _complement_index(combos: np.ndarray, s: int) -> np.ndarray:
