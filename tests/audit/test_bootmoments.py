@@ -164,3 +164,33 @@ def test_studentized_pvalue_equals_the_previous_code_at_any_chunk(n_boot, chunk)
         ref = _studentized_reference(a, b, n_boot, 100 + k)
         got = studentized_bootstrap_pvalue(a, b, n_boot, 100 + k, chunk=chunk)
         assert ref == got and np.float64(ref[0]).tobytes() == np.float64(got[0]).tobytes(), k
+
+
+_CACHED_RUN = """
+import numpy as np
+from audit.statistics.bootmoments import block_bootstrap_parts, stationary_moments
+from audit.statistics.pbo_kernel import all_half_sharpes
+x = np.random.default_rng(0).normal(0.0, 0.01, (2, 300))
+s, d = stationary_moments(x, 3, 50, 1)
+yb, z = block_bootstrap_parts(np.ones((10, 4)), np.zeros((2, 5), dtype=np.int64), 2)
+h = all_half_sharpes(np.array([[0, 1], [0, 2]]), np.ones(4) * 2, np.ones((4, 3)), np.ones((4, 3)) * 2,
+                     np.zeros((4, 3)), np.ones((4, 3)), np.zeros(3))
+print(s.sum() + d.sum() + yb.sum() + z.sum() + h.sum())
+"""
+
+
+@pytest.mark.slow
+def test_kernels_reload_from_the_numba_cache(tmp_path):
+    """The compiled kernels run when compiled and again when loaded from ``NUMBA_CACHE_DIR`` (a
+    recursive numba function crashed on reload from the cache: the pairwise sum is a loop)."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), PYTHONPATH=root)
+    outs = [subprocess.run([sys.executable, "-c", _CACHED_RUN], env=env, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    assert [o.returncode for o in outs] == [0, 0], [o.stderr[-2000:] for o in outs]
+    assert outs[0].stdout == outs[1].stdout
+    assert any((tmp_path / "numba").rglob("*.nbi"))  # the second run had a cache to load
