@@ -21,8 +21,11 @@ pins it to ``x[idx]`` and numpy's reductions across sizes 1..5,000, constant and
 
 Why: the R x n matrices of indices and gathered values (1,000 x 957 x 8 bytes each for one cell)
 stream through memory several times; replicate by replicate, they stay in the first-level cache.
-The generator's words are taken ``_WORDS`` at a time (``bit_generator.random_raw``: consecutive calls
-continue the same stream), so they stay in cache too. Imported lazily (numba).
+The generator's words are not materialised either: the kernel steps numpy's PCG64 itself
+(``_pcg64_next``: the 128-bit LCG step and XSL-RR output of numpy's ``pcg64.h``, from the state that
+``default_rng(seed)`` seeds), word for word ``bit_generator.random_raw`` (``tests/audit/test_bootmoments.py``);
+``random_raw`` cost about a third of the pass (a serial 128-bit multiply chain written to memory, then
+read back). Imported lazily (numba).
 """
 from __future__ import annotations
 
@@ -30,14 +33,72 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from audit.statistics.draws import lemire_threshold
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 _SHIFT11 = np.uint64(11)
-#: generator words per ``random_raw`` call (512 KB): a replicate takes about 1.5 n words
-_WORDS = 1 << 16
+#: PCG64's 128-bit multiplier (``PCG_DEFAULT_MULTIPLIER_128`` in numpy's ``pcg64.h``), high and low words
+_MUL_HI = np.uint64(0x2360ED051FC65DA4)
+_MUL_LO = np.uint64(0x4385DF649FCCF645)
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_U58 = np.uint64(58)
+_U63 = np.uint64(63)
+_U64 = np.uint64(64)
+_M64 = (1 << 64) - 1
+
+
+@intrinsic
+def _umulh(typingctx, a, b):
+    """High 64 bits of the 128-bit product of two uint64 (LLVM's i128 multiply: one ``mul`` on x86-64)."""
+    if a != types.uint64 or b != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i128 = ir.IntType(128)
+        prod = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        return builder.trunc(builder.lshr(prod, ir.Constant(i128, 64)), ir.IntType(64))
+
+    return types.uint64(types.uint64, types.uint64), codegen
+
+
+@numba.njit(cache=True)
+def _pcg64_next(s_hi, s_lo, i_hi, i_lo):
+    """numpy's PCG64 ``next64`` (``pcg64.h``, XSL-RR 128/64): ``state = state * MUL + inc`` (mod 2**128),
+    output ``rotr64(hi ^ lo, hi >> 58)`` of the new state. Returns ``(s_hi, s_lo, word)``."""
+    lo = s_lo * _MUL_LO
+    hi = _umulh(s_lo, _MUL_LO) + s_lo * _MUL_HI + s_hi * _MUL_LO
+    n_lo = lo + i_lo
+    n_hi = hi + i_hi + (_U1 if n_lo < lo else _U0)
+    v = n_hi ^ n_lo
+    rot = n_hi >> _U58
+    return n_hi, n_lo, (v >> rot) | (v << ((_U64 - rot) & _U63))
+
+
+def pcg64_state(seed: int) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+    """``np.random.default_rng(seed)``'s PCG64 state and increment as uint64 halves (hi, lo, hi, lo)."""
+    st = np.random.default_rng(seed).bit_generator.state["state"]
+    return (np.uint64(st["state"] >> 64), np.uint64(st["state"] & _M64), np.uint64(st["inc"] >> 64),
+            np.uint64(st["inc"] & _M64))
+
+
+@numba.njit(cache=True)
+def _pcg64_words(s_hi, s_lo, i_hi, i_lo, n):
+    out = np.empty(n, dtype=np.uint64)
+    for k in range(n):
+        s_hi, s_lo, out[k] = _pcg64_next(s_hi, s_lo, i_hi, i_lo)
+    return out
+
+
+def pcg64_words(seed: int, n: int) -> np.ndarray:
+    """The first ``n`` 64-bit words of ``default_rng(seed)`` as the kernel draws them (tests: equal to
+    ``bit_generator.random_raw(n)``)."""
+    return _pcg64_words(*pcg64_state(seed), int(n))
 
 
 @numba.njit(cache=True)
@@ -195,59 +256,54 @@ def _dev_block(a, lo, n, mean, higher, out):
 
 
 @numba.njit(cache=True)
-def _replicates(words, pos, kept_in, has_kept, r, n_boot, cont, threshold, xs, higher, starts,
-                lengths, prog, out, deg):
-    """Replicates ``r, r + 1, ...`` until done or the words run out (a replicate is never cut: the
-    state at its start is returned). ``out[k, :, r]`` = ``(s1, s2, s3, s4)`` of row ``k``,
-    ``deg[k, r]`` its constant flag. Returns ``(next replicate, pos, kept, has_kept)``."""
+def _replicates(state, n_boot, cont, threshold, xs, higher, starts, lengths, prog, out, deg):
+    """Every replicate: ``out[k, :, r]`` = ``(s1, s2, s3, s4)`` of row ``k``, ``deg[k, r]`` its constant
+    flag. ``state``: ``pcg64_state(seed)``; the words are drawn in the order numpy's calls draw them."""
     n_series, n_obs = xs.shape
     n = np.uint64(n_obs)
-    n_words = words.size
-    kept = np.uint64(kept_in)
+    s_hi, s_lo, i_hi, i_lo = state[0], state[1], state[2], state[3]
+    kept = _U0  # the kept high half of the last 64-bit word a 32-bit draw split (numpy's pcg64_next32)
+    has_kept = False
     n_leaves = starts.size
     idx = np.empty(n_obs, dtype=np.int64)
+    unif = np.empty(n_obs, dtype=np.int64)
     vals = np.empty(n_obs)
     leaf = np.empty((4, n_leaves))
     three = np.empty(3)
     stack = np.empty(prog.size + 1)
-    while r < n_boot:
-        pos0, kept0, has0 = pos, kept, has_kept
-        short = False
-        if n_obs > 1:
+    for r in range(n_boot):
+        if n_obs > 1:  # integers(n_obs, size=n_obs): nothing drawn for n_obs == 1
             for i in range(n_obs):
                 while True:  # Lemire's bounded draw (numpy's buffered_bounded_lemire_uint32)
                     if has_kept:
                         v = kept
                         has_kept = False
                     else:
-                        if pos >= n_words:
-                            short = True
-                            break
-                        w = words[pos]
-                        pos += 1
+                        s_hi, s_lo, w = _pcg64_next(s_hi, s_lo, i_hi, i_lo)
                         v = w & _MASK32
                         kept = w >> _SHIFT32
                         has_kept = True
                     m = v * n
                     if (m & _MASK32) >= threshold:
                         break
-                if short:
-                    break
                 idx[i] = np.int64(m >> _SHIFT32)
         else:
             idx[0] = 0
-        if short or pos + n_obs > n_words:
-            return r, pos0, kept0, has0
+        # random(n_obs): a fresh word per uniform (the first one, row 0's, always starts a block).
         # arch's stationary_bootstrap_sample: a uniform above p continues the block (the previous index
         # plus one, wrapping at n), else the row's own start begins one. Without a branch: ``ls`` is
         # the current block's first row (its index is still its start), the index ``(start + offset)
         # mod n`` with ``offset = i - ls < n``
+        # (the words first, then the joins: in one loop the compiler turned the select into a branch,
+        # mispredicted on a third of the rows at block length 3)
+        for i in range(n_obs):
+            s_hi, s_lo, w = _pcg64_next(s_hi, s_lo, i_hi, i_lo)
+            unif[i] = np.int64(w >> _SHIFT11)
         ls = 0
         for i in range(1, n_obs):
-            ls = ls if np.int64(words[pos + i] >> _SHIFT11) > cont else i  # u > p (see the wrapper)
-            v = idx[ls] + (i - ls)
-            idx[i] = v - n_obs if v >= n_obs else v
-        pos += n_obs
+            ls = ls if unif[i] > cont else i  # u > p (see the wrapper)
+            v2 = idx[ls] + (i - ls)
+            idx[i] = v2 - n_obs if v2 >= n_obs else v2
         for k in range(n_series):
             x = xs[k]
             lo_v = x[idx[0]]
@@ -272,8 +328,6 @@ def _replicates(words, pos, kept_in, has_kept, r, n_boot, cont, threshold, xs, h
                 out[k, 2, r] = 0.0 + _run_program(prog, leaf[2], stack)
                 out[k, 3, r] = 0.0 + _run_program(prog, leaf[3], stack)
             deg[k, r] = hi_v == lo_v
-        r += 1
-    return r, pos, kept, has_kept
 
 
 def stationary_moments(xs: np.ndarray, block_length: int, n_boot: int, seed: int,
@@ -296,17 +350,9 @@ def stationary_moments(xs: np.ndarray, block_length: int, n_boot: int, seed: int
     # k > p * 2**53 (exact: a power-of-two scaling), that is k > floor(p * 2**53): compared as integers
     cont = int(math.floor(p * 9007199254740992.0))
     starts, lengths, prog = pairwise_program(n_obs)
-    gen = np.random.default_rng(seed).bit_generator
-    size = max(_WORDS, 4 * (n_obs + 2))
-    words = gen.random_raw(size)
-    pos, kept, has_kept, r = 0, np.uint64(0), False, 0
-    while True:
-        r, pos, kept, has_kept = _replicates(words, pos, np.uint64(kept), has_kept, r, n_boot, cont, thr,
-                                             xs, bool(higher), starts, lengths, prog, out, deg)
-        if r >= n_boot:
-            return out, deg
-        words = np.concatenate([words[pos:], gen.random_raw(size)])  # the stream continues
-        pos = 0
+    _replicates(np.array(pcg64_state(seed), dtype=np.uint64), n_boot, cont, thr, xs, bool(higher), starts,
+                lengths, prog, out, deg)
+    return out, deg
 
 
 @numba.njit(cache=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from audit.statistics._common import auto_block_length, sharpe_per_period, stationary_indices
-from audit.statistics.bootmoments import (_WORDS, block_bootstrap_parts, pairwise_program,
+from audit.statistics.bootmoments import (block_bootstrap_parts, pairwise_program, pcg64_words,
                                           stationary_moments)
 from audit.statistics.paired import (_diff_and_grad, boot_sharpes, sharpe_difference_hac,
                                      studentized_bootstrap_pvalue)
@@ -84,15 +84,22 @@ def test_boot_sharpes_equal_sharpe_per_period_of_the_gathered_rows(n):
         assert _same(ref, got), (n, block)
 
 
-def test_word_refills_continue_the_stream():
-    """Replicates that span several batches of words (a replicate of 5,000 observations takes
-    about 7,500 words; 1,000 replicates of 1 observation take one word each) give the same sums as
-    the index matrix drawn in one piece."""
+def test_pcg64_words_are_numpys():
+    """The kernel's own PCG64 steps give ``default_rng(seed).bit_generator.random_raw`` word for word."""
+    for seed in (0, 1, 12345, 2**40 + 7, 2**63 + 5):
+        ref = np.random.default_rng(seed).bit_generator.random_raw(50_000)
+        assert np.array_equal(pcg64_words(seed, 50_000), ref), seed
+
+
+def test_long_streams():
+    """Replicates drawing many words (5,000 observations: ~7,500 words each) and many short replicates
+    (1 observation: one word each) give the sums of the index matrix drawn by numpy's generator."""
     rng = np.random.default_rng(7)
-    for n, reps in ((5000, 60), (1, 3 * _WORDS // 2), (97, 2000)):
+    for n, reps in ((5000, 60), (1, 100_000), (97, 2000)):
         x = rng.normal(0.0, 0.01, n)
-        idx = stationary_indices(n, 5 if n > 5 else 1, reps, 11)
-        sums, deg = stationary_moments(x[None], 5 if n > 5 else 1, reps, 11, higher=False)
+        block = 5 if n > 5 else 1
+        idx = stationary_indices(n, block, reps, 11)
+        sums, deg = stationary_moments(x[None], block, reps, 11, higher=False)
         xb = x[idx]
         assert _same(sums[0, 0], xb.sum(axis=1))
         d = xb - xb.mean(axis=1, keepdims=True)
