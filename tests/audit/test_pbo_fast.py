@@ -85,3 +85,19 @@ def test_compiled_halves_equal_the_numpy_prefix_tree(name, s):
     ref = _all_half_sharpes_numpy(combos, n_b, s1, s2, bmin, bmax, colmean)
     got = pbo._all_half_sharpes(combos, n_b, s1, s2, bmin, bmax, colmean)
     assert ref.shape == got.shape and ref.tobytes() == got.tobytes()
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c"])
+def test_without_records_the_same_result(name):
+    """``records=False`` (the PBO null's replicates) changes nothing but the table; the cached
+    combinations are read-only and the same on every call."""
+    x = _matrices()[name]
+    full = pbo.pbo_cscv(x, n_splits=8)
+    lean = pbo.pbo_cscv(x, n_splits=8, records=False)
+    assert lean.records is None and full.records is not None
+    assert np.float64(lean.pbo).tobytes() == np.float64(full.pbo).tobytes()
+    assert lean.lambdas.tobytes() == full.lambdas.tobytes()
+    assert (lean.prob_oos_loss, lean.n_combinations, lean.n_degenerate_trials) == (
+        full.prob_oos_loss, full.n_combinations, full.n_degenerate_trials)
+    assert not pbo._combinations(8).flags.writeable and pbo._combinations(8) is pbo._combinations(8)
+    np.testing.assert_array_equal(pbo._combinations(8), list(itertools.combinations(range(8), 4)))
