@@ -18,7 +18,7 @@ import numpy as np
 
 from audit.statistics._common import (
     as_series_1d, auto_block_length, check_alpha, check_block_length, check_n_boot,
-    check_positive, check_seed, percentile_ci, sharpe_per_period, stationary_indices,
+    check_positive, check_seed, percentile_ci, sharpe_per_period,
 )
 from contracts.errors import ConfigError
 
