@@ -148,7 +148,9 @@ def boot_sharpe_stats(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nd
     and the Mertens standard error of ``mertens_se``, with the same floating-point operations (each
     row's reductions run along the row, so they do not depend on the blocking), computed block by
     block of ``_CELLS // n`` replicates with the deviations formed once (the separate calls formed the
-    mean and the deviations twice over the whole R x n matrix).
+    mean and the deviations twice over the whole R x n matrix). ``sharpe_ci`` now takes the same
+    figures from ``boot_sharpe_draws`` (no R x n matrices); this matrix path is its reference in the
+    tests and ``benchmarks/statistics.py``.
     """
     r, n = idx.shape
     rows = max(1, _CELLS // max(n, 1))
