@@ -201,3 +201,24 @@ def test_kernels_reload_from_the_numba_cache(tmp_path):
     assert [o.returncode for o in outs] == [0, 0], [o.stderr[-2000:] for o in outs]
     assert outs[0].stdout == outs[1].stdout
     assert any((tmp_path / "numba").rglob("*.nbi"))  # the second run had a cache to load
+
+
+def test_stationary_block_estimates_equal_arch():
+    """``auto_block_length``'s estimates without arch's DataFrame: the same floats as
+    ``optimal_block_length(...)["stationary"]`` on one and two columns (the paired tests' case)."""
+    from arch.bootstrap import optimal_block_length
+
+    from audit.statistics._common import stationary_block_estimates
+
+    rng = np.random.default_rng(12)
+    for n in (12, 40, 257, 957, 2190):
+        e = rng.standard_t(4, (n, 3)) * 0.01
+        ar = e.copy()
+        for t in range(1, n):
+            ar[t] = 0.5 * ar[t - 1] + e[t]
+        for cols in (ar[:, :1], ar[:, :2], ar, np.ascontiguousarray(ar[:, ::2])):
+            cols = np.ascontiguousarray(cols)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ref = optimal_block_length(cols)["stationary"].to_numpy(dtype=np.float64)
+                got = stationary_block_estimates(cols)
+            assert _same(ref, got), (n, cols.shape)
