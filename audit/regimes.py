@@ -48,13 +48,18 @@ def regime_figures(returns: pd.DataFrame, labels: pd.Series, periods_per_year: f
     seed (derived by the caller from the run's base seed, never from execution order).
     """
     lab = labels.astype("string")
+    # the label of each of a cell's days: positions in the labels' dates (what ``lab.reindex`` looks up),
+    # None for a day without one; a day is in a regime when its label equals the regime's name
+    lab_vals = lab.to_numpy(dtype=object, na_value=None)
     rows = []
     for cid, g in returns.groupby("cell_id", sort=True, observed=True):
         g = g.sort_values("date")
-        day_regime = lab.reindex(pd.DatetimeIndex(g["date"]))
+        pos = lab.index.get_indexer(pd.DatetimeIndex(g["date"]))
+        day_regime = np.full(pos.size, None, dtype=object)
+        day_regime[pos >= 0] = lab_vals[pos[pos >= 0]]
         r_all = g["return"].to_numpy(dtype=np.float64)
         for reg in regimes:
-            r = r_all[(day_regime == reg).fillna(False).to_numpy(dtype=bool)]
+            r = r_all[day_regime == reg]
             row = {"cell_id": str(cid), "regime": reg, "n_days": int(r.size), "sharpe": np.nan,
                    "sharpe_ci_low": np.nan, "sharpe_ci_high": np.nan, "annual_volatility": np.nan,
                    "max_drawdown": np.nan, "status": "too_few_days"}

@@ -194,7 +194,7 @@ def pbo_null_task(ctx, batch: PBONullBatch) -> list[float]:
     """PBO (CSCV) of each resample ``x[i]`` of the batch."""
     from audit.statistics import pbo_cscv
 
-    return [pbo_cscv(batch.x[i], n_splits=batch.n_splits).pbo for i in batch.idx]
+    return [pbo_cscv(batch.x[i], n_splits=batch.n_splits, records=False).pbo for i in batch.idx]
 
 
 def pbo_null_values(session, x: np.ndarray, idx: np.ndarray, n_splits: int) -> np.ndarray:

@@ -142,10 +142,25 @@ def auto_block_length(x: np.ndarray, how: str = "max") -> int:
     if not live.any() or n_obs < m_max + 2:
         return 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        est = optimal_block_length(arr[:, live])["stationary"].to_numpy(dtype=np.float64)
+        est = stationary_block_estimates(arr[:, live])
     est = np.where(np.isfinite(est), est, 1.0)
     agg = float(np.max(est)) if how == "max" else float(np.median(est))
     return max(1, int(math.ceil(agg)))
+
+
+def stationary_block_estimates(cols: np.ndarray) -> np.ndarray:
+    """``optimal_block_length(cols)["stationary"]`` as float64 (T x k ``cols``, one estimate per column):
+    arch's own per-column estimator (``arch.bootstrap.base._single_optimal_block``) on the same column
+    views ``optimal_block_length`` passes it, without building its DataFrame (half of its ~0.9 ms per
+    call). Falls back to ``optimal_block_length`` if arch no longer has that function."""
+    try:
+        from arch.bootstrap.base import _single_optimal_block
+    except ImportError:  # pragma: no cover - a future arch
+        return optimal_block_length(cols)["stationary"].to_numpy(dtype=np.float64)
+    x_arr = np.asarray(cols, dtype=float)  # optimal_block_length: asarray(ensure2d(asarray(x, float)), float)
+    if x_arr.ndim != 2:
+        return optimal_block_length(cols)["stationary"].to_numpy(dtype=np.float64)
+    return np.array([_single_optimal_block(col)[0] for col in x_arr.T], dtype=np.float64)
 
 
 def check_block_length(block_length: object, n_obs: int) -> int:

@@ -17,7 +17,7 @@ from scipy.stats import norm
 
 from audit.statistics._common import (
     as_series_1d, auto_block_length, check_alpha, check_block_length, check_n_boot,
-    check_positive, check_seed, percentile_ci, sharpe_per_period, stationary_indices,
+    check_positive, check_seed, percentile_ci, sharpe_per_period,
 )
 from contracts.errors import DataError
 
@@ -154,7 +154,7 @@ def _diff_and_grad(mu: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def studentized_bootstrap_pvalue(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int,
-                                 block_length: int | None = None, chunk: int = 4000) -> tuple[float, int]:
+                                 block_length: int | None = None, chunk: int = 512) -> tuple[float, int]:
     """Ledoit & Wolf (2008, section 3.2) studentised circular block bootstrap p-value of
     H0: ``SR_a = SR_b``.
 
@@ -169,6 +169,8 @@ def studentized_bootstrap_pvalue(a: np.ndarray, b: np.ndarray, n_boot: int, seed
     value is ``1 / (n_boot + 1)``, so callers choose ``n_boot`` from the number of tests
     (:func:`boot_size_for`). Returns ``(p, b)``.
     """
+    from audit.statistics.bootmoments import block_bootstrap_parts  # numba: imported when first needed
+
     pair = np.column_stack([a, b]).astype(np.float64)
     t_obs = pair.shape[0]
     bl = max(2, auto_block_length(pair, how="max")) if block_length is None else int(block_length)
@@ -190,10 +192,9 @@ def studentized_bootstrap_pvalue(a: np.ndarray, b: np.ndarray, n_boot: int, seed
     done = 0
     while done < n_boot:
         r = min(chunk, n_boot - done)
-        blk = sums[rng.integers(0, t_obs, size=(r, n_blocks))]  # r x l x 4
-        ybar = blk.sum(axis=1) / (n_blocks * bl)
+        # ybar = sums[ii].sum(axis=1) / (l b), zeta = (sums[ii] - b ybar) / sqrt(b), r x l x 4 (compiled)
+        ybar, zeta = block_bootstrap_parts(sums, rng.integers(0, t_obs, size=(r, n_blocks)), bl)
         d_star, g_star = _diff_and_grad(ybar[:, :2], ybar[:, 2:])
-        zeta = (blk - bl * ybar[:, None, :]) / math.sqrt(bl)
         # grad' Psi grad = (1/l) sum_j (grad . zeta_j)^2
         proj = np.matmul(zeta, g_star[:, :, None])[:, :, 0]  # r x l
         var = np.mean(proj * proj, axis=1) / (n_blocks * bl)
@@ -203,6 +204,21 @@ def studentized_bootstrap_pvalue(a: np.ndarray, b: np.ndarray, n_boot: int, seed
         exceed += int(np.sum(t_star >= stat))
         done += r
     return (1.0 + exceed) / (n_boot + 1.0), bl
+
+
+def boot_sharpes(xs: np.ndarray, block_length: int, n_boot: int, seed: int) -> np.ndarray:
+    """Per row ``x`` of ``xs`` (k x n): ``sharpe_per_period(x[idx], axis=1)[0]`` with
+    ``idx = stationary_indices(n, block_length, n_boot, seed)`` (every row resampled with the same
+    indices), bit for bit, from each replicate's sums (``audit.statistics.bootmoments``; no R x n
+    index or value matrix): ``mean = s1 / n``, ``std = sqrt(s2 / (n - 1))`` as numpy's ``mean`` and
+    ``std(ddof=1)`` form them, Sharpe 0 for a constant replicate. Returns k x n_boot."""
+    from audit.statistics.bootmoments import stationary_moments  # numba: imported when first needed
+
+    sums, deg = stationary_moments(xs, block_length, n_boot, seed, higher=False)
+    n = xs.shape[1]
+    mean = sums[:, 0] / n
+    std = np.sqrt(sums[:, 1] / (n - 1))
+    return np.where(deg, 0.0, mean / np.where(deg, 1.0, std))
 
 
 def boot_size_for(m: int, alpha: float, floor: int = 1000) -> int:
@@ -262,9 +278,7 @@ def paired_sharpe_test(
                                 confirm_n_boot or 0)
     bl = auto_block_length(pair, how="max") if block_length is None else check_block_length(
         block_length, a.size)
-    idx = stationary_indices(a.size, bl, n_boot, seed)
-    boot_a, _ = sharpe_per_period(a[idx], axis=1)
-    boot_b, _ = sharpe_per_period(b[idx], axis=1)
+    boot_a, boot_b = boot_sharpes(np.vstack([a, b]), bl, n_boot, seed)
     d_star = (boot_a - boot_b) * scale
     lo, hi = percentile_ci(d_star, alpha)
     exceed = int(np.sum(np.abs(d_star - diff) >= abs(diff)))

@@ -40,8 +40,8 @@ _ALL_CELLS = 6_000_000
 class PBOResult:
     """Result of :func:`pbo_cscv`.
 
-    ``lambdas``: one logit per combination (for the histogram). ``records``: one row per
-    combination with ``is_blocks`` (comma-separated block numbers), ``best_trial`` (label),
+    ``lambdas``: one logit per combination (for the histogram). ``records`` (None when not asked for):
+    one row per combination with ``is_blocks`` (comma-separated block numbers), ``best_trial`` (label),
     ``is_sharpe``/``oos_sharpe`` (per-period Sharpe of the IS winner), ``oos_rank`` (1..N,
     average for ties), ``w`` and ``lambda``. ``prob_oos_loss`` is the share of combinations
     whose IS winner has an OOS Sharpe < 0. ``n_degenerate_trials`` counts trials constant over
@@ -50,7 +50,7 @@ class PBOResult:
 
     pbo: float
     lambdas: np.ndarray
-    records: pd.DataFrame
+    records: pd.DataFrame | None
     prob_oos_loss: float
     n_splits: int
     n_trials: int
@@ -108,23 +108,13 @@ def _all_half_sharpes(combos: np.ndarray, n_b: np.ndarray, s1: np.ndarray, s2: n
                       bmin: np.ndarray, bmax: np.ndarray, colmean: np.ndarray) -> np.ndarray:
     """``_half_sharpe(combos, ...)`` of every combination at once, bit for bit: each half's sums add
     its blocks in block order as the reduction over a combination's blocks does
-    (``((b0 + b1) + b2) + ...``), but every shared prefix is added once (the C(16, 8) halves have
-    24,309 prefixes against 102,960 block additions); min, max and counts are exact in any order."""
-    levels = _prefix_levels(combos)
-    parent, blk, _ = levels[0]
-    n, t1, t2, lo, hi = n_b[blk], s1[blk], s2[blk], bmin[blk], bmax[blk]
-    for parent, blk, _ in levels[1:]:
-        n = n[parent] + n_b[blk]
-        t1 = t1[parent] + s1[blk]
-        t2 = t2[parent] + s2[blk]
-        lo = np.minimum(lo[parent], bmin[blk])
-        hi = np.maximum(hi[parent], bmax[blk])
-    n = n[:, None]  # the full-length prefixes are the combinations themselves, in their order
-    const = lo == hi
-    var = np.maximum(t2 - t1 * t1 / n, 0.0) / (n - 1.0)
-    mean = t1 / n + colmean
-    ok = ~const & (var > 0.0)
-    return np.where(ok, mean / np.sqrt(np.where(ok, var, 1.0)), 0.0)
+    (``((b0 + b1) + b2) + ...``), but every prefix shared with the previous combination is added once
+    (the C(16, 8) halves have 24,309 prefixes against 102,960 block additions); min, max and counts are
+    exact in any order. Compiled (``audit.statistics.pbo_kernel``: the combinations walked in order,
+    no prefixes x trials temporaries)."""
+    from audit.statistics.pbo_kernel import all_half_sharpes  # numba: imported when first needed
+
+    return all_half_sharpes(combos, n_b, s1, s2, bmin, bmax, colmean)
 
 
 def _complement_index(combos: np.ndarray, s: int) -> np.ndarray:
@@ -137,6 +127,14 @@ def _complement_index(combos: np.ndarray, s: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
+def _complements(s: int) -> np.ndarray:
+    """``_complement_index(_combinations(s), s)``, read-only, built once per ``s``."""
+    out = _complement_index(_combinations(s), s)
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=8)
 def _block_labels(s: int) -> tuple[str, ...]:
     """``"0,1,...,7"``-style labels of the IS blocks of every combination of ``s // 2`` of ``s``
     blocks, in ``itertools.combinations`` order (a pure function of ``s``, built once: 12,870
@@ -144,11 +142,23 @@ def _block_labels(s: int) -> tuple[str, ...]:
     return tuple(",".join(map(str, c)) for c in itertools.combinations(range(s), s // 2))
 
 
-def pbo_cscv(trial_returns: object, n_splits: int = 16) -> PBOResult:
+@lru_cache(maxsize=8)
+def _combinations(s: int) -> np.ndarray:
+    """Every combination of ``s // 2`` of ``s`` blocks (rows, ``itertools.combinations`` order) as a
+    read-only int64 array: a pure function of ``s``, built once (the PBO null calls pbo_cscv dozens of
+    times at S = 16)."""
+    combos = np.array(list(itertools.combinations(range(s), s // 2)), dtype=np.int64)
+    combos.setflags(write=False)
+    return combos
+
+
+def pbo_cscv(trial_returns: object, n_splits: int = 16, *, records: bool = True) -> PBOResult:
     """PBO of a T x N (dates x trials) matrix of per-period returns on common dates.
 
     ``n_splits`` = S, even, >= 2 (default 16: C(16, 8) = 12,870 combinations, as in the paper).
-    Deterministic: no random draw. Needs N >= 2 trials and T >= 2 S dates.
+    Deterministic: no random draw. Needs N >= 2 trials and T >= 2 S dates. ``records=False`` leaves
+    the per-combination table out (``records`` None; every other field the same): the PBO null's
+    replicates need only ``pbo``.
     """
     mat, labels = as_matrix(trial_returns, "trial_returns", min_obs=2, min_cols=2)
     if (not isinstance(n_splits, (int, np.integer)) or isinstance(n_splits, bool)
@@ -166,18 +176,19 @@ def pbo_cscv(trial_returns: object, n_splits: int = 16) -> PBOResult:
     s2 = np.stack([(centred[b] ** 2).sum(axis=0) for b in blocks])
     bmin = np.stack([mat[b].min(axis=0) for b in blocks])
     bmax = np.stack([mat[b].max(axis=0) for b in blocks])
-    combos = np.array(list(itertools.combinations(range(s), s // 2)), dtype=np.int64)
+    combos = _combinations(s)
     n_c = combos.shape[0]
-    in_is = np.zeros((n_c, s), dtype=bool)
-    in_is[np.arange(n_c)[:, None], combos] = True
-    compl = np.nonzero(~in_is)[1].reshape(n_c, s // 2)  # row-major: sorted per combination
     best = np.empty(n_c, dtype=np.int64)
     is_best = np.empty(n_c)
     oos_best = np.empty(n_c)
     rank = np.empty(n_c)
     # every half's Sharpe once, prefixes shared; an OOS half is the IS half of another combination
     sr_all = _all_half_sharpes(combos, n_b, s1, s2, bmin, bmax, colmean) if n_c * n <= _ALL_CELLS else None
-    other = _complement_index(combos, s) if sr_all is not None else None
+    other = _complements(s) if sr_all is not None else None
+    if sr_all is None:
+        in_is = np.zeros((n_c, s), dtype=bool)
+        in_is[np.arange(n_c)[:, None], combos] = True
+        compl = np.nonzero(~in_is)[1].reshape(n_c, s // 2)  # row-major: sorted per combination
     for lo in range(0, n_c, _CHUNK):
         sl = slice(lo, lo + _CHUNK)
         if sr_all is not None:
@@ -194,17 +205,17 @@ def pbo_cscv(trial_returns: object, n_splits: int = 16) -> PBOResult:
         rank[sl] = less + (equal + 1) / 2.0
     w = rank / (n + 1.0)
     lambdas = np.log(w / (1.0 - w))
-    records = pd.DataFrame({
+    table = pd.DataFrame({
         "combination": np.arange(n_c),
         "is_blocks": list(_block_labels(s)),
         "best_trial": [labels[int(i)] for i in best],
         "is_sharpe": is_best, "oos_sharpe": oos_best, "oos_rank": rank, "w": w,
         "lambda": lambdas,
-    })
+    }) if records else None
     n_deg = int((np.ptp(mat, axis=0) == 0.0).sum())
     assert n_c == math.comb(s, s // 2)
     return PBOResult(
-        pbo=float(np.mean(lambdas <= 0.0)), lambdas=lambdas, records=records,
+        pbo=float(np.mean(lambdas <= 0.0)), lambdas=lambdas, records=table,
         prob_oos_loss=float(np.mean(oos_best < 0.0)), n_splits=s, n_trials=n, n_obs=t,
         n_combinations=n_c, n_degenerate_trials=n_deg,
     )

@@ -18,7 +18,7 @@ import numpy as np
 
 from audit.statistics._common import (
     as_series_1d, auto_block_length, check_alpha, check_block_length, check_n_boot,
-    check_positive, check_seed, percentile_ci, sharpe_per_period, stationary_indices,
+    check_positive, check_seed, percentile_ci, sharpe_per_period,
 )
 from contracts.errors import ConfigError
 
@@ -118,8 +118,7 @@ def sharpe_ci(
             degenerate_draws=0, status=STATUS_DEGENERATE, method=method,
         )
     b = auto_block_length(x) if block_length is None else block_length
-    idx = stationary_indices(x.size, b, n_boot, seed)
-    boot_sr, boot_deg, se_b = boot_sharpe_stats(x, idx)
+    boot_sr, boot_deg, se_b = boot_sharpe_draws(x, b, n_boot, seed)
     if method == "percentile":
         lo, hi = percentile_ci(boot_sr * scale, alpha)
     else:
@@ -149,7 +148,9 @@ def boot_sharpe_stats(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nd
     and the Mertens standard error of ``mertens_se``, with the same floating-point operations (each
     row's reductions run along the row, so they do not depend on the blocking), computed block by
     block of ``_CELLS // n`` replicates with the deviations formed once (the separate calls formed the
-    mean and the deviations twice over the whole R x n matrix).
+    mean and the deviations twice over the whole R x n matrix). ``sharpe_ci`` now takes the same
+    figures from ``boot_sharpe_draws`` (no R x n matrices); this matrix path is its reference in the
+    tests and ``benchmarks/statistics.py``.
     """
     r, n = idx.shape
     rows = max(1, _CELLS // max(n, 1))
@@ -173,6 +174,28 @@ def boot_sharpe_stats(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nd
         sr[lo:lo + rows], deg[lo:lo + rows] = s, dg
         se[lo:lo + rows] = np.where(m2 > 0.0, np.sqrt(v), 0.0)
     return sr, deg, se
+
+
+def boot_sharpe_draws(x: np.ndarray, block_length: int, n_boot: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``boot_sharpe_stats(x, stationary_indices(x.size, block_length, n_boot, seed))`` bit for bit,
+    from each replicate's sums (``audit.statistics.bootmoments.stationary_moments``: no R x n index or
+    value matrix); the elementwise steps below are ``boot_sharpe_stats``' on the per-replicate sums."""
+    from audit.statistics.bootmoments import stationary_moments  # numba: imported when first needed
+
+    sums, deg = stationary_moments(x[None, :], block_length, n_boot, seed, higher=True)
+    s1, s2, s3, s4 = sums[0]
+    dg = deg[0]
+    n = x.size
+    std = np.sqrt(s2 / (n - 1))
+    mean = s1 / n
+    s = np.where(dg, 0.0, mean / np.where(dg, 1.0, std))
+    m2 = s2 / n
+    safe = np.where(m2 > 0.0, m2, 1.0)
+    g3 = (s3 / n) / safe**1.5
+    g4 = (s4 / n) / safe**2
+    v = np.maximum(1.0 - g3 * s + (g4 - 1.0) / 4.0 * s * s, 0.0) / (n - 1.0)
+    return s, dg, np.where(m2 > 0.0, np.sqrt(v), 0.0)
 
 
 def mertens_se(x: np.ndarray, sr: np.ndarray) -> np.ndarray:

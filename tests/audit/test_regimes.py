@@ -81,3 +81,36 @@ def test_ranking_consistency_words_and_degenerate():
     assert "reversed" in res[("calm", "crisis")]["verdict"]
     short = ranking_consistency(pd.DataFrame({"calm": [1.0, np.nan], "crisis": [2.0, 1.0]}))[0]
     assert short["tau"] is None and "not tested" in short["verdict"]
+
+
+def _regime_days_reference(returns, labels, regimes=("calm", "turbulent", "crisis")):
+    """``regime_figures``' day selection before the positional lookup (main at 6704774), verbatim."""
+    lab = labels.astype("string")
+    out = {}
+    for cid, g in returns.groupby("cell_id", sort=True, observed=True):
+        g = g.sort_values("date")
+        day_regime = lab.reindex(pd.DatetimeIndex(g["date"]))
+        r_all = g["return"].to_numpy(dtype=np.float64)
+        for reg in regimes:
+            out[(str(cid), reg)] = r_all[(day_regime == reg).fillna(False).to_numpy(dtype=bool)]
+    return out
+
+
+def test_figures_equal_the_previous_selection():
+    """Same rows bit for bit as the reindex-based selection: unlabelled days, days missing from the
+    labels, a label outside the regimes, shuffled rows."""
+    ret, labels = _frame()
+    labels = labels.copy()
+    labels.iloc[5:9] = "other"
+    extra = pd.DataFrame({"cell_id": "late", "date": pd.date_range("2024-05-01", periods=260, freq="D", tz="UTC"),
+                          "return": np.random.default_rng(9).normal(0.0, 0.01, 260)})
+    ret = pd.concat([ret, extra], ignore_index=True)  # runs past the labels' last date
+    ref = _regime_days_reference(ret, labels)
+    seed_of = lambda cid, reg: len(cid) * 100 + len(reg)  # noqa: E731
+    fig = regime_figures(ret, labels, 365, seed_of=seed_of, n_boot=100, min_days=5)
+    for row in fig.to_dict("records"):
+        r = ref[(row["cell_id"], row["regime"])]
+        assert row["n_days"] == r.size
+        if r.size >= 5:
+            ci = sharpe_ci(r, 365, seed=seed_of(row["cell_id"], row["regime"]), n_boot=100)
+            assert (row["sharpe"], row["sharpe_ci_low"], row["sharpe_ci_high"]) == (ci.sharpe, ci.ci_low, ci.ci_high)
