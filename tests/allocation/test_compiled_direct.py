@@ -92,7 +92,35 @@ def test_solve_native_gives_the_cvxpy_compilation_bits(kind: str, monkeypatch) -
         return out
 
     direct = run()
-    monkeypatch.setattr(native, "direct_clarabel",
-                        lambda kind, params, variables, problem: compile_clarabel(problem, variables))
+    monkeypatch.setattr(native, "_compile", lambda prob: compile_clarabel(prob.problem, prob.variables))
     assert direct == run()
     assert all(d[1] == "optimal" for d in direct)
+
+
+@pytest.mark.parametrize("kind", ["min_variance", "max_sharpe"])
+def test_shape_only_program_without_cvxpy_gives_the_built_problems_bits(kind: str, monkeypatch) -> None:
+    """The fast path's program written from the shape alone (``direct_program``: no cvxpy problem
+    built, values by name) gives the weights (bytes), statuses and attempts of the previous path
+    (``direct_clarabel`` on the cvxpy problem built up front, its Parameters holding the values),
+    and builds no cvxpy problem when Clarabel answers."""
+    cases = [_case(n, t, seed, rows, bounded) for n, t, seed, rows, bounded in
+             [(12, 120, 1, True, True), (5, 60, 2, False, False), (12, 120, 3, True, True),
+              (30, 252, 4, True, False), (9, 12, 5, False, True), (2, 60, 6, False, False)]]
+
+    def run() -> tuple[list, ProblemCache]:
+        cache = ProblemCache()
+        out = []
+        for cov, caps, mu in cases:
+            r = solve_native(kind, cov, caps, mu, cache=cache, tol=TOL)
+            out.append((None if r.weights is None else r.weights.tobytes(), r.status, r.solver, r.attempts,
+                        r.cache_hit))
+        return out, cache
+
+    lazy, cache = run()
+    assert all(p._cvx is None for p in cache.problems.values())
+    monkeypatch.setattr(native, "_compile",
+                        lambda prob: direct_clarabel(prob.kind, prob.params, prob.variables, prob.problem))
+    built, cache = run()
+    assert all(p._cvx is not None for p in cache.problems.values())
+    assert lazy == built
+    assert all(d[1] == "optimal" for d in lazy)
