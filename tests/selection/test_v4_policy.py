@@ -279,3 +279,38 @@ def test_ties_broken_by_id_and_row_order_irrelevant():
     assert a.clusters.labels.equals(b.clusters.labels)
     ids, book = _book(["A", "B", "C"], [0.5, 0.5, 0.5], [0, 0, 0])
     assert book.order == ids  # equal alphas: ascending id
+
+
+def _select_without_memo(ctx, scorers):
+    """``select`` as before ``PassMemo``: every pass computes its book and vetoes itself."""
+    from selection.pipeline.orchestrator import htr, run_stage
+    from selection.pipeline.synthesis import StrategySynthesizer
+
+    for s in scorers:
+        ctx = htr(ctx, s, None)
+    return run_stage(StrategySynthesizer(), ctx)
+
+
+@pytest.mark.parametrize("case", ["stage1", "adx", "sentiment", "sector_cap"])
+def test_shared_pass_memo_gives_the_unshared_passes_result(case):
+    """The passes of one ``select`` share their books and vetoes (``policy.PassMemo``); the winners,
+    reasons, audit trail and atoms of every scorer equal those of passes that compute everything
+    themselves (the previous code), over windows stopping at stages 1 to 4."""
+    view = make_view(seed=3, n_assets=40)
+    pool = view.pool.copy()
+    cfg = SelectionConfig()  # champion and the ridge challenger
+    if case == "adx":
+        pool["ADX"] = 9.0
+    elif case == "sentiment":
+        pool["Recommend.All"] = -pool["Recommend.All"]
+        cfg = cfg.model_copy(update={"min_winners": 3})
+    elif case == "sector_cap":
+        pool["sector"] = ["L1"] * 30 + ["DeFi"] * (len(pool) - 30)
+        cfg = cfg.model_copy(update={"sector_cap": 0.3})
+    ctx = prepare(with_pool(view, pool), cfg, _cache())
+    scorers = ["log_mps", *cfg.challengers]
+    shared, alone = select(ctx, scorers), _select_without_memo(ctx, scorers)
+    assert shared.winners == alone.winners
+    assert shared.audit_trail == alone.audit_trail
+    assert shared.atoms == alone.atoms
+    assert len({e["data"]["stage"] for e in shared.audit_trail if e["stage"] == "policy"}) >= 1
