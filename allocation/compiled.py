@@ -151,11 +151,12 @@ def clarabel_settings(options: dict) -> "clarabel.DefaultSettings":
     return CLARABEL.parse_solver_opts(False, options)
 
 
-def problem_data(comp: CompiledClarabel, values: Optional[dict] = None
+def problem_data(comp: CompiledClarabel, values: Optional[dict] = None, prune: bool = True
                  ) -> tuple[sp.csc_array, np.ndarray, sp.csc_array, np.ndarray]:
     """Clarabel's ``(P upper triangle, q, A, b)`` for the current parameter values (``A`` without
-    explicit zeros): each ``cp.Parameter``'s ``.value``, or ``values[name]`` for a parameter given
-    by name (``CompiledClarabel.params``)."""
+    explicit zeros; ``prune`` False keeps them: cvxpy's own data, entry for entry): each
+    ``cp.Parameter``'s ``.value``, or ``values[name]`` for a parameter given by name
+    (``CompiledClarabel.params``)."""
     for red in comp.reductions:
         red.update_parameters(comp.problem)
     p = np.zeros(comp.n_param)
@@ -172,6 +173,11 @@ def problem_data(comp: CompiledClarabel, values: Optional[dict] = None
     # A without its explicit zeros (see the module docstring); the compiled index arrays are shared
     # across solves, so the pruned pattern is built anew (never scipy's in-place eliminate_zeros)
     a_val = v[kp + n + 1: kp + n + 1 + ka]
+    if not prune:
+        A = sp.csc_array((a_val, *comp.A_index), shape=(comp.n_rows, n))
+        b = np.zeros(comp.n_rows)
+        b[comp.b_rows] = v[kp + n + 1 + ka:]
+        return P, q, A, b
     keep = a_val != 0.0
     kept = np.concatenate(([0], np.cumsum(keep)))
     A = sp.csc_array((a_val[keep], comp.A_index[0][keep], kept[comp.A_index[1]]),
@@ -181,19 +187,19 @@ def problem_data(comp: CompiledClarabel, values: Optional[dict] = None
     return P, q, A, b
 
 
-def solve_compiled(comp: CompiledClarabel, options: dict,
-                   values: Optional[dict] = None) -> tuple[str, Optional[dict]]:
+def solve_compiled(comp: CompiledClarabel, options: dict, values: Optional[dict] = None,
+                   prune: bool = True, accept: tuple = (cp.OPTIMAL,)) -> tuple[str, Optional[dict]]:
     """One Clarabel solve of the compiled program at the current parameter values (``values``:
-    those of the parameters given by name, see ``problem_data``).
+    those of the parameters given by name; ``prune``: see ``problem_data``).
 
     Returns ``(cvxpy status, values)``: ``values`` maps each compiled variable id to its value (a
-    float array, projected as cvxpy projects it) when the status is ``optimal`` and the primal point
-    is finite, else None (the caller then falls back to ``problem.solve``)."""
-    P, q, A, b = problem_data(comp, values)
+    float array, projected as cvxpy projects it) when the status is in ``accept`` and the primal
+    point is finite, else None (the caller then falls back to ``problem.solve``)."""
+    P, q, A, b = problem_data(comp, values, prune)
     solver = clarabel.DefaultSolver(P, q, A, b, list(comp.cones), clarabel_settings(options))
     sol = solver.solve()
     status = CLARABEL.STATUS_MAP.get(str(sol.status), cp.SOLVER_ERROR)
-    if status != cp.OPTIMAL:
+    if status not in accept:
         return status, None
     x = np.asarray(sol.x, dtype=np.float64)
     if x.shape != (comp.n_x,) or not np.all(np.isfinite(x)):

@@ -262,10 +262,12 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
         _set(prob, form, kind, cov, caps, mu, bounded)
         opts = solver_options(solver, tol, n)
         if solver == "CLARABEL":
-            w = _fast(prob, opts, attempts)
-            if w is not None:
-                attempts.append(f"{solver}: {cp.OPTIMAL}")
-                return SolveResult(clean_weights(w), "optimal", solver, None, attempts, hit)
+            fast = _fast(prob, opts, attempts)
+            if fast is not None:
+                status, w = fast
+                attempts.append(f"{solver}: {status}")
+                st = "optimal" if status == cp.OPTIMAL else "optimal_inaccurate"
+                return SolveResult(clean_weights(w), st, solver, None, attempts, hit)
         try:
             # warm_start=False: cvxpy otherwise updates a cached Clarabel solver in place, which makes
             # the answer depend on earlier solves in the process (not reproducible across executors)
@@ -285,9 +287,20 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
     return SolveResult(None, "failed", None, "; ".join(attempts), attempts, hit)
 
 
-def _fast(prob: _Problem, opts: dict, attempts: list[str]) -> np.ndarray | None:
-    """Weights from the compiled Clarabel fast path (compiled.py) when Clarabel reports a clean
-    ``Solved`` with finite weights; None otherwise (the caller then runs ``problem.solve``).
+def _fast(prob: _Problem, opts: dict, attempts: list[str]) -> tuple[str, np.ndarray] | None:
+    """``(cvxpy status, weights)`` from the compiled Clarabel fast path (compiled.py) when Clarabel
+    reports a clean ``Solved`` with finite weights; None otherwise (the caller then runs
+    ``problem.solve``).
+
+    Direct programs (``direct_program``) take one more step before giving up: when the solve on the
+    pruned data is not a clean ``Solved``, the same program is solved on cvxpy's own data (``A``
+    with its explicit zeros, ``prune=False``: entry for entry what ``problem.solve`` hands Clarabel,
+    with the settings it builds), which is what ``problem.solve`` with Clarabel computes; an
+    ``optimal`` or ``optimal_inaccurate`` outcome with finite weights is then that call's answer, bit
+    for bit (its variable values are Clarabel's ``x`` recovered as cvxpy recovers them), without
+    cvxpy's compilation of the problem (~25 ms per shape). Any other outcome goes to
+    ``problem.solve`` as before, so statuses other than these two, the messages and the rest of the
+    chain stay cvxpy's. tests/allocation/test_compiled_direct.py compares with ``problem.solve``.
 
     A problem that cvxpy compiles into a form the fast path does not handle (``compile_clarabel``
     raises ValueError) is solved by ``problem.solve`` from then on; the reason is added to
@@ -304,16 +317,20 @@ def _fast(prob: _Problem, opts: dict, attempts: list[str]) -> np.ndarray | None:
     comp = prob.compiled
     if comp.problem is None:  # the direct program: parameters and variables by name
         status, values = solve_compiled(comp, opts, prob.data)
-        if status != cp.OPTIMAL or values is None:
-            return None
-        w = _direct_weights(prob.kind, values)
-    else:  # cvxpy's objects: its parameters must hold the values
-        prob.cvx()
-        status, values = solve_compiled(comp, opts)
-        if status != cp.OPTIMAL or values is None:
-            return None
-        w = prob.weights(values)
-    return w if w is not None and np.all(np.isfinite(w)) else None
+        w = _direct_weights(prob.kind, values) if status == cp.OPTIMAL and values is not None else None
+        if w is not None and np.all(np.isfinite(w)):
+            return status, w
+        status, values = solve_compiled(comp, opts, prob.data, prune=False,
+                                        accept=(cp.OPTIMAL, cp.OPTIMAL_INACCURATE))
+        w = _direct_weights(prob.kind, values) if values is not None else None
+        return (status, w) if w is not None and np.all(np.isfinite(w)) else None
+    # cvxpy's objects: its parameters must hold the values
+    prob.cvx()
+    status, values = solve_compiled(comp, opts)
+    if status != cp.OPTIMAL or values is None:
+        return None
+    w = prob.weights(values)
+    return (status, w) if w is not None and np.all(np.isfinite(w)) else None
 
 
 def _direct_weights(kind: str, values: dict) -> np.ndarray | None:

@@ -108,7 +108,8 @@ def test_forced_fallback_runs_problem_solve_with_the_same_answer(kind: str, monk
         calls.append(kwargs.get("solver"))
         return real_solve(self, *args, **kwargs)
 
-    monkeypatch.setattr(native, "solve_compiled", lambda comp, opts, values=None: (cp.SOLVER_ERROR, None))
+    monkeypatch.setattr(native, "solve_compiled", lambda comp, opts, values=None, prune=True, accept=():
+                        (cp.SOLVER_ERROR, None))
     monkeypatch.setattr(cp.Problem, "solve", counted)
     slow = solve_native(kind, cov, caps, mu=mu, cache=ProblemCache(), tol=TOL)
     assert calls == ["CLARABEL"]

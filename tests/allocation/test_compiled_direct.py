@@ -124,3 +124,39 @@ def test_shape_only_program_without_cvxpy_gives_the_built_problems_bits(kind: st
     assert all(p._cvx is not None for p in cache.problems.values())
     assert lazy == built
     assert all(d[1] == "optimal" for d in lazy)
+
+
+@pytest.mark.parametrize("kind", ["min_variance", "max_sharpe"])
+def test_unpruned_solve_gives_problem_solves_bits(kind: str, monkeypatch) -> None:
+    """When the pruned fast solve is not a clean ``Solved``, the direct program is solved on cvxpy's
+    own data (``prune=False``) instead of ``problem.solve``: same weights (bytes), status, solver
+    and attempts as ``problem.solve`` with Clarabel (the previous path), and no cvxpy solve. The
+    pruned solve is made to fail here; on the full preset the three ``optimal_inaccurate``
+    market-neutral solves of ``benchmarks/unit_parity.py`` take this path (parity 12 of 12)."""
+    cases = [_case(n, t, seed, rows, bounded) for n, t, seed, rows, bounded in
+             [(12, 120, 1, True, True), (5, 60, 2, False, False), (30, 252, 4, True, False),
+              (9, 12, 5, False, True), (20, 252, 7, True, True)]]
+    real = native.solve_compiled
+
+    def pruned_fails(comp, opts, values=None, prune=True, accept=(cp.OPTIMAL,)):
+        return (cp.SOLVER_ERROR, None) if prune else real(comp, opts, values, prune, accept)
+
+    def run() -> list:
+        out = []
+        for cov, caps, mu in cases:
+            r = solve_native(kind, cov, caps, mu, cache=ProblemCache(), tol=TOL)
+            out.append((None if r.weights is None else r.weights.tobytes(), r.status, r.solver, r.attempts))
+        return out
+
+    solves = []
+    real_solve = cp.Problem.solve
+    monkeypatch.setattr(cp.Problem, "solve", lambda self, *a, **k: solves.append(1) or real_solve(self, *a, **k))
+    monkeypatch.setattr(native, "solve_compiled", pruned_fails)
+    replica = run()
+    assert solves == []
+    monkeypatch.setattr(native, "solve_compiled", lambda comp, opts, values=None, prune=True, accept=():
+                        (cp.SOLVER_ERROR, None))
+    cvxpy_path = run()
+    assert len(solves) == len(cases)
+    assert replica == cvxpy_path
+    assert all(r[1] == "optimal" and r[3] == ["CLARABEL: optimal"] for r in replica)
