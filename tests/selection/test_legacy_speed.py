@@ -287,3 +287,31 @@ def test_hurst_many_equals_hurst_rs_bit_for_bit():
     for g, r, v in zip(got, ref, vs):
         assert g == r or (math.isnan(g) and math.isnan(r)), (v.size, g, r)
     assert len(set(ref)) > 100  # the series are not degenerate
+
+
+def test_v34_atoms_read_by_position_equal_the_row_lookups():
+    """run_v34 reads its winners' pool fields column by column (by position); each atom equals the
+    one built from ``pool.loc[w]`` (the previous code), over several pools, in both string storages."""
+    from contracts.atom import StrategyAtom
+    from contracts.enums import Direction, Logic
+    from market.entropy import EntropyNullCache
+    from selection.legacy.engine import SCORER, run_v34
+
+    n_atoms = 0
+    for storage in ("python", "pyarrow"):
+        with pd.option_context("mode.string_storage", storage):
+            for seed in range(4):
+                view = make_view(seed=seed, n_assets=40)
+                res = run_v34(view, null_cache=EntropyNullCache(n_series=300))
+                pool, _ = ingest(view)
+                for a in res.atoms:
+                    meta = pool.loc[a.id]
+                    ref = StrategyAtom(
+                        id=a.id, symbol=str(meta["symbol"]), identity=str(meta["identity"]),
+                        direction=Direction("LONG" if float(meta["sign"]) > 0 else "SHORT"),
+                        logic=Logic(str(getattr(meta["logic"], "value", meta["logic"]))), cluster=a.cluster,
+                        sector=str(meta["sector"]), conviction={SCORER: a.conviction[SCORER]},
+                        htr_stage=a.htr_stage)
+                    assert ref == a and ref.model_dump() == a.model_dump()
+                    n_atoms += 1
+    assert n_atoms >= 20
