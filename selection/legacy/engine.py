@@ -407,7 +407,8 @@ def run_v34(view: PastView, config: LegacyConfig | None = None,
     events.append({"stage": "ingestion", "event": "pool",
                    "data": {"n_snapshot": len(view.pool), "n_pool": len(pool), "n_dropped": len(dropped),
                             "price_faults": faults}})
-    feats = legacy_features(view, cfg.feature_lookback, cache, pool)
+    x_all = train_returns(view, pool)  # read by the features and the partition (computed once)
+    feats = legacy_features(view, cfg.feature_lookback, cache, pool, x_all)
     events.append({"stage": "features", "event": "computed",
                    "data": {"n_assets": len(feats), "n_features": len(feats.columns) - 2}})
     scores = legacy_log_mps(feats, cfg.weights)
@@ -417,7 +418,7 @@ def run_v34(view: PastView, config: LegacyConfig | None = None,
     t_len = view.window.train_length
     hard = hard_vetoes(feats, pool, t_len, cfg)
     kept = [c for c in feats.index if not hard[c]]
-    x = train_returns(view, pool)[kept]
+    x = x_all[kept]
     clusters, z, corr = legacy_partition(x, cfg.shrinkage_intensity, cfg)
     sizes = pd.Series(clusters, dtype="int64").value_counts().sort_index()
     events.append({"stage": "partitioning", "event": "clusters",

@@ -315,3 +315,20 @@ def test_v34_atoms_read_by_position_equal_the_row_lookups():
                     assert ref == a and ref.model_dump() == a.model_dump()
                     n_atoms += 1
     assert n_atoms >= 20
+
+
+def test_v34_train_returns_computed_once_give_the_same_features():
+    """run_v34 computes the train returns once for the features and the partition: the features
+    from the passed returns equal those computed from scratch, and the returns are left unchanged."""
+    from market.entropy import EntropyNullCache
+    from selection.legacy.features import legacy_features, train_returns
+
+    for seed in range(3):
+        view = make_view(seed=seed, n_assets=30)
+        pool, _ = ingest(view)
+        x = train_returns(view, pool)
+        before = x.copy()
+        cache = EntropyNullCache(n_series=300)
+        shared = legacy_features(view, 120, cache, pool, x)
+        pd.testing.assert_frame_equal(shared, legacy_features(view, 120, cache, pool), check_exact=True)
+        pd.testing.assert_frame_equal(x, before, check_exact=True)
