@@ -314,3 +314,20 @@ def test_shared_pass_memo_gives_the_unshared_passes_result(case):
     assert shared.audit_trail == alone.audit_trail
     assert shared.atoms == alone.atoms
     assert len({e["data"]["stage"] for e in shared.audit_trail if e["stage"] == "policy"}) >= 1
+
+
+def test_positions_equal_get_indexer():
+    """``context.positions`` looks ids up in a dict of the index: the positions ``get_indexer``
+    gives, for string, pyarrow-string and object indexes, in any order; KeyError for a missing id."""
+    from selection.pipeline.context import positions
+
+    rng = np.random.default_rng(4)
+    names = [f"S{i}_trend_{'LONG' if i % 2 else 'SHORT'}" for i in range(200)]
+    for dtype in (object, "string", "string[pyarrow]"):
+        index = pd.Index(pd.array(list(rng.permutation(names)), dtype=dtype))
+        for k in (0, 1, 17, 200):
+            ids = list(rng.choice(names, size=k, replace=False))
+            got = positions(index, ids)
+            assert got.dtype == np.intp and np.array_equal(got, index.get_indexer(ids))
+        with pytest.raises(KeyError, match="not in the index"):
+            positions(index, names[:3] + ["NOPE_trend_LONG"])
