@@ -134,6 +134,23 @@ class ProblemCache:
     cov_hits: int = 0
     cov_misses: int = 0
     max_covariances: int = 64
+    # direct programs (compiled_direct.direct_program) by (kind, N, m, bounded): a function of the
+    # shape only, holding no problem's objects, so every problem of a shape shares one (also after
+    # its problem was evicted); small (index arrays and a sparse map), so more are kept
+    programs: dict[tuple, CompiledClarabel] = field(default_factory=dict)
+    max_programs: int = 512
+
+    def program(self, key: tuple, compute) -> CompiledClarabel:
+        """The direct program of ``key``, else ``compute()`` (kept when it is a direct program,
+        i.e. holds no cvxpy problem; oldest evicted first)."""
+        if key in self.programs:
+            return self.programs[key]
+        comp = compute()
+        if comp.problem is None:
+            self.programs[key] = comp
+            while len(self.programs) > self.max_programs:
+                self.programs.pop(next(iter(self.programs)))
+        return comp
 
     def covariance(self, key: tuple, compute) -> np.ndarray:
         """The cached covariance for ``key``, else ``compute()`` stored read-only (oldest evicted)."""
@@ -262,7 +279,7 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
         _set(prob, form, kind, cov, caps, mu, bounded)
         opts = solver_options(solver, tol, n)
         if solver == "CLARABEL":
-            fast = _fast(prob, opts, attempts)
+            fast = _fast(prob, opts, attempts, cache)
             if fast is not None:
                 status, w = fast
                 attempts.append(f"{solver}: {status}")
@@ -287,7 +304,8 @@ def solve_native(kind: str, cov: np.ndarray, caps: Caps, mu: np.ndarray | None =
     return SolveResult(None, "failed", None, "; ".join(attempts), attempts, hit)
 
 
-def _fast(prob: _Problem, opts: dict, attempts: list[str]) -> tuple[str, np.ndarray] | None:
+def _fast(prob: _Problem, opts: dict, attempts: list[str],
+          cache: ProblemCache | None = None) -> tuple[str, np.ndarray] | None:
     """``(cvxpy status, weights)`` from the compiled Clarabel fast path (compiled.py) when Clarabel
     reports a clean ``Solved`` with finite weights; None otherwise (the caller then runs
     ``problem.solve``).
@@ -308,7 +326,11 @@ def _fast(prob: _Problem, opts: dict, attempts: list[str]) -> tuple[str, np.ndar
     if prob.compiled is None and prob.compile_error is None:
         try:
             with solver_warnings():
-                prob.compiled = _compile(prob)
+                if cache is None:
+                    prob.compiled = _compile(prob)
+                else:  # a direct program is shared by every problem of its shape
+                    prob.compiled = cache.program((prob.kind, prob.n, prob.m, prob.bounded, prob.form),
+                                                  lambda: _compile(prob))
         except ValueError as exc:
             prob.compile_error = str(exc).splitlines()[0][:200]
     if prob.compiled is None:

@@ -160,3 +160,20 @@ def test_unpruned_solve_gives_problem_solves_bits(kind: str, monkeypatch) -> Non
     assert len(solves) == len(cases)
     assert replica == cvxpy_path
     assert all(r[1] == "optimal" and r[3] == ["CLARABEL: optimal"] for r in replica)
+
+
+def test_direct_programs_are_shared_by_shape_across_evictions() -> None:
+    """A ``ProblemCache`` keeps the direct programs by shape apart from its problems: a problem
+    rebuilt after an eviction reuses its shape's program, with the same weights (bytes) as a fresh
+    cache, and the problem hits/misses count as before."""
+    a = _case(12, 120, 1, True, True)
+    b = _case(5, 60, 2, False, False)
+    cache = ProblemCache(max_problems=1)
+    first = solve_native("min_variance", *a[:2], cache=cache, tol=TOL)
+    prog = cache.problems[next(iter(cache.problems))].compiled
+    solve_native("min_variance", *b[:2], cache=cache, tol=TOL)  # evicts a's problem
+    again = solve_native("min_variance", *a[:2], cache=cache, tol=TOL)
+    assert cache.problems[next(iter(cache.problems))].compiled is prog
+    assert (cache.hits, cache.misses) == (0, 3) and len(cache.programs) == 2
+    fresh = solve_native("min_variance", *a[:2], cache=ProblemCache(), tol=TOL)
+    assert first.weights.tobytes() == again.weights.tobytes() == fresh.weights.tobytes()
