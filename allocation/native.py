@@ -134,19 +134,22 @@ class ProblemCache:
     cov_hits: int = 0
     cov_misses: int = 0
     max_covariances: int = 64
-    # direct programs (compiled_direct.direct_program) by (kind, N, m, bounded): a function of the
-    # shape only, holding no problem's objects, so every problem of a shape shares one (also after
-    # its problem was evicted); small (index arrays and a sparse map), so more are kept
+    # direct programs (compiled_direct.direct_program) by (kind, N, m, bounded, form): a function
+    # of the shape only, holding no problem's objects, so every problem of a shape shares one (also
+    # after its problem was evicted); small at N <= max_program_atoms (index arrays and a sparse map
+    # of O(N^2 + N m) entries: ~50 kB at N = 40), so more are kept; larger ones only with their problem
     programs: dict[tuple, CompiledClarabel] = field(default_factory=dict)
     max_programs: int = 512
+    max_program_atoms: int = 64
 
     def program(self, key: tuple, compute) -> CompiledClarabel:
-        """The direct program of ``key``, else ``compute()`` (kept when it is a direct program,
-        i.e. holds no cvxpy problem; oldest evicted first)."""
+        """The direct program of ``key`` (``(kind, N, m, bounded, form)``), else ``compute()``
+        (kept when it is a direct program, i.e. holds no cvxpy problem, of at most
+        ``max_program_atoms`` atoms; oldest evicted first)."""
         if key in self.programs:
             return self.programs[key]
         comp = compute()
-        if comp.problem is None:
+        if comp.problem is None and key[1] <= self.max_program_atoms:
             self.programs[key] = comp
             while len(self.programs) > self.max_programs:
                 self.programs.pop(next(iter(self.programs)))
