@@ -144,7 +144,10 @@ class SelectionContext(BaseModel):
             if not got.equals(ids):
                 raise ValueError(f"{name}: candidate ids do not match raw_pool's")
         if self.feature_store is not None and len(self.feature_store.columns):
-            num = self.feature_store.select_dtypes(include=[np.number]).to_numpy(dtype=np.float64)
+            fs = self.feature_store
+            # an all-float64 store (the pipeline's) is read in place; otherwise its numeric columns
+            num = (fs.to_numpy(dtype=np.float64) if all(t == np.float64 for t in fs.dtypes)
+                   else fs.select_dtypes(include=[np.number]).to_numpy(dtype=np.float64))
             if np.isinf(num).any():
                 raise ValueError("feature_store: infinite values (a non-finite feature must be NaN)")
         if self.inference_outputs is not None:
