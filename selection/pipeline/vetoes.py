@@ -59,7 +59,16 @@ def _rule(flags: dict, name: str, feature: str, values: np.ndarray, fires: np.nd
 
 
 def _missing_meta(col: pd.Series) -> np.ndarray:
+    """Per row: the value is missing (``isna``) or blank once stripped. Element by element in
+    Python for strings (``str.strip``, what ``astype(str).str.strip()`` applies to a string); a
+    column holding another type goes through pandas' conversions
+    (tests/selection/test_v4_vetoes.py compares with them)."""
     s = col.astype(object)
+    na = s.isna().to_numpy()
+    vals = s.to_numpy()
+    if all(isinstance(v, str) for v, m in zip(vals, na) if not m):
+        return na | np.fromiter((not m and v.strip() == "" for v, m in zip(vals, na)), dtype=bool,
+                                count=len(vals))
     return (s.isna() | (s.astype(str).str.strip() == "")).to_numpy()
 
 
