@@ -66,9 +66,12 @@ class CompiledClarabel:
     and, when ``CvxAttr2Constr`` lists it (e.g. a ``nonneg`` variable it replaced), the original
     leaf, whose value cvxpy recovers with ``recover_value_for_leaf`` (else None: the raw slice)."""
 
-    problem: cp.Problem
+    problem: cp.Problem | None
     reductions: tuple
-    params: tuple  # (parameter of the compiled program, first column of p, size)
+    #: (parameter of the compiled program, first column of p, size); the parameter is a
+    #: ``cp.Parameter`` (its ``.value`` is read) or, for a program written without cvxpy objects
+    #: (``compiled_direct.direct_program``), a name looked up in the ``values`` passed per solve
+    params: tuple
     n_param: int
     const_col: int
     M: sp.csr_array
@@ -148,15 +151,19 @@ def clarabel_settings(options: dict) -> "clarabel.DefaultSettings":
     return CLARABEL.parse_solver_opts(False, options)
 
 
-def problem_data(comp: CompiledClarabel) -> tuple[sp.csc_array, np.ndarray, sp.csc_array, np.ndarray]:
+def problem_data(comp: CompiledClarabel, values: Optional[dict] = None, prune: bool = True
+                 ) -> tuple[sp.csc_array, np.ndarray, sp.csc_array, np.ndarray]:
     """Clarabel's ``(P upper triangle, q, A, b)`` for the current parameter values (``A`` without
-    explicit zeros)."""
+    explicit zeros; ``prune`` False keeps them: cvxpy's own data, entry for entry): each
+    ``cp.Parameter``'s ``.value``, or ``values[name]`` for a parameter given by name
+    (``CompiledClarabel.params``)."""
     for red in comp.reductions:
         red.update_parameters(comp.problem)
     p = np.zeros(comp.n_param)
     p[comp.const_col] = 1.0
     for param, col, size in comp.params:
-        p[col: col + size] = np.asarray(param.value, dtype=np.float64).ravel(order="F")
+        val = values[param] if isinstance(param, str) else param.value
+        p[col: col + size] = np.asarray(val, dtype=np.float64).ravel(order="F")
     v = comp.M @ p
     kp = len(comp.P_index[0])
     ka = len(comp.A_index[0])
@@ -166,6 +173,11 @@ def problem_data(comp: CompiledClarabel) -> tuple[sp.csc_array, np.ndarray, sp.c
     # A without its explicit zeros (see the module docstring); the compiled index arrays are shared
     # across solves, so the pruned pattern is built anew (never scipy's in-place eliminate_zeros)
     a_val = v[kp + n + 1: kp + n + 1 + ka]
+    if not prune:
+        A = sp.csc_array((a_val, *comp.A_index), shape=(comp.n_rows, n))
+        b = np.zeros(comp.n_rows)
+        b[comp.b_rows] = v[kp + n + 1 + ka:]
+        return P, q, A, b
     keep = a_val != 0.0
     kept = np.concatenate(([0], np.cumsum(keep)))
     A = sp.csc_array((a_val[keep], comp.A_index[0][keep], kept[comp.A_index[1]]),
@@ -175,17 +187,19 @@ def problem_data(comp: CompiledClarabel) -> tuple[sp.csc_array, np.ndarray, sp.c
     return P, q, A, b
 
 
-def solve_compiled(comp: CompiledClarabel, options: dict) -> tuple[str, Optional[dict]]:
-    """One Clarabel solve of the compiled program at the current parameter values.
+def solve_compiled(comp: CompiledClarabel, options: dict, values: Optional[dict] = None,
+                   prune: bool = True, accept: tuple = (cp.OPTIMAL,)) -> tuple[str, Optional[dict]]:
+    """One Clarabel solve of the compiled program at the current parameter values (``values``:
+    those of the parameters given by name; ``prune``: see ``problem_data``).
 
     Returns ``(cvxpy status, values)``: ``values`` maps each compiled variable id to its value (a
-    float array, projected as cvxpy projects it) when the status is ``optimal`` and the primal point
-    is finite, else None (the caller then falls back to ``problem.solve``)."""
-    P, q, A, b = problem_data(comp)
+    float array, projected as cvxpy projects it) when the status is in ``accept`` and the primal
+    point is finite, else None (the caller then falls back to ``problem.solve``)."""
+    P, q, A, b = problem_data(comp, values, prune)
     solver = clarabel.DefaultSolver(P, q, A, b, list(comp.cones), clarabel_settings(options))
     sol = solver.solve()
     status = CLARABEL.STATUS_MAP.get(str(sol.status), cp.SOLVER_ERROR)
-    if status != cp.OPTIMAL:
+    if status not in accept:
         return status, None
     x = np.asarray(sol.x, dtype=np.float64)
     if x.shape != (comp.n_x,) or not np.all(np.isfinite(x)):

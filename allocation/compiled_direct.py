@@ -28,7 +28,10 @@ its layout would fail that test (the program here would still be the same optimi
 """
 from __future__ import annotations
 
+import dataclasses
+
 import clarabel
+import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
@@ -43,20 +46,41 @@ def _index(a: list[int] | np.ndarray) -> np.ndarray:
 
 def direct_clarabel(kind: str, params: dict, variables: list, problem) -> CompiledClarabel:
     """``CompiledClarabel`` of ``native._build(kind, N, m, bounded, "quad")`` from its parameters
-    (by name: ``P``, ``mu``, ``ub``, ``A``, ``b``) and variables (``[w]`` or ``[y, kappa]``).
-    Raises ValueError for another kind."""
+    (by name: ``P``, ``mu``, ``ub``, ``A``, ``b``) and variables (``[w]`` or ``[y, kappa]``):
+    ``direct_program`` of the problem's shape with the problem's own ``cp.Parameter`` objects,
+    variable ids and leaves. Raises ValueError for another kind."""
+    if kind not in ("min_variance", "max_sharpe"):
+        raise ValueError(f"direct_clarabel: unknown kind {kind!r}")
+    n = params["P"].shape[0]
+    m = params["A"].shape[0] if "A" in params else 0
+    prog = direct_program(kind, n, m, "ub" in params)
+    where = {}
+    for var, (start, stop, shape, leaf) in zip(variables, prog.variables.values()):
+        where[var.id] = (start, stop, shape, None if leaf is None else var)
+    return dataclasses.replace(prog, problem=problem,
+                               params=tuple((params[k], col, size) for k, col, size in prog.params),
+                               variables=where)
+
+
+def direct_program(kind: str, n: int, m: int, bounded: bool) -> CompiledClarabel:
+    """The compiled program of ``native._build(kind, n, m, bounded, "quad")`` from its shape alone,
+    without building the cvxpy problem: ``params`` name the parameters (``P``, ``mu``, ``ub``,
+    ``A``, ``b``; their values are passed to ``compiled.solve_compiled`` by name), ``variables`` are
+    keyed by the variables' names (``w``; ``y``, ``kappa``), each ``y``/``kappa`` with a leaf of the
+    same attributes as the problem's (``cp.Variable(n)``, ``cp.Variable(nonneg=True)``) through
+    which ``recover_value_for_leaf`` recovers its value as for the problem's own variables.
+    ``direct_clarabel`` is this program with the problem's objects (tests compare it with cvxpy's
+    compilation bit for bit). Raises ValueError for another kind."""
     if kind not in ("min_variance", "max_sharpe"):
         raise ValueError(f"direct_clarabel: unknown kind {kind!r}")
     sharpe = kind == "max_sharpe"
-    n = params["P"].shape[0]
-    bounded = "ub" in params
-    m = params["A"].shape[0] if "A" in params else 0
+    size = {"P": n * n, "mu": n, "ub": n, "A": m * n, "b": m}
     # parameter columns, in order of appearance in the problem
     order = ["P"] + (["mu"] if sharpe else []) + (["ub"] if bounded else []) + (["A", "b"] if m else [])
     col, cols = 0, {}
     for name in order:
         cols[name] = col
-        col += params[name].size
+        col += size[name]
     const = col
     n_param = col + 1
     n_x = n + 1 if sharpe else n
@@ -112,13 +136,12 @@ def direct_clarabel(kind: str, params: dict, variables: list, problem) -> Compil
                       np.concatenate(([0], np.cumsum(counts))).astype(idx)), shape=shape)
     cones = (clarabel.ZeroConeT(n_zero), clarabel.NonnegativeConeT(n_rows - n_zero))
     if sharpe:
-        y, kappa = variables
-        where = {y.id: (0, n, y.shape, y), kappa.id: (n, n + 1, kappa.shape, kappa)}
+        y, kappa = cp.Variable(n, name="y"), cp.Variable(nonneg=True, name="kappa")
+        where = {"y": (0, n, y.shape, y), "kappa": (n, n + 1, kappa.shape, kappa)}
     else:
-        (w,) = variables
-        where = {w.id: (0, n, w.shape, None)}
+        where = {"w": (0, n, (n,), None)}
     return CompiledClarabel(
-        problem=problem, reductions=(), params=tuple((params[k], cols[k], params[k].size) for k in order),
+        problem=None, reductions=(), params=tuple((k, cols[k], size[k]) for k in order),
         n_param=n_param, const_col=const, M=M, n_x=n_x, n_rows=n_rows,
         P_index=(_index(p_ind), _index(p_ptr)), A_index=(_index(a_rows), _index(a_ptr)),
         b_rows=_index(b_rows), cones=cones, variables=where)

@@ -39,11 +39,30 @@ def validate_panel(closes: pd.DataFrame, source: str = "panel") -> pd.DataFrame:
         values = closes.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{source}: non-numeric prices ({exc})") from exc
-    for j, sym in enumerate(cols):
-        _check_column(values[:, j], idx, f"{source}: symbol {sym!r}")
+    # the columns that break a rule, found for every column at once (``_faulty``); each of those, in
+    # column order, is checked as before, so the first one raises the error it always raised
+    for j in np.flatnonzero(_faulty(values)):
+        _check_column(values[:, j], idx, f"{source}: symbol {cols[j]!r}")
     out = pd.DataFrame(values, index=idx.tz_convert("UTC").as_unit("ns"), columns=[str(c) for c in cols])
     out.index.name = "date"
     return out
+
+
+def _faulty(values: np.ndarray) -> np.ndarray:
+    """Per column of ``values`` (bars x columns): whether ``_check_column`` raises for it, i.e. it
+    holds an infinite or a negative price, no price at all, a missing price between its first and
+    last prices, or a 0 before its last price (tests/market/test_panel.py compares column by
+    column with ``_check_column`` on random panels)."""
+    n = values.shape[0]
+    finite = ~np.isnan(values)  # as in _check_column: an infinite value counts here, and raises anyway
+    any_finite = finite.any(axis=0)
+    first = np.argmax(finite, axis=0)
+    last = n - 1 - np.argmax(finite[::-1], axis=0)
+    with np.errstate(invalid="ignore"):
+        bad = (np.isinf(values) | (finite & (values < 0))).any(axis=0)
+        gap = finite.sum(axis=0) != (last - first + 1)
+        zero_early = (finite & (values == 0) & (np.arange(n)[:, None] < last[None, :])).any(axis=0)
+    return ~any_finite | bad | gap | zero_early
 
 
 def _check_column(v: np.ndarray, idx: pd.DatetimeIndex, where: str) -> None:

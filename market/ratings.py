@@ -457,11 +457,38 @@ def fill_missing_fields(pool: pd.DataFrame, derived: dict[str, pd.DataFrame], as
     Only NaN cells are filled; values the snapshot carries are kept.
     """
     out = pool.copy()
+    symbols = out["symbol"]
+    where: tuple | None = None  # (columns, each pool row's column in them) of the last table read
+    dt = symbols.dtype
+    # symbol dtypes whose ``map`` gives float64 (the NA-variant pyarrow string gives an Arrow double)
+    numpy_map = dt == object or (isinstance(dt, pd.StringDtype)
+                                 and not (dt.storage == "pyarrow" and dt.na_value is pd.NA))
     for f in ("Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX", "Value.Traded"):
-        table = derived[f].loc[:asof]
-        if table.empty:
+        frame = derived[f]
+        last = _last_row(frame, asof)
+        if last is None:
             continue
-        last = table.iloc[-1]
-        fill = out["symbol"].map(last)
+        if numpy_map and all(t == np.float64 for t in frame.dtypes):
+            # ``symbols.map(last)``'s values: each symbol's position in the row's index (the
+            # derived fields share their columns: looked up once), NaN where it has none
+            if where is None or not where[0].equals(last.index):
+                where = (last.index, last.index.get_indexer(symbols))
+            pos = where[1]
+            vals = last.to_numpy(dtype=np.float64)
+            fill = pd.Series(np.where(pos >= 0, vals[pos], np.nan), index=out.index, name=symbols.name)
+        else:
+            fill = symbols.map(last)
         out[f] = out[f].astype(float).where(out[f].notna(), fill)
     return out
+
+
+def _last_row(frame: pd.DataFrame, asof: pd.Timestamp) -> pd.Series | None:
+    """``frame.loc[:asof].iloc[-1]`` (None when no row is at or before ``asof``); on a sorted
+    DatetimeIndex the row position by ``searchsorted`` (``loc``'s right bound), without slicing."""
+    idx = frame.index
+    if (isinstance(idx, pd.DatetimeIndex) and isinstance(asof, pd.Timestamp) and idx.is_monotonic_increasing
+            and (idx.tz is None) == (asof.tz is None)):
+        n = int(idx.searchsorted(asof, side="right"))
+        return frame.iloc[n - 1] if n else None
+    table = frame.loc[:asof]
+    return None if table.empty else table.iloc[-1]

@@ -74,7 +74,9 @@ def finite_fields(pool: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for col in SCANNER_FIELDS:
         if col not in pool.columns:
             continue
-        v = pd.to_numeric(pool[col], errors="coerce").to_numpy(dtype=np.float64)
+        c = pool[col]
+        # a float64 column is its own ``to_numeric``: read in place
+        v = c.to_numpy() if c.dtype == np.float64 else pd.to_numeric(c, errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isinf(v)
         if bad.any():
             if out is pool:

@@ -20,8 +20,8 @@ import numpy as np
 from contracts.enums import SpecVersion
 from contracts.selection import SelectionResult
 from selection.pipeline.context import SelectionContext
-from selection.pipeline.results import build_result
-from selection.pipeline.synthesis import make_atoms
+from selection.pipeline.results import ResultParts, build_result
+from selection.pipeline.synthesis import atom_tables, make_atoms
 from selection.pipeline.vetoes import reasons_by_id
 
 
@@ -34,9 +34,16 @@ def random_seed(base_seed: int, ctx: SelectionContext) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
 
 
-def _baseline(ctx: SelectionContext, engine: str, ids: list[str], extra_reason: str | None) -> SelectionResult:
+def _baseline(ctx: SelectionContext, engine: str, ids: list[str], extra_reason: str | None,
+              parts: ResultParts | None = None) -> SelectionResult:
     labels = ctx.clusters.labels
-    atoms = make_atoms(ids, ctx.raw_pool, labels, ctx.inference_outputs.scores, None)
+    tables = None
+    if parts is not None:  # the atoms' tables over every partitioned candidate, shared by the baselines
+        if parts.atom_tables is None:
+            parts.atom_tables = atom_tables(labels.index.tolist(), ctx.raw_pool, labels,
+                                            ctx.inference_outputs.scores)
+        tables = parts.atom_tables
+    atoms = make_atoms(ids, ctx.raw_pool, labels, ctx.inference_outputs.scores, None, tables)
     reasons = dict(reasons_by_id(ctx.vetoes))
     if extra_reason:
         chosen = set(ids)
@@ -45,18 +52,19 @@ def _baseline(ctx: SelectionContext, engine: str, ids: list[str], extra_reason: 
                 reasons[i] = (extra_reason,)
     event = {"stage": "baseline", "event": engine, "data": {"n_atoms": len(atoms)}}
     return build_result(ctx, engine, SpecVersion.BASELINE, atoms, reasons, None, None,
-                        ctx.inference_outputs.champion, [event])
+                        ctx.inference_outputs.champion, [event], parts=parts)
 
 
-def raw_result(ctx: SelectionContext) -> SelectionResult:
-    """Every candidate without a hard veto."""
-    return _baseline(ctx, "raw", sorted(ctx.clusters.labels.index), None)
+def raw_result(ctx: SelectionContext, parts: ResultParts | None = None) -> SelectionResult:
+    """Every candidate without a hard veto (``parts``: ``results.build_result``)."""
+    return _baseline(ctx, "raw", sorted(ctx.clusters.labels.index), None, parts)
 
 
-def random_result(ctx: SelectionContext, n: int, base_seed: int) -> SelectionResult:
-    """``n`` seeded random picks among the candidates without a hard veto."""
+def random_result(ctx: SelectionContext, n: int, base_seed: int,
+                  parts: ResultParts | None = None) -> SelectionResult:
+    """``n`` seeded random picks among the candidates without a hard veto (``parts``: as ``raw``)."""
     pool = sorted(ctx.clusters.labels.index)
     k = min(int(n), len(pool))
     rng = np.random.default_rng(random_seed(base_seed, ctx))
     pick = sorted(pool[j] for j in rng.choice(len(pool), size=k, replace=False)) if k else []
-    return _baseline(ctx, "random", pick, "random:not_drawn")
+    return _baseline(ctx, "random", pick, "random:not_drawn", parts)

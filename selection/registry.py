@@ -21,7 +21,7 @@ from selection.baselines import random_result, raw_result
 from selection.config import SelectionConfig
 from selection.pipeline.context import SelectionContext
 from selection.pipeline.orchestrator import CHAMPION, prepare, select
-from selection.pipeline.results import v4_result
+from selection.pipeline.results import result_parts, v4_result
 
 ENGINES: tuple[str, ...] = ("v4", "v4:ridge", "raw", "random", "v3.4")
 LEGACY = "v3.4"
@@ -142,7 +142,7 @@ def run_twin_windows(views: list[PastView], engines: list[str], config: Selectio
     view = views[0]
     out: dict[str, SelectionResult] = {}
     v4_like = [e for e in engines if e != LEGACY]
-    ctx = None
+    ctx = parts = None
     if v4_like:
         ctx = cache.prepared(view, config)
         # the champion always runs: `random` sizes its draw on it, and every pass (synthesis included)
@@ -150,15 +150,16 @@ def run_twin_windows(views: list[PastView], engines: list[str], config: Selectio
         scorers = [CHAMPION]
         scorers += [e.split(":", 1)[1] for e in engines if e.startswith("v4:")]
         ctx = select(ctx, list(dict.fromkeys(scorers)))
+        parts = result_parts(ctx)  # what every engine's result reads alike, computed once
         for e in engines:
             if e == "v4":
-                out[e] = v4_result(ctx, "v4", CHAMPION)
+                out[e] = v4_result(ctx, "v4", CHAMPION, parts)
             elif e.startswith("v4:"):
-                out[e] = v4_result(ctx, e, e.split(":", 1)[1])
+                out[e] = v4_result(ctx, e, e.split(":", 1)[1], parts)
             elif e == "raw":
-                out[e] = raw_result(ctx)
+                out[e] = raw_result(ctx, parts)
             elif e == "random":
-                out[e] = random_result(ctx, len(ctx.winners[CHAMPION].winners), seeds[0])
+                out[e] = random_result(ctx, len(ctx.winners[CHAMPION].winners), seeds[0], parts)
     if LEGACY in engines:
         from selection.legacy.engine import run_v34  # lazy import (see module docstring)
 
@@ -169,7 +170,7 @@ def run_twin_windows(views: list[PastView], engines: list[str], config: Selectio
         for e in engines:
             if e == "random":
                 twin[e] = random_result(ctx.model_copy(update={"view": v}),
-                                        len(ctx.winners[CHAMPION].winners), seed)
+                                        len(ctx.winners[CHAMPION].winners), seed, parts)
             else:
                 twin[e] = out[e].model_copy(update={"window": v.window.index})
         found.append(twin)

@@ -407,7 +407,8 @@ def run_v34(view: PastView, config: LegacyConfig | None = None,
     events.append({"stage": "ingestion", "event": "pool",
                    "data": {"n_snapshot": len(view.pool), "n_pool": len(pool), "n_dropped": len(dropped),
                             "price_faults": faults}})
-    feats = legacy_features(view, cfg.feature_lookback, cache, pool)
+    x_all = train_returns(view, pool)  # read by the features and the partition (computed once)
+    feats = legacy_features(view, cfg.feature_lookback, cache, pool, x_all)
     events.append({"stage": "features", "event": "computed",
                    "data": {"n_assets": len(feats), "n_features": len(feats.columns) - 2}})
     scores = legacy_log_mps(feats, cfg.weights)
@@ -417,7 +418,7 @@ def run_v34(view: PastView, config: LegacyConfig | None = None,
     t_len = view.window.train_length
     hard = hard_vetoes(feats, pool, t_len, cfg)
     kept = [c for c in feats.index if not hard[c]]
-    x = train_returns(view, pool)[kept]
+    x = x_all[kept]
     clusters, z, corr = legacy_partition(x, cfg.shrinkage_intensity, cfg)
     sizes = pd.Series(clusters, dtype="int64").value_counts().sort_index()
     events.append({"stage": "partitioning", "event": "clusters",
@@ -425,13 +426,19 @@ def run_v34(view: PastView, config: LegacyConfig | None = None,
                             "shrinkage_intensity": cfg.shrinkage_intensity}})
     winners, origin, (soft, twins), stage = _htr(1, feats, scores, clusters, pool, hard, cfg, events)
     atoms = []
-    for w in winners:
-        meta = pool.loc[w]
+    # each winner's pool fields, read by position column by column: the scalars ``pool.loc[w]``'s
+    # row holds (the same element of each column), without building a row per winner
+    at = pool.index.get_indexer(winners) if winners else np.zeros(0, int)
+    if (at < 0).any():
+        raise KeyError(f"winners {[w for w, i in zip(winners, at) if i < 0][:5]} not in the pool")
+    meta = {c: pool[c].array for c in ("symbol", "identity", "sign", "logic", "sector")}
+    for w, i in zip(winners, at.tolist()):
+        lg = meta["logic"][i]
         atoms.append(StrategyAtom(
-            id=w, symbol=str(meta["symbol"]), identity=str(meta["identity"]),
-            direction=Direction("LONG" if float(meta["sign"]) > 0 else "SHORT"),
-            logic=Logic(str(getattr(meta["logic"], "value", meta["logic"]))), cluster=clusters[w],
-            sector=str(meta["sector"]), conviction={SCORER: float(scores[w])}, htr_stage=origin[w]))
+            id=w, symbol=str(meta["symbol"][i]), identity=str(meta["identity"][i]),
+            direction=Direction("LONG" if float(meta["sign"][i]) > 0 else "SHORT"),
+            logic=Logic(str(getattr(lg, "value", lg))), cluster=clusters[w],
+            sector=str(meta["sector"][i]), conviction={SCORER: float(scores[w])}, htr_stage=origin[w]))
     events.append({"stage": "synthesis", "event": "atoms", "data": {"n_atoms": len(atoms)}})
     soft1 = soft_vetoes(feats, _thresholds(1, cfg), cfg)
     rejected = [RejectedCandidate(id=cid, symbol=sym, reasons=[reason], last_stage=None)

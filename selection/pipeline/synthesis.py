@@ -18,16 +18,13 @@ from contracts.enums import Direction, Logic
 from selection.pipeline.context import SelectionContext, positions
 
 
-def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd.DataFrame,
-               stages: dict[str, int] | None) -> tuple[StrategyAtom, ...]:
-    """Atoms for ``ids`` in the given order; ``stages`` None (baselines) leaves ``htr_stage`` None."""
-    out = []
-    if not ids:
-        return ()
-    # the pool's and the scores' values read column-wise once (the same values as ``pool.loc[i]``
-    # and ``scores.at[i, s]`` per atom, without a row look-up each)
-    # (only the rows of ``ids``, by position: ``positions`` raises KeyError for a missing id, as
-    # the look-ups did)
+def atom_tables(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd.DataFrame) -> tuple:
+    """What ``make_atoms`` reads of ``ids``, read column-wise once: the pool's symbol, identity,
+    direction, logic and sector, the cluster and the score row of each id (the same values as
+    ``pool.loc[i]``, ``labels[i]`` and ``scores.loc[i]`` per atom, without a row look-up each; only
+    the rows of ``ids``, by position: ``positions`` raises KeyError for a missing id, as the
+    look-ups did). Tables of a superset of the ids hold the same values for each id (one element
+    each), so the baselines of a window share one table over its partitioned candidates."""
     pos = positions(pool.index, ids)
     cols = {c: dict(zip(ids, pool[c].take(pos).tolist()))
             for c in ("symbol", "identity", "direction", "logic", "sector")}
@@ -35,6 +32,20 @@ def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd
     names = [str(s) for s in scores.columns]
     score_rows = (dict(zip(ids, scores.to_numpy(dtype=np.float64)[positions(scores.index, ids)].tolist()))
                   if len(names) else {})
+    return cols, cluster, names, score_rows
+
+
+def make_atoms(ids: list[str], pool: pd.DataFrame, labels: pd.Series, scores: pd.DataFrame,
+               stages: dict[str, int] | None, tables: tuple | None = None) -> tuple[StrategyAtom, ...]:
+    """Atoms for ``ids`` in the given order; ``stages`` None (baselines) leaves ``htr_stage`` None.
+    ``tables``: ``atom_tables`` of a superset of ``ids`` (computed here for ``ids`` when None or
+    when it lacks one of them)."""
+    out = []
+    if not ids:
+        return ()
+    if tables is None or any(i not in tables[1] for i in ids):
+        tables = atom_tables(ids, pool, labels, scores)
+    cols, cluster, names, score_rows = tables
     for i in ids:
         out.append(StrategyAtom(
             id=i, symbol=str(cols["symbol"][i]), identity=str(cols["identity"][i]),

@@ -59,7 +59,16 @@ def _rule(flags: dict, name: str, feature: str, values: np.ndarray, fires: np.nd
 
 
 def _missing_meta(col: pd.Series) -> np.ndarray:
+    """Per row: the value is missing (``isna``) or blank once stripped. Element by element in
+    Python for strings (``str.strip``, what ``astype(str).str.strip()`` applies to a string); a
+    column holding another type goes through pandas' conversions
+    (tests/selection/test_v4_vetoes.py compares with them)."""
     s = col.astype(object)
+    na = s.isna().to_numpy()
+    vals = s.to_numpy()
+    if all(isinstance(v, str) for v, m in zip(vals, na) if not m):
+        return na | np.fromiter((not m and v.strip() == "" for v, m in zip(vals, na)), dtype=bool,
+                                count=len(vals))
     return (s.isna() | (s.astype(str).str.strip() == "")).to_numpy()
 
 
@@ -111,13 +120,21 @@ def soft_veto_flags(fs: pd.DataFrame, th: Thresholds) -> dict[str, np.ndarray]:
 
 
 def veto_evidence(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig, train_rows: int,
-                  th: Thresholds, ids_reasons: dict[str, tuple[str, ...]]) -> dict[str, dict[str, dict]]:
+                  th: Thresholds, ids_reasons: dict[str, tuple[str, ...]],
+                  columns: dict | None = None) -> dict[str, dict[str, dict]]:
     """For each candidate and each of its veto reasons, the value the rule read and the threshold it
     was held to (soft rules at the thresholds ``th`` of the stage that last saw the candidate):
     ``{id: {reason: {"value", "threshold", "rule"}}}``. ``missing:<feature>`` has value None; reasons
-    that are not threshold rules (duplicates, policy drops) are left out."""
-    floors = pd.Series(liquidity_floor(pool["asset_type"], config), index=pool.index) \
-        if len(pool) else pd.Series(dtype=float)
+    that are not threshold rules (duplicates, policy drops) are left out.
+
+    ``columns``: a cache of what is read of ``fs`` and ``pool`` (each column by id, the liquidity
+    floors), filled here; the results of one window pass the same dict (same ``fs``, ``pool`` and
+    ``config``), so each is read once per window."""
+    columns = {} if columns is None else columns
+    if "__floors__" not in columns:
+        columns["__floors__"] = pd.Series(liquidity_floor(pool["asset_type"], config), index=pool.index) \
+            if len(pool) else pd.Series(dtype=float)
+    floors = columns["__floors__"]
     need = min(config.min_history_bars, train_rows)
     rules = {
         "liquidity": ("Value.Traded", lambda i: floors.get(i), "value < floor (by asset type)"),
@@ -133,7 +150,6 @@ def veto_evidence(fs: pd.DataFrame, pool: pd.DataFrame, config: SelectionConfig,
         "adx": ("ADX", lambda i: th.adx_min, "value < threshold"),
     }
     out: dict[str, dict[str, dict]] = {}
-    columns: dict[str, pd.Series | None] = {}  # each column taken out of its frame once
     for cid, reasons in ids_reasons.items():
         ev = {}
         for r in reasons:

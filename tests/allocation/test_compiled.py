@@ -108,7 +108,8 @@ def test_forced_fallback_runs_problem_solve_with_the_same_answer(kind: str, monk
         calls.append(kwargs.get("solver"))
         return real_solve(self, *args, **kwargs)
 
-    monkeypatch.setattr(native, "solve_compiled", lambda comp, opts: (cp.SOLVER_ERROR, None))
+    monkeypatch.setattr(native, "solve_compiled", lambda comp, opts, values=None, prune=True, accept=():
+                        (cp.SOLVER_ERROR, None))
     monkeypatch.setattr(cp.Problem, "solve", counted)
     slow = solve_native(kind, cov, caps, mu=mu, cache=ProblemCache(), tol=TOL)
     assert calls == ["CLARABEL"]
@@ -124,7 +125,7 @@ def test_a_form_the_fast_path_refuses_is_solved_by_cvxpy_and_recorded(monkeypatc
         raise ValueError("compile_clarabel: only QPs over zero and non-negative cones are supported")
 
     monkeypatch.setattr(native, "compile_clarabel", refuse)
-    monkeypatch.setattr(native, "direct_clarabel", lambda kind, params, variables, problem: refuse(problem, variables))
+    monkeypatch.setattr(native, "direct_program", lambda kind, n, m, bounded: refuse(None, None))
     cache = ProblemCache()
     for _ in range(2):  # refused once per problem, then problem.solve every time
         res = solve_native("min_variance", cov, caps, cache=cache, tol=TOL)

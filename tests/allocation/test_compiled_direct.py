@@ -92,7 +92,88 @@ def test_solve_native_gives_the_cvxpy_compilation_bits(kind: str, monkeypatch) -
         return out
 
     direct = run()
-    monkeypatch.setattr(native, "direct_clarabel",
-                        lambda kind, params, variables, problem: compile_clarabel(problem, variables))
+    monkeypatch.setattr(native, "_compile", lambda prob: compile_clarabel(prob.problem, prob.variables))
     assert direct == run()
     assert all(d[1] == "optimal" for d in direct)
+
+
+@pytest.mark.parametrize("kind", ["min_variance", "max_sharpe"])
+def test_shape_only_program_without_cvxpy_gives_the_built_problems_bits(kind: str, monkeypatch) -> None:
+    """The fast path's program written from the shape alone (``direct_program``: no cvxpy problem
+    built, values by name) gives the weights (bytes), statuses and attempts of the previous path
+    (``direct_clarabel`` on the cvxpy problem built up front, its Parameters holding the values),
+    and builds no cvxpy problem when Clarabel answers."""
+    cases = [_case(n, t, seed, rows, bounded) for n, t, seed, rows, bounded in
+             [(12, 120, 1, True, True), (5, 60, 2, False, False), (12, 120, 3, True, True),
+              (30, 252, 4, True, False), (9, 12, 5, False, True), (2, 60, 6, False, False)]]
+
+    def run() -> tuple[list, ProblemCache]:
+        cache = ProblemCache()
+        out = []
+        for cov, caps, mu in cases:
+            r = solve_native(kind, cov, caps, mu, cache=cache, tol=TOL)
+            out.append((None if r.weights is None else r.weights.tobytes(), r.status, r.solver, r.attempts,
+                        r.cache_hit))
+        return out, cache
+
+    lazy, cache = run()
+    assert all(p._cvx is None for p in cache.problems.values())
+    monkeypatch.setattr(native, "_compile",
+                        lambda prob: direct_clarabel(prob.kind, prob.params, prob.variables, prob.problem))
+    built, cache = run()
+    assert all(p._cvx is not None for p in cache.problems.values())
+    assert lazy == built
+    assert all(d[1] == "optimal" for d in lazy)
+
+
+@pytest.mark.parametrize("kind", ["min_variance", "max_sharpe"])
+def test_unpruned_solve_gives_problem_solves_bits(kind: str, monkeypatch) -> None:
+    """When the pruned fast solve is not a clean ``Solved``, the direct program is solved on cvxpy's
+    own data (``prune=False``) instead of ``problem.solve``: same weights (bytes), status, solver
+    and attempts as ``problem.solve`` with Clarabel (the previous path), and no cvxpy solve. The
+    pruned solve is made to fail here; on the full preset the three ``optimal_inaccurate``
+    market-neutral solves of ``benchmarks/unit_parity.py`` take this path (parity 12 of 12)."""
+    cases = [_case(n, t, seed, rows, bounded) for n, t, seed, rows, bounded in
+             [(12, 120, 1, True, True), (5, 60, 2, False, False), (30, 252, 4, True, False),
+              (9, 12, 5, False, True), (20, 252, 7, True, True)]]
+    real = native.solve_compiled
+
+    def pruned_fails(comp, opts, values=None, prune=True, accept=(cp.OPTIMAL,)):
+        return (cp.SOLVER_ERROR, None) if prune else real(comp, opts, values, prune, accept)
+
+    def run() -> list:
+        out = []
+        for cov, caps, mu in cases:
+            r = solve_native(kind, cov, caps, mu, cache=ProblemCache(), tol=TOL)
+            out.append((None if r.weights is None else r.weights.tobytes(), r.status, r.solver, r.attempts))
+        return out
+
+    solves = []
+    real_solve = cp.Problem.solve
+    monkeypatch.setattr(cp.Problem, "solve", lambda self, *a, **k: solves.append(1) or real_solve(self, *a, **k))
+    monkeypatch.setattr(native, "solve_compiled", pruned_fails)
+    replica = run()
+    assert solves == []
+    monkeypatch.setattr(native, "solve_compiled", lambda comp, opts, values=None, prune=True, accept=():
+                        (cp.SOLVER_ERROR, None))
+    cvxpy_path = run()
+    assert len(solves) == len(cases)
+    assert replica == cvxpy_path
+    assert all(r[1] == "optimal" and r[3] == ["CLARABEL: optimal"] for r in replica)
+
+
+def test_direct_programs_are_shared_by_shape_across_evictions() -> None:
+    """A ``ProblemCache`` keeps the direct programs by shape apart from its problems: a problem
+    rebuilt after an eviction reuses its shape's program, with the same weights (bytes) as a fresh
+    cache, and the problem hits/misses count as before."""
+    a = _case(12, 120, 1, True, True)
+    b = _case(5, 60, 2, False, False)
+    cache = ProblemCache(max_problems=1)
+    first = solve_native("min_variance", *a[:2], cache=cache, tol=TOL)
+    prog = cache.problems[next(iter(cache.problems))].compiled
+    solve_native("min_variance", *b[:2], cache=cache, tol=TOL)  # evicts a's problem
+    again = solve_native("min_variance", *a[:2], cache=cache, tol=TOL)
+    assert cache.problems[next(iter(cache.problems))].compiled is prog
+    assert (cache.hits, cache.misses) == (0, 3) and len(cache.programs) == 2
+    fresh = solve_native("min_variance", *a[:2], cache=ProblemCache(), tol=TOL)
+    assert first.weights.tobytes() == again.weights.tobytes() == fresh.weights.tobytes()

@@ -118,3 +118,43 @@ def test_oscillator_votes_hand_checked():
     assert v["RSI"] == 0.0   # RSI = 100: above 70 but not falling -> neutral
     assert v["UO"] == 1.0    # every bar closes at its high: UO near 100 > 70 -> buy
     assert v["Mom"] == 1.0   # 10-bar momentum of an exponential series keeps rising
+
+
+def _fill_by_slices(pool, derived, asof):
+    """fill_missing_fields as it was: each field's table sliced up to ``asof``, mapped by symbol."""
+    out = pool.copy()
+    for f in ("Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX", "Value.Traded"):
+        table = derived[f].loc[:asof]
+        if table.empty:
+            continue
+        last = table.iloc[-1]
+        fill = out["symbol"].map(last)
+        out[f] = out[f].astype(float).where(out[f].notna(), fill)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", object])
+@pytest.mark.parametrize("storage", ["python", "pyarrow"])
+def test_fill_missing_fields_equals_the_sliced_tables(storage, dtype):
+    """The row as of the cut-off by position and the symbols looked up once give the frame the
+    slices and per-field maps gave (values, dtypes, index): cut-offs before the first date, on and
+    between dates and after the last; symbols without a derived column; NaN and None cells."""
+    rng = np.random.default_rng(8)
+    dates = pd.date_range("2023-01-01", periods=40, freq="2D", tz="UTC")
+    syms = [f"S{i}USDT" for i in range(8)]
+    fields = ("Recommend.All", "Recommend.MA", "ROC", "Volatility.D", "ADX", "Value.Traded")
+    derived = {f: pd.DataFrame(rng.normal(size=(40, 8)), index=dates, columns=syms) for f in fields}
+    derived["ADX"].iloc[5:9, 2] = np.nan
+    with pd.option_context("mode.string_storage", storage):
+        for t in range(30):
+            n = int(rng.integers(1, 12))
+            pool = pd.DataFrame({"symbol": pd.array(list(rng.choice(syms + ["NOPE"], size=n)), dtype=dtype),
+                                 **{f: np.where(rng.random(n) < 0.5, np.nan, rng.normal(size=n)) for f in fields}},
+                                index=pd.RangeIndex(10, 10 + n))
+            if t % 3 == 0:
+                pool["ADX"] = pool["ADX"].astype(object).where(pool["ADX"].notna(), None)
+            asof = dates[0] - pd.Timedelta(days=1) if t == 0 else (
+                dates[-1] + pd.Timedelta(days=3) if t == 1 else dates[int(rng.integers(0, 40))]
+                + pd.Timedelta(days=int(rng.integers(0, 2))))
+            pd.testing.assert_frame_equal(fill_missing_fields(pool, derived, asof),
+                                          _fill_by_slices(pool, derived, asof), check_exact=True)

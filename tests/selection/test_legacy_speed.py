@@ -287,3 +287,48 @@ def test_hurst_many_equals_hurst_rs_bit_for_bit():
     for g, r, v in zip(got, ref, vs):
         assert g == r or (math.isnan(g) and math.isnan(r)), (v.size, g, r)
     assert len(set(ref)) > 100  # the series are not degenerate
+
+
+def test_v34_atoms_read_by_position_equal_the_row_lookups():
+    """run_v34 reads its winners' pool fields column by column (by position); each atom equals the
+    one built from ``pool.loc[w]`` (the previous code), over several pools, in both string storages."""
+    from contracts.atom import StrategyAtom
+    from contracts.enums import Direction, Logic
+    from market.entropy import EntropyNullCache
+    from selection.legacy.engine import SCORER, run_v34
+
+    n_atoms = 0
+    for storage in ("python", "pyarrow"):
+        with pd.option_context("mode.string_storage", storage):
+            for seed in range(4):
+                view = make_view(seed=seed, n_assets=40)
+                res = run_v34(view, null_cache=EntropyNullCache(n_series=300))
+                pool, _ = ingest(view)
+                for a in res.atoms:
+                    meta = pool.loc[a.id]
+                    ref = StrategyAtom(
+                        id=a.id, symbol=str(meta["symbol"]), identity=str(meta["identity"]),
+                        direction=Direction("LONG" if float(meta["sign"]) > 0 else "SHORT"),
+                        logic=Logic(str(getattr(meta["logic"], "value", meta["logic"]))), cluster=a.cluster,
+                        sector=str(meta["sector"]), conviction={SCORER: a.conviction[SCORER]},
+                        htr_stage=a.htr_stage)
+                    assert ref == a and ref.model_dump() == a.model_dump()
+                    n_atoms += 1
+    assert n_atoms >= 20
+
+
+def test_v34_train_returns_computed_once_give_the_same_features():
+    """run_v34 computes the train returns once for the features and the partition: the features
+    from the passed returns equal those computed from scratch, and the returns are left unchanged."""
+    from market.entropy import EntropyNullCache
+    from selection.legacy.features import legacy_features, train_returns
+
+    for seed in range(3):
+        view = make_view(seed=seed, n_assets=30)
+        pool, _ = ingest(view)
+        x = train_returns(view, pool)
+        before = x.copy()
+        cache = EntropyNullCache(n_series=300)
+        shared = legacy_features(view, 120, cache, pool, x)
+        pd.testing.assert_frame_equal(shared, legacy_features(view, 120, cache, pool), check_exact=True)
+        pd.testing.assert_frame_equal(x, before, check_exact=True)

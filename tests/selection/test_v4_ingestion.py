@@ -210,3 +210,25 @@ def test_deduplicate_equals_the_frame_by_frame_implementation():
         reasons |= {d["reason"] for d in d_ref}
     assert reasons == {"duplicate:record", "duplicate:venue", "depth_cap", "no_prices",
                        "invalid_prices", "invalid:logic"}  # every step was exercised
+
+
+def test_direction_adjusted_returns_read_only_the_last_train_rows():
+    """The returns of the last ``train_rows + 1`` closes equal those of the whole history cut to the
+    last ``train_rows`` rows, bit for bit (missing closes, a bust to 0, listings inside the slice,
+    ``train_rows`` up to the whole panel)."""
+    from market.panel import simple_returns
+    from selection.pipeline.ingestion import direction_adjusted_returns, normalise_pool
+
+    view = make_view(seed=9, n_assets=30)
+    closes = view.closes.copy()
+    closes.iloc[-40:-30, 2] = np.nan
+    closes.iloc[-5, 3] = 0.0
+    closes.iloc[: len(closes) - 20, 4] = np.nan
+    pool = normalise_pool(view.pool).set_index("id", drop=False)
+    for rows in (2, 20, 120, len(closes) - 1, len(closes)):
+        got = direction_adjusted_returns(closes, pool, rows)
+        syms = list(pd.unique(pool["symbol"]))
+        r = simple_returns(closes[syms]).to_numpy()[-rows:]
+        ref = r[:, [syms.index(s) for s in pool["symbol"]]] * pool["d"].to_numpy()[None, :]
+        assert got.shape == (rows, len(pool)) and got.index.equals(closes.index[-rows:])
+        assert np.array_equal(got.to_numpy(), ref, equal_nan=True)

@@ -279,3 +279,55 @@ def test_ties_broken_by_id_and_row_order_irrelevant():
     assert a.clusters.labels.equals(b.clusters.labels)
     ids, book = _book(["A", "B", "C"], [0.5, 0.5, 0.5], [0, 0, 0])
     assert book.order == ids  # equal alphas: ascending id
+
+
+def _select_without_memo(ctx, scorers):
+    """``select`` as before ``PassMemo``: every pass computes its book and vetoes itself."""
+    from selection.pipeline.orchestrator import htr, run_stage
+    from selection.pipeline.synthesis import StrategySynthesizer
+
+    for s in scorers:
+        ctx = htr(ctx, s, None)
+    return run_stage(StrategySynthesizer(), ctx)
+
+
+@pytest.mark.parametrize("case", ["stage1", "adx", "sentiment", "sector_cap"])
+def test_shared_pass_memo_gives_the_unshared_passes_result(case):
+    """The passes of one ``select`` share their books and vetoes (``policy.PassMemo``); the winners,
+    reasons, audit trail and atoms of every scorer equal those of passes that compute everything
+    themselves (the previous code), over windows stopping at stages 1 to 4."""
+    view = make_view(seed=3, n_assets=40)
+    pool = view.pool.copy()
+    cfg = SelectionConfig()  # champion and the ridge challenger
+    if case == "adx":
+        pool["ADX"] = 9.0
+    elif case == "sentiment":
+        pool["Recommend.All"] = -pool["Recommend.All"]
+        cfg = cfg.model_copy(update={"min_winners": 3})
+    elif case == "sector_cap":
+        pool["sector"] = ["L1"] * 30 + ["DeFi"] * (len(pool) - 30)
+        cfg = cfg.model_copy(update={"sector_cap": 0.3})
+    ctx = prepare(with_pool(view, pool), cfg, _cache())
+    scorers = ["log_mps", *cfg.challengers]
+    shared, alone = select(ctx, scorers), _select_without_memo(ctx, scorers)
+    assert shared.winners == alone.winners
+    assert shared.audit_trail == alone.audit_trail
+    assert shared.atoms == alone.atoms
+    assert len({e["data"]["stage"] for e in shared.audit_trail if e["stage"] == "policy"}) >= 1
+
+
+def test_positions_equal_get_indexer():
+    """``context.positions`` looks ids up in a dict of the index: the positions ``get_indexer``
+    gives, for string, pyarrow-string and object indexes, in any order; KeyError for a missing id."""
+    from selection.pipeline.context import positions
+
+    rng = np.random.default_rng(4)
+    names = [f"S{i}_trend_{'LONG' if i % 2 else 'SHORT'}" for i in range(200)]
+    for dtype in (object, "string", "string[pyarrow]"):
+        index = pd.Index(pd.array(list(rng.permutation(names)), dtype=dtype))
+        for k in (0, 1, 17, 200):
+            ids = list(rng.choice(names, size=k, replace=False))
+            got = positions(index, ids)
+            assert got.dtype == np.intp and np.array_equal(got, index.get_indexer(ids))
+        with pytest.raises(KeyError, match="not in the index"):
+            positions(index, names[:3] + ["NOPE_trend_LONG"])

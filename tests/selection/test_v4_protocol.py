@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -109,3 +110,17 @@ def test_context_is_frozen_and_unknown_config_keys_refused(ingested):
         SelectionConfig(entropy_maximum=0.5)
     with pytest.raises(Exception):
         SelectionConfig(dominant_signal="nonsense")
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_infinite_feature_is_refused_in_float_and_mixed_stores(ingested, mixed):
+    """The context refuses an infinite feature whether the store is all float64 (checked in place)
+    or holds a non-numeric column too (its numeric columns checked), and accepts the finite store."""
+    ctx = run_stage(FeatureGenerator(120), ingested)
+    fs = ctx.feature_store.copy()
+    if mixed:
+        fs["label"] = "x"
+    SelectionContext.model_validate({**dict(ctx), "feature_store": fs})
+    fs.iloc[1, 0] = np.inf
+    with pytest.raises(Exception, match="infinite values"):
+        SelectionContext.model_validate({**dict(ctx), "feature_store": fs})

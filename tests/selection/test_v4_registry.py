@@ -188,3 +188,25 @@ def test_each_engine_alone_runs():
     for engine in ("v4", "v4:ridge", "raw", "random"):
         out = run_window(view, [engine], SelectionConfig(), seed=1)
         assert list(out) == [engine]
+
+
+def test_results_equal_their_revalidation_and_the_unshared_builds(results):
+    """The rejected candidates are built with ``model_construct`` and the engines share one
+    ``result_parts`` (stage-1 survivors, symbols, evidence columns, atom tables): every result
+    equals its own full re-validation, and equals the result built alone (``parts`` None: the
+    previous code, each result computing everything itself)."""
+    from contracts.selection import SelectionResult
+    from selection.baselines import random_result, raw_result
+    from selection.pipeline.orchestrator import CHAMPION, select
+    from selection.pipeline.results import v4_result
+
+    view, cache, out = results
+    for e, r in out.items():
+        again = SelectionResult.model_validate(r.model_dump())
+        assert again == r and again.model_dump(mode="json") == r.model_dump(mode="json"), e
+    assert sum(len(r.rejected) for r in out.values()) > 0
+    ctx = select(cache.prepared(view, CFG), [CHAMPION, "ridge"])
+    alone = {"v4": v4_result(ctx, "v4", CHAMPION), "v4:ridge": v4_result(ctx, "v4:ridge", "ridge"),
+             "raw": raw_result(ctx), "random": random_result(ctx, len(ctx.winners[CHAMPION].winners), 7)}
+    for e, r in alone.items():
+        assert r.model_dump(mode="json") == out[e].model_dump(mode="json"), e

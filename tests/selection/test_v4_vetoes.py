@@ -175,3 +175,24 @@ def test_pool_level_vetoes_reach_the_rejected_list():
     assert "missing:Volatility.D" in rej[syms[4]].reasons
     won = {a.symbol for a in res.atoms}
     assert not won & set(syms[:5])
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "string"])
+def test_missing_meta_equals_the_pandas_string_steps(dtype):
+    """``_missing_meta`` strips strings in Python: the flags of ``isna | astype(str).str.strip() ==
+    ''`` for missing, blank, padded and plain values, in object and string columns, and for a
+    column holding non-strings (pandas' own steps)."""
+    from selection.pipeline.vetoes import _missing_meta
+
+    values = ["L1", "", "  ", " DeFi ", None, np.nan, "\t", "x", "\n ", "AI"]
+    if dtype == "string":
+        values = [pd.NA if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values]
+    col = pd.Series(pd.array(values, dtype=dtype))
+    s = col.astype(object)
+    ref = (s.isna() | (s.astype(str).str.strip() == "")).to_numpy()
+    got = _missing_meta(col)
+    assert got.dtype == bool and got.tolist() == ref.tolist()
+    assert got.tolist() == [False, True, True, False, True, True, True, False, True, False]
+    other = pd.Series([1.0, np.nan, "", 3], dtype=object)
+    o = other.astype(object)
+    assert _missing_meta(other).tolist() == (o.isna() | (o.astype(str).str.strip() == "")).to_numpy().tolist()
