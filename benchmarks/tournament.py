@@ -64,7 +64,7 @@ import psutil  # noqa: E402
 
 from allocation import AllocationConfig, ProblemCache, allocate  # noqa: E402
 from contracts import AllocationRequest, Direction, Logic, StrategyAtom  # noqa: E402
-from contracts.enums import Backend, Profile, SimulatorKind  # noqa: E402
+from contracts.enums import Backend, Profile  # noqa: E402
 from market.panel import simple_returns  # noqa: E402
 from market.synthetic import SyntheticConfig, generate  # noqa: E402
 from tournament.config import load_config  # noqa: E402
@@ -122,20 +122,11 @@ def load() -> list[float]:
 
 
 def warm_numba() -> None:
-    """A tiny simulation of each kind, so that numba compilation (or cache load) is not timed."""
-    from simulation import CellPlan, SimulationConfig, WindowPlan, make_windows, simulate
+    """A tiny simulation of each kind, so that numba compilation (or cache load) is not timed
+    (``tournament.post_tasks.warm_simulation_task``, which the runs' workers also get)."""
+    from tournament.post_tasks import warm_simulation_task
 
-    idx = pd.date_range("2020-01-01", periods=60, freq="D", tz="UTC")
-    px = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.02, (60, 2)), axis=0))
-    closes = pd.DataFrame(px, index=idx, columns=["A", "B"])
-    atoms = [StrategyAtom(id=f"{s}_rating_LONG", symbol=s, identity=s, direction=Direction.LONG,
-                          logic=Logic.RATING, cluster=0) for s in ("A", "B")]
-    wins = make_windows(60, 30, 10, gap=1)
-    plan = CellPlan(cell_id="warm", windows=[WindowPlan(window=w, atoms=atoms,
-                                                        weights={"A_rating_LONG": 0.5, "B_rating_LONG": 0.5})
-                                             for w in wins])
-    for kind in (SimulatorKind.VECTORBT, SimulatorKind.REFERENCE):
-        simulate(closes, [plan], kind, SimulationConfig())
+    warm_simulation_task(None, 0)
 
 
 # ---- 1. full preset ----------------------------------------------------------------------------------

@@ -340,6 +340,39 @@ def simulate_task(ctx, batch: SimBatch) -> SimPart:
     return SimPart(returns=res.returns, summary=res.summary, events=res.events, positions=pos, exposure=exp)
 
 
+def warm_simulation_task(ctx, item) -> int:
+    """A two-asset, two-window simulation of each kind, discarded: it imports vectorbt and loads the
+    compiled functions the simulators call (numba's cache), ~1.6 CPU-s a worker, so the run's first
+    simulation task does not pay them. ``finish_run`` queues one per worker when the units are done,
+    while the driver builds the plans and the workers would otherwise idle; no output depends on it.
+    Returns the process id."""
+    from contracts.atom import StrategyAtom
+    from contracts.enums import Direction, Logic
+    from simulation import CellPlan, SimulationConfig, WindowPlan, make_windows, simulate
+
+    idx = pd.date_range("2020-01-01", periods=60, freq="D", tz="UTC")
+    px = 100.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 0.02, (60, 2)), axis=0))
+    closes = pd.DataFrame(px, index=idx, columns=["A", "B"])
+    atoms = [StrategyAtom(id=f"{s}_rating_LONG", symbol=s, identity=s, direction=Direction.LONG,
+                          logic=Logic.RATING, cluster=0) for s in ("A", "B")]
+    plan = CellPlan(cell_id="warm", windows=[WindowPlan(window=w, atoms=atoms,
+                                                        weights={"A_rating_LONG": 0.5, "B_rating_LONG": 0.5})
+                                             for w in make_windows(60, 30, 10, gap=1)])
+    for kind in ("vectorbt", "reference"):
+        simulate(closes, [plan], kind, SimulationConfig())
+    return os.getpid()
+
+
+def submit_warm_simulation(session):
+    """One ``warm_simulation_task`` per worker of ``session`` (None for the serial executor, whose
+    simulation runs in the driver: nothing to warm ahead)."""
+    from contracts.enums import ExecutorKind
+
+    if session is None or session.kind is ExecutorKind.SERIAL:
+        return None
+    return submit_batches(session, warm_simulation_task, list(range(session.workers)))
+
+
 def where_task(ctx, item) -> tuple[int, int, object]:
     """``(process id, bars in the worker's market, item)``: where a session's tasks run (tests,
     benchmarks). An item ``{"sleep": seconds, ...}`` sleeps that long first (a task to kill a worker

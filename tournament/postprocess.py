@@ -131,6 +131,7 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
     closes = market.closes
     sec: dict[str, float] = {}
     tick = _Ticker(sec)
+    warm = post_tasks.submit_warm_simulation(session)  # the workers are idle while the plans are built
     trial_plans = build_plans(cfg, sched, results)
     bl_plans, bl_info = baseline_plans(cfg, market, sched, results)
     plans = {**trial_plans, **bl_plans}  # every simulated cell; the baselines are never trials
@@ -160,6 +161,8 @@ def finish_run(run_dir: Path, cfg: TournamentConfig, market: Market, sched: dict
         parts += q.result()
         tick(f"simulation:{kind.value}")
     del queued_sims
+    if warm is not None:
+        warm.result()  # done long ago (queued before the simulation); raises if it failed
     returns = pd.concat([o.returns for o in parts], ignore_index=True)
     summary = pd.concat([o.summary for o in parts], ignore_index=True).set_index("cell_id")
     events = [e for o in parts for e in o.events]

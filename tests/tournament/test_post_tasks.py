@@ -171,3 +171,31 @@ def test_workers_freeze_what_they_inherit(kind):
     with Session(UnitContext(market=load_market(cfg.market), config=cfg), kind, workers=1) as s:
         frozen = s.map(post_tasks.call_task, [post_tasks.Call(gc.get_freeze_count)])
     assert frozen[0] > 10_000
+
+
+@pytest.mark.parametrize("kind", ["serial", "process"])
+def test_workers_warm_the_simulators_while_the_plans_are_built(small_run, tmp_path, monkeypatch, kind):
+    """Issue 23: ``finish_run`` queues one ``warm_simulation_task`` per worker before anything else
+    (the workers idle while the driver builds the plans; the first simulation task then does not pay
+    vectorbt's import and numba's cache loads); none on the serial executor (nothing to overlap)."""
+    from tournament import postprocess
+
+    assert post_tasks.warm_simulation_task(None, 0) == os.getpid()
+    cfg, market, sched, results = reload_small_run(small_run, tmp_path / "run")
+    submitted = []
+    with Session(UnitContext(market=market, config=cfg), kind, workers=2) as s:
+        real = s.submit
+
+        def spy(fn, items):
+            submitted.append((fn.__name__, len(items)))
+            return real(fn, items)
+
+        monkeypatch.setattr(s, "submit", spy)
+        postprocess.finish_run(tmp_path / "run", cfg, market, sched, results, lambda *rec: None,
+                               lambda path: None, s)
+    warm = [x for x in submitted if x[0] == "warm_simulation_task"]
+    if kind == "serial":
+        assert warm == []
+    else:
+        assert submitted[0] == ("warm_simulation_task", 2) and len(warm) == 1
+        assert submitted[1][0] == "simulate_task"
