@@ -299,9 +299,8 @@ def _resumable_config(run_dir: Path, overrides: dict) -> TournamentConfig:
             json.loads(json.dumps(cfg.model_dump(mode="json"))):
         raise LedgerError(f"cannot resume {run_dir}: config.yaml differs from the config in run_start "
                           f"(seq {started['seq']})")
-    if overrides:
-        cfg = cfg.model_copy(update={k: v for k, v in overrides.items()})
-        cfg = TournamentConfig.model_validate(cfg.model_dump())
+    if overrides:  # validated with the rest (a plain "process" becomes the enum, a bad value fails)
+        cfg = TournamentConfig.model_validate({**cfg.model_dump(), **overrides})
     return cfg
 
 
