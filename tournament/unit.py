@@ -293,7 +293,7 @@ def collector_threshold(threshold0: int = GC_THRESHOLD0) -> Iterator[None]:
     At most ~20,000 uncollected containers are held between collections, so memory stays bounded.
     With ``selection_strings``, a serial sample of 56 full-preset units (``benchmarks/unit_cpu.py``)
     run at the same time as the code without them, two pairs: 14.11 / 15.01 -> 13.19 / 13.68 CPU-s
-    (-7%), peak RSS unchanged (450 MB).
+    (-7%); peak RSS of that sample 451.3 MB before and 451.0 MB with every change of its session.
     """
     old = gc.get_threshold()
     gc.set_threshold(threshold0, *old[1:])
@@ -306,8 +306,9 @@ def collector_threshold(threshold0: int = GC_THRESHOLD0) -> Iterator[None]:
 def selection_strings():
     """pandas' ``mode.string_storage`` set to ``"python"`` for the selection engines' calls: pandas >= 3
     stores inferred strings (symbols, atom ids, labels) as Arrow strings by default, whose element
-    access and construction dominated the engines' per-candidate pandas work (v4 family -21%, v3.4
-    -12% CPU in the sample of ``collector_threshold``). Labels only: the same strings in the same order, the
+    access and construction dominated the engines' per-candidate pandas work (together with
+    ``collector_threshold``, in its sample: v4 family -15% / -22%, v3.4 -17% / -16% CPU; the two
+    settings were not measured apart in this form). Labels only: the same strings in the same order, the
     floats untouched (``benchmarks/unit_parity.py``: the units' decisions bit for bit). No frame built
     under it leaves the engines: their results are ``SelectionResult`` models of plain values."""
     return pd.option_context("mode.string_storage", "python")
